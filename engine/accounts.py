@@ -1,0 +1,81 @@
+"""Accounts and one-way positions. Amounts are ints of 1e-8 USDT.
+
+A position keeps its signed quantity and its signed cost (the entry notional: quantity x entry
+price, negative for shorts). Then for any price P:
+    unrealized PnL = quantity x P - cost        entry price = cost / quantity
+Reducing by `close` removes cost x close / |quantity| (truncated toward zero) and realizes
+sign x close x price - removed cost. Because removed cost leaves the position exactly as it is
+realized, sum(wallets) - sum(costs) + fees is conserved to the unit, whatever the rounding.
+"""
+from __future__ import annotations
+
+from engine.fixed import SCALE
+
+CROSSED = "CROSSED"
+ISOLATED = "ISOLATED"
+
+
+def fill_result(qty: int, cost: int, dq: int, price: int) -> tuple[int, int, int]:
+    """Position (qty, cost) trades signed dq at price -> (new qty, new cost, realized PnL)."""
+    notional = (dq if dq > 0 else -dq) * price // SCALE
+    if qty == 0 or (qty > 0) == (dq > 0):
+        return qty + dq, cost + (notional if dq > 0 else -notional), 0
+    size = qty if qty > 0 else -qty
+    trade = dq if dq > 0 else -dq
+    if trade < size:  # partial reduction
+        removed = cost * trade // size if cost >= 0 else -((-cost) * trade // size)
+        closing_value = notional if qty > 0 else -notional
+        return qty + dq, cost - removed, closing_value - removed
+    # closes fully, maybe flips: the closing part is `size` of the trade
+    closing_notional = size * price // SCALE
+    realized = (closing_notional if qty > 0 else -closing_notional) - cost
+    rest = trade - size
+    if rest == 0:
+        return 0, 0, realized
+    rest_notional = notional - closing_notional
+    return qty + dq, (rest_notional if dq > 0 else -rest_notional), realized
+
+
+class Position:
+    """An account's state in one symbol: position, leverage, margin mode, resting orders."""
+    __slots__ = ("symbol", "qty", "cost", "leverage", "margin_type", "isolated_margin",
+                 "open_buy_qty", "open_buy_notional", "open_sell_qty", "open_sell_notional",
+                 "open_orders")
+
+    def __init__(self, symbol: str, leverage: int) -> None:
+        self.symbol = symbol
+        self.qty = 0
+        self.cost = 0
+        self.leverage = leverage
+        self.margin_type = CROSSED
+        self.isolated_margin = 0
+        self.open_buy_qty = 0
+        self.open_buy_notional = 0
+        self.open_sell_qty = 0
+        self.open_sell_notional = 0
+        self.open_orders = 0
+
+    def add_open(self, side: str, qty: int, notional: int) -> None:
+        if side == "BUY":
+            self.open_buy_qty += qty
+            self.open_buy_notional += notional
+        else:
+            self.open_sell_qty += qty
+            self.open_sell_notional += notional
+
+    def entry_price(self) -> int:
+        return abs(self.cost) * SCALE // abs(self.qty) if self.qty else 0
+
+    def is_idle(self) -> bool:
+        return self.qty == 0 and self.open_orders == 0
+
+
+class Account:
+    __slots__ = ("account_id", "registered_at", "wallet", "positions", "client_ids")
+
+    def __init__(self, account_id: int, registered_at: int) -> None:
+        self.account_id = account_id
+        self.registered_at = registered_at
+        self.wallet = 0  # USDT wallet balance
+        self.positions: dict[str, Position] = {}
+        self.client_ids: dict[str, int] = {}  # newClientOrderId of open orders -> order id

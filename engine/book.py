@@ -1,0 +1,167 @@
+"""One symbol's limit order book: price-time priority.
+
+Layout (all O(1) except adding or removing a price level, O(log levels)):
+    bids/asks      dict price -> Level (a doubly linked FIFO of resting orders)
+    bid_prices     SortedList of bid prices (best = last); ask_prices (best = first)
+    orders         dict order_id -> Order, for O(1) lookup and cancel
+
+The book only stores and unlinks orders; deciding what trades is the engine's job
+(engine.matching), so every mutation here is driven by an event.
+Prices and quantities are ints of 1e-8 units.
+"""
+from __future__ import annotations
+
+from sortedcontainers import SortedList
+
+BUY = "BUY"
+SELL = "SELL"
+
+
+class Order:
+    __slots__ = ("order_id", "account", "symbol", "side", "price", "quantity", "remaining",
+                 "tif", "type", "reduce_only", "client_id", "stp", "prev", "next", "level")
+
+    def __init__(self, order_id: int, account: int, symbol: str, side: str, price: int,
+                 quantity: int, tif: str, type_: str, reduce_only: bool, client_id: str,
+                 stp: str) -> None:
+        self.order_id = order_id
+        self.account = account
+        self.symbol = symbol
+        self.side = side
+        self.price = price
+        self.quantity = quantity  # original quantity
+        self.remaining = quantity  # open quantity
+        self.tif = tif
+        self.type = type_
+        self.reduce_only = reduce_only
+        self.client_id = client_id
+        self.stp = stp
+        self.prev: Order | None = None
+        self.next: Order | None = None
+        self.level: Level | None = None  # set while resting
+
+    @property
+    def executed(self) -> int:
+        return self.quantity - self.remaining
+
+
+class Level:
+    __slots__ = ("price", "head", "tail", "total", "count")
+
+    def __init__(self, price: int) -> None:
+        self.price = price
+        self.head: Order | None = None
+        self.tail: Order | None = None
+        self.total = 0  # sum of remaining quantities
+        self.count = 0
+
+    def orders(self):
+        o = self.head
+        while o is not None:
+            yield o
+            o = o.next
+
+
+class OrderBook:
+    __slots__ = ("symbol", "bids", "asks", "bid_prices", "ask_prices", "orders")
+
+    def __init__(self, symbol: str) -> None:
+        self.symbol = symbol
+        self.bids: dict[int, Level] = {}
+        self.asks: dict[int, Level] = {}
+        self.bid_prices = SortedList()
+        self.ask_prices = SortedList()
+        self.orders: dict[int, Order] = {}
+
+    # -- queries -------------------------------------------------------------------------------
+    def best_bid(self) -> int | None:
+        return self.bid_prices[-1] if self.bid_prices else None
+
+    def best_ask(self) -> int | None:
+        return self.ask_prices[0] if self.ask_prices else None
+
+    def best_level(self, side: str) -> Level | None:
+        """Best level of `side` (the side a taker of the other side would hit)."""
+        if side == BUY:
+            return self.bids[self.bid_prices[-1]] if self.bid_prices else None
+        return self.asks[self.ask_prices[0]] if self.ask_prices else None
+
+    def levels(self, side: str):
+        """Levels of `side` from best to worst."""
+        if side == BUY:
+            for price in reversed(self.bid_prices):
+                yield self.bids[price]
+        else:
+            for price in self.ask_prices:
+                yield self.asks[price]
+
+    def depth(self, side: str, limit: int | None = None) -> list[tuple[int, int]]:
+        out = []
+        for level in self.levels(side):
+            out.append((level.price, level.total))
+            if limit is not None and len(out) >= limit:
+                break
+        return out
+
+    # -- mutations -----------------------------------------------------------------------------
+    def add(self, order: Order) -> None:
+        """Append at the tail of its price level (time priority)."""
+        if order.side == BUY:
+            levels, prices = self.bids, self.bid_prices
+        else:
+            levels, prices = self.asks, self.ask_prices
+        level = levels.get(order.price)
+        if level is None:
+            level = levels[order.price] = Level(order.price)
+            prices.add(order.price)
+            level.head = level.tail = order
+            order.prev = None
+        else:
+            tail = level.tail
+            order.prev = tail
+            if tail is None:
+                level.head = order
+            else:
+                tail.next = order
+            level.tail = order
+        order.next = None
+        order.level = level
+        level.total += order.remaining
+        level.count += 1
+        self.orders[order.order_id] = order
+
+    def remove(self, order: Order) -> None:
+        """Unlink a resting order (cancel, fill, expiry). O(1) unless its level empties."""
+        level = order.level
+        prev, nxt = order.prev, order.next
+        if prev is None:
+            level.head = nxt
+        else:
+            prev.next = nxt
+        if nxt is None:
+            level.tail = prev
+        else:
+            nxt.prev = prev
+        level.total -= order.remaining
+        level.count -= 1
+        order.prev = order.next = None
+        order.level = None
+        del self.orders[order.order_id]
+        if level.count == 0:
+            if order.side == BUY:
+                del self.bids[level.price]
+                self.bid_prices.remove(level.price)
+            else:
+                del self.asks[level.price]
+                self.ask_prices.remove(level.price)
+
+    def reduce(self, order: Order, qty: int) -> None:
+        """A resting order loses `qty` (a fill or a quantity decrease keeping priority)."""
+        order.remaining -= qty
+        order.level.total -= qty
+        if order.remaining == 0:
+            self.remove(order)
+
+    def is_crossed(self) -> bool:
+        return bool(self.bid_prices and self.ask_prices and
+                    self.bid_prices[-1] >= self.ask_prices[0])

@@ -1,0 +1,163 @@
+"""The append-only event log: a header, then length-prefixed, CRC-checked records.
+
+File layout:
+    b"PERPLOG\\n"                                  8-byte magic
+    frame(LogHeader)                               format and catalogue versions
+    frame(LogRecord) ...                           one per sequenced command
+
+    frame = u32 little-endian payload length | u32 CRC-32 of the payload | msgpack payload
+
+Records are written in batches (one write call per batch); `fsync=True` makes a batch durable
+before `append` returns. The reader stops at the first torn or corrupt frame and says where,
+so a crashed writer's tail can be truncated to the last good record.
+"""
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import msgspec
+
+from proto.records import LOG_FORMAT_VERSION, LogHeader, LogRecord
+
+MAGIC = b"PERPLOG\n"
+_FRAME = struct.Struct("<II")
+MAX_RECORD = 64 * 1024 * 1024
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode_record = msgspec.msgpack.Decoder(LogRecord).decode
+_decode_header = msgspec.msgpack.Decoder(LogHeader).decode
+
+
+def frame(payload: bytes) -> bytes:
+    return _FRAME.pack(len(payload), zlib.crc32(payload)) + payload
+
+
+def encode_record(record: LogRecord) -> bytes:
+    return frame(_encode(record))
+
+
+class LogWriter:
+    def __init__(self, path: str | Path, catalogue_version: str, fsync: bool = True) -> None:
+        self.path = Path(path)
+        self.fsync = fsync
+        exists = self.path.exists() and self.path.stat().st_size > 0
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        if not exists:
+            header = LogHeader(format_version=LOG_FORMAT_VERSION,
+                               catalogue_version=catalogue_version)
+            os.write(self._fd, MAGIC + frame(_encode(header)))
+            self._sync()
+
+    def append(self, records: list[LogRecord]) -> None:
+        self.append_encoded(b"".join(frame(_encode(r)) for r in records))
+
+    def append_encoded(self, blob: bytes) -> None:
+        view = memoryview(blob)
+        while view:
+            n = os.write(self._fd, view)
+            view = view[n:]
+        self._sync()
+
+    def _sync(self) -> None:
+        if self.fsync:
+            os.fsync(self._fd)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+@dataclass
+class Problem:
+    record_number: int  # 1-based index of the record that could not be read
+    offset: int  # byte offset of its frame
+    what: str
+
+
+@dataclass
+class LogReader:
+    """Iterate a log's records; after iteration `problem` says where it stopped early, if it did,
+    and `good_end` is the byte offset just after the last good record."""
+    path: Path
+    header: LogHeader | None = None
+    problem: Problem | None = None
+    good_end: int = 0
+    count: int = 0
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.header = None
+        self.problem = None
+        self.good_end = 0
+        self.count = 0
+
+    def records(self) -> Iterator[tuple[int, LogRecord]]:
+        """(byte offset, record) for each good record, in order."""
+        data = self.path.read_bytes()
+        if not data.startswith(MAGIC):
+            self.problem = Problem(0, 0, "not an event log: bad magic bytes")
+            return
+        pos = len(MAGIC)
+        header, pos, err = _read_frame(data, pos)
+        if err:
+            self.problem = Problem(0, len(MAGIC), f"header: {err}")
+            return
+        try:
+            self.header = _decode_header(header)
+        except msgspec.DecodeError as exc:
+            self.problem = Problem(0, len(MAGIC), f"header: {exc}")
+            return
+        self.good_end = pos
+        n = 0
+        size = len(data)
+        while pos < size:
+            n += 1
+            payload, end, err = _read_frame(data, pos)
+            if err:
+                self.problem = Problem(n, pos, err)
+                return
+            try:
+                record = _decode_record(payload)
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                self.problem = Problem(n, pos, f"undecodable record: {exc}")
+                return
+            self.count = n
+            self.good_end = end
+            yield pos, record
+            pos = end
+
+
+def _read_frame(data: bytes, pos: int) -> tuple[bytes, int, str]:
+    if pos + _FRAME.size > len(data):
+        return b"", pos, f"torn frame header: {len(data) - pos} of {_FRAME.size} bytes"
+    length, crc = _FRAME.unpack_from(data, pos)
+    start = pos + _FRAME.size
+    if length > MAX_RECORD:
+        return b"", pos, f"implausible record length {length}"
+    end = start + length
+    if end > len(data):
+        return b"", pos, f"torn record: {len(data) - start} of {length} bytes"
+    payload = data[start:end]
+    actual = zlib.crc32(payload)
+    if actual != crc:
+        return b"", pos, f"CRC mismatch: expected {crc:08x}, computed {actual:08x}"
+    return payload, end, ""
+
+
+def truncate_to_good(path: str | Path) -> tuple[int, Problem | None]:
+    """Cut a torn or corrupt tail off; returns (records kept, the problem found or None)."""
+    reader = LogReader(path)
+    for _ in reader.records():
+        pass
+    if reader.problem is not None and reader.problem.record_number > 0:
+        with open(path, "r+b") as f:
+            f.truncate(reader.good_end)
+            f.flush()
+            os.fsync(f.fileno())
+    return reader.count, reader.problem

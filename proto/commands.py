@@ -1,0 +1,90 @@
+"""Commands: what a client or the sequencer asks the core to do. Tag field: "op"."""
+from __future__ import annotations
+
+from typing import Literal, Union
+
+import msgspec
+
+Side = Literal["BUY", "SELL"]
+OrderType = Literal["LIMIT", "MARKET"]
+TimeInForce = Literal["GTC", "IOC", "FOK", "GTX"]
+StpMode = Literal["NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"]
+MarginType = Literal["CROSSED", "ISOLATED"]
+
+
+class Command(msgspec.Struct, frozen=True, tag_field="op", rename="camel", forbid_unknown_fields=True):
+    pass
+
+
+class CreateAccount(Command, tag="createAccount"):
+    account: int
+    registered_at: int | None = None  # ms; defaults to the command's time
+
+
+class Deposit(Command, tag="deposit"):
+    account: int
+    amount: int  # USDT, 1e-8
+
+
+class Withdraw(Command, tag="withdraw"):
+    account: int
+    amount: int
+
+
+class NewOrder(Command, tag="newOrder"):
+    account: int
+    symbol: str
+    side: Side
+    type: OrderType
+    quantity: int
+    price: int = 0  # required for LIMIT, absent for MARKET
+    time_in_force: TimeInForce | None = None  # LIMIT default GTC
+    reduce_only: bool = False
+    new_client_order_id: str = ""
+    self_trade_prevention_mode: StpMode | None = None  # None: the engine's default
+
+
+class CancelOrder(Command, tag="cancelOrder"):
+    account: int
+    symbol: str
+    order_id: int = 0
+    orig_client_order_id: str = ""
+
+
+class CancelAllOrders(Command, tag="cancelAllOrders"):
+    account: int
+    symbol: str
+
+
+class ModifyOrder(Command, tag="modifyOrder"):
+    """Binance's PUT /fapi/v1/order: new price and/or new original quantity of a LIMIT order."""
+    account: int
+    symbol: str
+    order_id: int
+    quantity: int
+    price: int
+
+
+class SetLeverage(Command, tag="setLeverage"):
+    account: int
+    symbol: str
+    leverage: int
+
+
+class SetMarkPrice(Command, tag="setMarkPrice"):
+    """Price feed: the mark (and index) price of a symbol."""
+    symbol: str
+    mark_price: int
+    index_price: int = 0
+
+
+AnyCommand = Union[
+    CreateAccount, Deposit, Withdraw, NewOrder, CancelOrder, CancelAllOrders, ModifyOrder,
+    SetLeverage, SetMarkPrice,
+]
+
+__all__ = [
+    "Command", "AnyCommand", "CreateAccount", "Deposit", "Withdraw", "NewOrder", "CancelOrder",
+    "CancelAllOrders", "ModifyOrder", "SetLeverage", "SetMarkPrice",
+    "Side", "OrderType", "TimeInForce", "StpMode", "MarginType",
+]

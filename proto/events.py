@@ -1,0 +1,145 @@
+"""Events: what happened, in order. Tag field: "e" (as in Binance's streams).
+
+The core mutates its state only by applying these events, so the events alone rebuild it.
+"""
+from __future__ import annotations
+
+from typing import Literal, Union
+
+import msgspec
+
+from proto.commands import Side
+
+
+class Event(msgspec.Struct, frozen=True, tag_field="e", rename="camel"):
+    pass
+
+
+class AccountCreated(Event, tag="accountCreated"):
+    account: int
+    registered_at: int
+
+
+class Deposited(Event, tag="deposited"):
+    account: int
+    amount: int
+    balance: int  # wallet balance after
+
+
+class Withdrawn(Event, tag="withdrawn"):
+    account: int
+    amount: int
+    balance: int
+
+
+class OrderAccepted(Event, tag="orderAccepted"):
+    """Order status NEW. rest=True: it crossed nothing and now rests on the book in full."""
+    order_id: int
+    account: int
+    symbol: str
+    side: Side
+    type: str
+    time_in_force: str
+    price: int
+    quantity: int
+    reduce_only: bool
+    client_order_id: str
+    stp_mode: str
+    rest: bool
+
+
+class OrderRested(Event, tag="orderRested"):
+    """After its fills, the remaining `quantity` of a taker order joins the book."""
+    order_id: int
+    quantity: int
+
+
+class Trade(Event, tag="trade"):
+    trade_id: int
+    symbol: str
+    price: int
+    quantity: int
+    taker_side: Side
+    maker_order_id: int
+    taker_order_id: int
+    maker_account: int
+    taker_account: int
+    maker_fee: int  # paid, >= 0
+    taker_fee: int
+    maker_realized_pnl: int
+    taker_realized_pnl: int
+
+
+class OrderCanceled(Event, tag="orderCanceled"):
+    order_id: int
+    account: int
+    symbol: str
+    quantity: int  # the remaining quantity that was canceled
+
+
+class OrderExpired(Event, tag="orderExpired"):
+    """Status EXPIRED (IOC/MARKET remainder, reduce-only excess) or EXPIRED_IN_MATCH (STP)."""
+    order_id: int
+    account: int
+    symbol: str
+    quantity: int
+    status: Literal["EXPIRED", "EXPIRED_IN_MATCH"]
+    reason: str
+
+
+class OrderModified(Event, tag="orderModified"):
+    """New price and original quantity. kept_priority=False: it left the book and re-enters."""
+    order_id: int
+    account: int
+    symbol: str
+    price: int
+    quantity: int
+    kept_priority: bool
+
+
+class OrderRejected(Event, tag="orderRejected"):
+    account: int
+    symbol: str
+    code: int
+    msg: str
+    client_order_id: str = ""
+    order_id: int = 0
+
+
+class CommandRejected(Event, tag="commandRejected"):
+    """A non-order command refused (cancel, leverage, withdraw, ...)."""
+    op: str
+    code: int
+    msg: str
+    account: int = 0
+
+
+class LeverageChanged(Event, tag="leverageChanged"):
+    account: int
+    symbol: str
+    leverage: int
+
+
+class MarkPriceUpdated(Event, tag="markPriceUpdated"):
+    symbol: str
+    mark_price: int
+    index_price: int
+
+
+class Checkpoint(Event, tag="checkpoint"):
+    """State hash after the command with sequence `seq` (blake2b-128 of the canonical state)."""
+    seq: int
+    state_hash: str
+
+
+AnyEvent = Union[
+    AccountCreated, Deposited, Withdrawn, OrderAccepted, OrderRested, Trade, OrderCanceled,
+    OrderExpired, OrderModified, OrderRejected, CommandRejected, LeverageChanged,
+    MarkPriceUpdated, Checkpoint,
+]
+
+__all__ = [
+    "Event", "AnyEvent", "AccountCreated", "Deposited", "Withdrawn", "OrderAccepted",
+    "OrderRested", "Trade", "OrderCanceled", "OrderExpired", "OrderModified", "OrderRejected",
+    "CommandRejected", "LeverageChanged", "MarkPriceUpdated", "Checkpoint",
+]

@@ -1,0 +1,94 @@
+"""JSON at the edge: decimal strings outside, 1e-8 integer units inside.
+
+A field listed in DECIMAL_FIELDS is a scaled number: it arrives as a decimal string ("0.001")
+and leaves as one. Everything else passes through msgspec's strict validation, so a missing,
+extra or mistyped field is an error naming the field.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from engine import fixed
+from proto.commands import AnyCommand
+from proto.events import Event
+
+DECIMAL_FIELDS = frozenset({
+    "amount", "balance", "price", "quantity", "markPrice", "indexPrice",
+    "makerFee", "takerFee", "makerRealizedPnl", "takerRealizedPnl",
+})
+
+_json_decoder = msgspec.json.Decoder()
+_json_encoder = msgspec.json.Encoder()
+
+
+class BadInput(ValueError):
+    """A request that cannot become a command: a Binance code and a message naming the fault.
+    -1100 malformed JSON, -1102 a field missing or malformed, -1103 an unknown field or message."""
+
+    def __init__(self, msg: str, code: int = -1102) -> None:
+        super().__init__(msg)
+        self.code = code
+        self.msg = msg
+
+
+def _validation_code(msg: str) -> int:
+    if "unknown field" in msg or "Invalid value" in msg and "$.op" in msg:
+        return -1103
+    return -1102
+
+
+def decode_command(obj: dict[str, Any]) -> AnyCommand:
+    """A dict with decimal strings -> a validated command. Raises BadInput."""
+    if not isinstance(obj, dict):
+        raise BadInput("expected a JSON object")
+    if "op" not in obj:
+        raise BadInput("Object missing required field `op`")
+    converted = dict(obj)
+    for key in DECIMAL_FIELDS.intersection(converted):
+        value = converted[key]
+        if isinstance(value, float):
+            raise BadInput(f"field '{key}': send decimals as strings, e.g. \"0.001\"")
+        try:
+            converted[key] = fixed.parse(value)
+        except fixed.DecimalFormatError as exc:
+            raise BadInput(f"field '{key}': {exc}") from None
+    try:
+        return msgspec.convert(converted, AnyCommand)
+    except msgspec.ValidationError as exc:
+        msg = str(exc)
+        if "Invalid value" in msg and "$.op" in msg:
+            msg = f"unknown message op={obj.get('op')!r}"
+        raise BadInput(msg, _validation_code(str(exc))) from None
+
+
+def parse_json(line: bytes | str) -> Any:
+    try:
+        return _json_decoder.decode(line)
+    except msgspec.DecodeError as exc:
+        raise BadInput(f"malformed JSON: {exc}", -1100) from None
+
+
+def to_wire(value: Any) -> Any:
+    """Struct (or builtins) -> builtins with decimal strings for scaled fields."""
+    return _decimalize(msgspec.to_builtins(value))
+
+
+def _decimalize(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: (fixed.fmt(v) if k in DECIMAL_FIELDS and type(v) is int else _decimalize(v))
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decimalize(v) for v in value]
+    return value
+
+
+def event_json(event: Event, **extra: Any) -> bytes:
+    wire = to_wire(event)
+    wire.update(extra)
+    return _json_encoder.encode(wire)
+
+
+def dumps(value: Any) -> bytes:
+    return _json_encoder.encode(value)

@@ -1,0 +1,1 @@
+"""Feeding, replaying and verifying event logs."""
