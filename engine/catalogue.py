@@ -225,6 +225,8 @@ def from_dict(doc: dict, overrides: dict | None = None) -> Catalogue:
             max_num_orders=int(val("maxNumOrders")),
             funding_cap=fixed.parse(cap) if cap is not None else None,
             schedule=tuple(schedule),
-            assumed=tuple(s.get("assumed", ())),
+            # assumed: the symbol's own list plus every assumed default it inherits
+            assumed=tuple(dict.fromkeys(list(s.get("assumed", ())) + [
+                k for k in defaults.get("assumed", ()) if k not in s])),
         )
     return Catalogue(version=doc.get("version", "unversioned"), symbols=symbols, tables=tables)
