@@ -37,13 +37,15 @@ def fill_result(qty: int, cost: int, dq: int, price: int) -> tuple[int, int, int
 
 
 class Position:
-    """An account's state in one symbol: position, leverage, margin mode, resting orders."""
-    __slots__ = ("symbol", "qty", "cost", "leverage", "margin_type", "isolated_margin",
-                 "open_buy_qty", "open_buy_notional", "open_sell_qty", "open_sell_notional",
-                 "open_orders")
+    """An account's state in one symbol: position, leverage, margin mode, resting orders.
+    `order_margin` is derived (a cache of `compute_order_margin()` kept by the engine)."""
+    __slots__ = ("symbol", "taker_fee", "qty", "cost", "leverage", "margin_type",
+                 "isolated_margin", "open_buy_qty", "open_buy_notional", "open_sell_qty",
+                 "open_sell_notional", "open_orders", "order_margin")
 
-    def __init__(self, symbol: str, leverage: int) -> None:
+    def __init__(self, symbol: str, leverage: int, taker_fee: int) -> None:
         self.symbol = symbol
+        self.taker_fee = taker_fee
         self.qty = 0
         self.cost = 0
         self.leverage = leverage
@@ -54,6 +56,26 @@ class Position:
         self.open_sell_qty = 0
         self.open_sell_notional = 0
         self.open_orders = 0
+        self.order_margin = 0
+
+    def compute_order_margin(self, buy_qty: int, buy_notional: int, sell_qty: int,
+                             sell_notional: int) -> int:
+        """Initial margin held by open orders of these sizes: for each side, the part that would
+        open (not close) a position, at notional / leverage plus the taker fee, rounded up."""
+        total = 0
+        lev = self.leverage
+        qty = self.qty
+        if buy_qty > 0:
+            opening = buy_qty + qty if qty < 0 else buy_qty  # a short absorbs buys first
+            if opening > 0:
+                n = buy_notional * opening // buy_qty
+                total += -(-n // lev) - (-(n * self.taker_fee) // SCALE)
+        if sell_qty > 0:
+            opening = sell_qty - qty if qty > 0 else sell_qty
+            if opening > 0:
+                n = sell_notional * opening // sell_qty
+                total += -(-n // lev) - (-(n * self.taker_fee) // SCALE)
+        return total
 
     def add_open(self, side: str, qty: int, notional: int) -> None:
         if side == "BUY":
@@ -71,7 +93,8 @@ class Position:
 
 
 class Account:
-    __slots__ = ("account_id", "registered_at", "wallet", "positions", "client_ids")
+    __slots__ = ("account_id", "registered_at", "wallet", "positions", "client_ids",
+                 "order_margin")
 
     def __init__(self, account_id: int, registered_at: int) -> None:
         self.account_id = account_id
@@ -79,3 +102,4 @@ class Account:
         self.wallet = 0  # USDT wallet balance
         self.positions: dict[str, Position] = {}
         self.client_ids: dict[str, int] = {}  # newClientOrderId of open orders -> order id
+        self.order_margin = 0  # derived: sum of its positions' order_margin

@@ -178,28 +178,10 @@ class Engine:
     # == margin arithmetic ========================================================================
     def _position(self, acct: Account, symbol: str) -> Position:
         pos = acct.positions.get(symbol)
-        return pos if pos is not None else Position(symbol, self.config.default_leverage)
-
-    @staticmethod
-    def _order_margin(pos: Position, taker_fee: int, buy_qty: int, buy_notional: int,
-                      sell_qty: int, sell_notional: int) -> int:
-        """Initial margin held by open orders: for each side, the part that would open (not
-        close) a position, at notional / leverage plus the taker fee, both rounded up."""
-        total = 0
-        lev = pos.leverage
-        if buy_qty > 0:
-            short = -pos.qty if pos.qty < 0 else 0
-            opening = buy_qty - short
-            if opening > 0:
-                n = buy_notional * opening // buy_qty
-                total += -(-n // lev) + -(-(n * taker_fee) // SCALE)
-        if sell_qty > 0:
-            long = pos.qty if pos.qty > 0 else 0
-            opening = sell_qty - long
-            if opening > 0:
-                n = sell_notional * opening // sell_qty
-                total += -(-n // lev) + -(-(n * taker_fee) // SCALE)
-        return total
+        if pos is None:
+            pos = Position(symbol, self.config.default_leverage,
+                           self.symbols[symbol].spec.taker_fee)
+        return pos
 
     def _position_figures(self, pos: Position, sym: SymbolState) -> tuple[int, int, int]:
         """(signed notional at the reference price, unrealized PnL, initial margin)."""
@@ -213,18 +195,22 @@ class Engine:
 
     def available_balance(self, acct: Account) -> int:
         """Wallet + unrealized PnL - position initial margin - open-order margin (cross)."""
-        avail = acct.wallet
+        avail = acct.wallet - acct.order_margin
         symbols = self.symbols
         for pos in acct.positions.values():
-            sym = symbols[pos.symbol]
             if pos.qty:
-                _, upnl, im = self._position_figures(pos, sym)
+                _, upnl, im = self._position_figures(pos, symbols[pos.symbol])
                 avail += upnl - im
-            if pos.open_orders:
-                avail -= self._order_margin(pos, sym.spec.taker_fee, pos.open_buy_qty,
-                                            pos.open_buy_notional, pos.open_sell_qty,
-                                            pos.open_sell_notional)
         return avail
+
+    @staticmethod
+    def _refresh_order_margin(acct: Account, pos: Position) -> None:
+        """Re-derive a position's order margin after its orders, size or leverage changed."""
+        new = pos.compute_order_margin(pos.open_buy_qty, pos.open_buy_notional,
+                                       pos.open_sell_qty, pos.open_sell_notional) \
+            if pos.open_orders else 0
+        acct.order_margin += new - pos.order_margin
+        pos.order_margin = new
 
     def _check_leverage_and_margin(self, acct: Account, pos: Position, sym: SymbolState,
                                    side: str, add_qty: int, add_notional: int) -> None:
@@ -247,10 +233,7 @@ class Engine:
             raise Rejected(E.MAX_POSITION_AT_LEVERAGE,
                            f"Exceeded the maximum allowable position at current leverage: "
                            f"{fmt(reach)} > {fmt(cap)} USDT at {pos.leverage}x.")
-        fee = sym.spec.taker_fee
-        before = self._order_margin(pos, fee, pos.open_buy_qty, pos.open_buy_notional,
-                                    pos.open_sell_qty, pos.open_sell_notional)
-        extra = self._order_margin(pos, fee, bq, bn, sq, sn) - before
+        extra = pos.compute_order_margin(bq, bn, sq, sn) - pos.order_margin
         if extra > 0 and extra > self.available_balance(acct):
             raise Rejected(E.MARGIN_INSUFFICIENT, "Margin is insufficient.")
 
@@ -557,7 +540,10 @@ class Engine:
                 old = pos.leverage
                 pos.leverage = cmd.leverage  # trial; restored below
                 try:
-                    short = self.available_balance(acct) < 0
+                    trial_margin = pos.compute_order_margin(
+                        pos.open_buy_qty, pos.open_buy_notional, pos.open_sell_qty,
+                        pos.open_sell_notional)
+                    short = self.available_balance(acct) + pos.order_margin - trial_margin < 0
                 finally:
                     pos.leverage = old
                 if short:
@@ -580,7 +566,8 @@ class Engine:
     def _pos_for_update(self, acct: Account, symbol: str) -> Position:
         pos = acct.positions.get(symbol)
         if pos is None:
-            pos = acct.positions[symbol] = Position(symbol, self.config.default_leverage)
+            pos = acct.positions[symbol] = Position(symbol, self.config.default_leverage,
+                                                    self.symbols[symbol].spec.taker_fee)
         return pos
 
     def _on_account_created(self, ev: V.AccountCreated) -> None:
@@ -611,6 +598,7 @@ class Engine:
         pos = self._pos_for_update(acct, order.symbol)
         pos.add_open(order.side, order.remaining, order.remaining * order.price // SCALE)
         pos.open_orders += 1
+        self._refresh_order_margin(acct, pos)
 
     def _on_order_rested(self, ev: V.OrderRested) -> None:
         order = self.pending.pop(ev.order_id)
@@ -633,6 +621,7 @@ class Engine:
             self._finish(order, acct)
         else:
             book.reduce(order, qty)
+        self._refresh_order_margin(acct, pos)
 
     def _on_trade(self, ev: V.Trade) -> None:
         sym = self.symbols[ev.symbol]
@@ -649,7 +638,9 @@ class Engine:
         mp.qty, mp.cost, _ = fill_result(mp.qty, mp.cost, -sign * qty, price)
         maker_acct.wallet += ev.maker_realized_pnl - ev.maker_fee
         self.fees_collected += ev.maker_fee + ev.taker_fee
-        self._unrest(maker, qty, maker_acct)
+        if tp.open_orders:  # the position moved: the opening part of its orders changed
+            self._refresh_order_margin(taker_acct, tp)
+        self._unrest(maker, qty, maker_acct)  # refreshes the maker's
         taker.remaining -= qty
         if taker.remaining == 0:
             del self.pending[taker.order_id]
@@ -681,17 +672,22 @@ class Engine:
             pos.add_open(order.side, -shrink, -(shrink * order.price // SCALE))
             book.reduce(order, shrink)
             order.quantity = ev.quantity
+            self._refresh_order_margin(acct, pos)
             return
         pos.add_open(order.side, -order.remaining, -(order.remaining * order.price // SCALE))
         pos.open_orders -= 1
         book.remove(order)
+        self._refresh_order_margin(acct, pos)
         order.price = ev.price
         order.quantity = ev.quantity
         order.remaining = new_remaining
         self.pending[order.order_id] = order
 
     def _on_leverage(self, ev: V.LeverageChanged) -> None:
-        self._pos_for_update(self.accounts[ev.account], ev.symbol).leverage = ev.leverage
+        acct = self.accounts[ev.account]
+        pos = self._pos_for_update(acct, ev.symbol)
+        pos.leverage = ev.leverage
+        self._refresh_order_margin(acct, pos)
 
     def _on_mark_price(self, ev: V.MarkPriceUpdated) -> None:
         sym = self.symbols[ev.symbol]
