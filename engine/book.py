@@ -19,11 +19,12 @@ SELL = "SELL"
 
 class Order:
     __slots__ = ("order_id", "account", "symbol", "side", "price", "quantity", "remaining",
-                 "tif", "type", "reduce_only", "client_id", "stp", "prev", "next", "level")
+                 "tif", "type", "reduce_only", "client_id", "stp", "liquidation", "prev", "next",
+                 "level")
 
     def __init__(self, order_id: int, account: int, symbol: str, side: str, price: int,
                  quantity: int, tif: str, type_: str, reduce_only: bool, client_id: str,
-                 stp: str) -> None:
+                 stp: str, liquidation: bool = False) -> None:
         self.order_id = order_id
         self.account = account
         self.symbol = symbol
@@ -36,6 +37,7 @@ class Order:
         self.reduce_only = reduce_only
         self.client_id = client_id
         self.stp = stp
+        self.liquidation = liquidation
         self.prev: Order | None = None
         self.next: Order | None = None
         self.level: Level | None = None  # set while resting

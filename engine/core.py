@@ -14,17 +14,24 @@ from dataclasses import dataclass
 import msgspec
 
 from engine import errors as E
-from engine.accounts import Account, Position, fill_result
+from engine import risk
+from engine.accounts import CROSSED, ISOLATED, Account, Position, fill_result
 from engine.book import BUY, SELL, Order, OrderBook
 from engine.catalogue import BracketTable, Catalogue, SymbolSpec
 from engine.fixed import SCALE, fmt
+from engine.liquidation import LiquidationMixin
 from proto import commands as C
 from proto import events as V
+
+
+DAY_MS = 86_400_000
 
 
 @dataclass(frozen=True)
 class EngineConfig:
     default_leverage: int = 20
+    new_account_days: int = 60  # accounts younger than this may not go above new_account_max_leverage
+    new_account_max_leverage: int = 20
     default_stp: str = "EXPIRE_MAKER"  # Binance's current default; older pages say NONE
     checkpoint_every: int = 10_000  # commands between Checkpoint events; 0 = never
 
@@ -70,11 +77,7 @@ class Rejected(Exception):
         self.msg = msg
 
 
-def _side_sign(side: str) -> int:
-    return 1 if side == BUY else -1
-
-
-class Engine:
+class Engine(LiquidationMixin):
     def __init__(self, catalogue: Catalogue, config: EngineConfig | None = None) -> None:
         self.catalogue = catalogue
         self.config = config or EngineConfig()
@@ -90,13 +93,16 @@ class Engine:
         self.total_withdrawals = 0
         self.seq = 0
         self.time = 0
+        self._next_switch = self._earliest_switch()
         self._out: list[V.Event] = []
         self._handlers = {
             C.CreateAccount: self._create_account, C.Deposit: self._deposit,
             C.Withdraw: self._withdraw, C.NewOrder: self._new_order,
             C.CancelOrder: self._cancel_order, C.CancelAllOrders: self._cancel_all,
             C.ModifyOrder: self._modify_order, C.SetLeverage: self._set_leverage,
-            C.SetMarkPrice: self._set_mark_price,
+            C.SetMarkPrice: self._set_mark_price, C.SetMarginType: self._set_margin_type,
+            C.AdjustIsolatedMargin: self._adjust_isolated_margin,
+            C.Liquidate: self._liquidate, C.MarginCall: self._margin_call,
         }
         self._appliers = {
             V.AccountCreated: self._on_account_created, V.Deposited: self._on_deposited,
@@ -105,7 +111,13 @@ class Engine:
             V.OrderCanceled: self._on_order_canceled, V.OrderExpired: self._on_order_expired,
             V.OrderModified: self._on_order_modified, V.LeverageChanged: self._on_leverage,
             V.MarkPriceUpdated: self._on_mark_price,
+            V.MarginTypeChanged: self._on_margin_type, V.IsolatedMarginChanged: self._on_isolated,
+            V.BracketTableSwitched: self._on_table_switched, V.AdlTrade: self._on_adl_trade,
+            V.LiquidationFeeCharged: self._on_liquidation_fee,
+            V.InsuranceCovered: self._on_insurance_covered,
             V.OrderRejected: _ignore, V.CommandRejected: _ignore, V.Checkpoint: _ignore,
+            V.MarginCallIssued: _ignore, V.LiquidationStarted: _ignore,
+            V.LiquidationDeclined: _ignore,
         }
 
     # == entry points =============================================================================
@@ -114,6 +126,8 @@ class Engine:
         self.seq = seq
         self.time = time
         out = self._out = []
+        if self._next_switch is not None and time >= self._next_switch:
+            self._switch_tables(time)
         self._handlers[type(cmd)](cmd)
         every = self.config.checkpoint_every
         if every and seq % every == 0:
@@ -131,6 +145,25 @@ class Engine:
     def _emit(self, ev: V.Event) -> None:
         self._out.append(ev)
         self._appliers[type(ev)](ev)
+
+    # == effective-dated bracket tables ===========================================================
+    def _earliest_switch(self) -> int | None:
+        times = [s.table_until for s in self.symbols.values() if s.table_until is not None]
+        return min(times) if times else None
+
+    def _switch_tables(self, time: int) -> None:
+        """A table took effect since the last command: announce it; every figure computed from
+        now on (re-checks, liquidation, queries, the risk consumer) uses the new tiers."""
+        for name in sorted(self.symbols):
+            sym = self.symbols[name]
+            if sym.table_until is not None and time >= sym.table_until:
+                table, since, _ = sym.spec.window(time)
+                self._emit(V.BracketTableSwitched(symbol=name, table=table.name,
+                                                  effective_time=since))
+
+    def _on_table_switched(self, ev: V.BracketTableSwitched) -> None:
+        self.symbols[ev.symbol].table_at(ev.effective_time)
+        self._next_switch = self._earliest_switch()
 
     # == accounts =================================================================================
     def _account(self, account: int) -> Account:
@@ -184,7 +217,8 @@ class Engine:
         return pos
 
     def _position_figures(self, pos: Position, sym: SymbolState) -> tuple[int, int, int]:
-        """(signed notional at the reference price, unrealized PnL, initial margin)."""
+        """(signed notional at the mark, unrealized PnL, initial margin). Before any mark or
+        trade price exists a position is valued at its entry."""
         if pos.qty == 0:
             return 0, 0, 0
         ref = sym.ref_price()
@@ -194,14 +228,41 @@ class Engine:
         return notional, upnl, im
 
     def available_balance(self, acct: Account) -> int:
-        """Wallet + unrealized PnL - position initial margin - open-order margin (cross)."""
+        """Cross wallet (wallet less isolated margins) + cross unrealized PnL - cross position
+        initial margin - open-order margin."""
         avail = acct.wallet - acct.order_margin
         symbols = self.symbols
         for pos in acct.positions.values():
-            if pos.qty:
+            if pos.margin_type == ISOLATED:
+                avail -= pos.isolated_margin
+            elif pos.qty:
                 _, upnl, im = self._position_figures(pos, symbols[pos.symbol])
                 avail += upnl - im
         return avail
+
+    def cross_risk(self, acct: Account) -> risk.RiskFigures:
+        """Maintenance margin of all cross positions against the cross margin balance."""
+        balance = acct.wallet
+        mm = 0
+        for pos in acct.positions.values():
+            if pos.margin_type == ISOLATED:
+                balance -= pos.isolated_margin
+            elif pos.qty:
+                sym = self.symbols[pos.symbol]
+                notional, upnl, _ = self._position_figures(pos, sym)
+                balance += upnl
+                mm += sym.table_at(self.time).maint_margin(abs(notional))
+        return risk.RiskFigures(mm, balance)
+
+    def isolated_risk(self, pos: Position) -> risk.RiskFigures:
+        sym = self.symbols[pos.symbol]
+        notional, upnl, _ = self._position_figures(pos, sym)
+        mm = sym.table_at(self.time).maint_margin(abs(notional)) if pos.qty else 0
+        return risk.RiskFigures(mm, pos.isolated_margin + upnl)
+
+    def is_young(self, acct: Account) -> bool:
+        """Registered less than `new_account_days` before the command's time."""
+        return self.time - acct.registered_at < self.config.new_account_days * DAY_MS
 
     @staticmethod
     def _refresh_order_margin(acct: Account, pos: Position) -> None:
@@ -337,6 +398,11 @@ class Engine:
         if pos.open_orders >= spec.max_num_orders:
             raise Rejected(E.MAX_OPEN_ORDERS, f"Reach max open order limit ({spec.max_num_orders}).")
         if not cmd.reduce_only:
+            if pos.leverage > self.config.new_account_max_leverage and self.is_young(acct):
+                raise Rejected(E.MAX_POSITION_AT_LEVERAGE,
+                               f"Accounts registered less than {self.config.new_account_days} days "
+                               f"ago may not open or increase positions above "
+                               f"{self.config.new_account_max_leverage}x; only reduce-only orders.")
             self._check_leverage_and_margin(acct, pos, sym, side, cmd.quantity, notional)
         if tif == "GTX" and self._crosses(book, side, price):
             raise Rejected(E.GTX_WOULD_TAKE, "Due to the order could not be executed as maker, "
@@ -363,6 +429,11 @@ class Engine:
         return got
 
     def _match(self, taker: Order) -> None:
+        """Take liquidity, then rest or expire what is left."""
+        self._settle_remainder(taker, self._take(taker))
+
+    def _take(self, taker: Order) -> bool:
+        """Match a taker order against the book; True if self-trade prevention expired it."""
         sym = self.symbols[taker.symbol]
         book = sym.book
         spec = sym.spec
@@ -408,7 +479,8 @@ class Engine:
             price = level.price
             notional = qty * price // SCALE
             maker_fee = -(-(notional * spec.maker_fee) // SCALE)
-            taker_fee = -(-(notional * spec.taker_fee) // SCALE)
+            # a liquidation order pays the liquidation fee (charged after it) instead
+            taker_fee = 0 if taker.liquidation else -(-(notional * spec.taker_fee) // SCALE)
             sign = 1 if is_buy else -1
             # the taker side is applied first, so a self-trade (STP NONE) sees its own effect
             t_qty, t_cost, taker_pnl = fill_result(taker_pos.qty, taker_pos.cost, sign * qty, price)
@@ -427,6 +499,10 @@ class Engine:
                 self._emit(V.OrderExpired(order_id=maker.order_id, account=maker.account,
                                           symbol=maker.symbol, quantity=maker.remaining,
                                           status="EXPIRED", reason="reduceOnly"))
+        return expired_in_match
+
+    def _settle_remainder(self, taker: Order, expired_in_match: bool) -> None:
+        taker_acct = self.accounts[taker.account]
         if taker.remaining > 0:
             if expired_in_match:
                 self._emit(V.OrderExpired(order_id=taker.order_id, account=taker.account,
@@ -529,6 +605,16 @@ class Engine:
                 raise Rejected(E.INVALID_LEVERAGE, f"Leverage {cmd.leverage} is not valid: "
                                                    f"1 to {table.max_leverage} for {cmd.symbol}.")
             pos = self._position(acct, cmd.symbol)
+            young_cap = self.config.new_account_max_leverage
+            if cmd.leverage > young_cap and cmd.leverage > pos.leverage and self.is_young(acct):
+                raise Rejected(E.INVALID_LEVERAGE,
+                               f"Leverage {cmd.leverage} is not valid: accounts registered less "
+                               f"than {self.config.new_account_days} days ago may not go above "
+                               f"{young_cap}x.")
+            if pos.margin_type == ISOLATED and pos.qty and cmd.leverage < pos.leverage:
+                raise Rejected(E.ISOLATED_LEVERAGE_REDUCTION,
+                               "Leverage reduction is not supported in Isolated Margin Mode with "
+                               "open positions.")
             cap = sym.max_notional(table, cmd.leverage)
             pos_notional = self._position_figures(pos, sym)[0]
             reach = max(pos_notional + pos.open_buy_notional, -pos_notional + pos.open_sell_notional)
@@ -561,6 +647,50 @@ class Engine:
             return self._reject_command(cmd, r.code, r.msg)
         self._emit(V.MarkPriceUpdated(symbol=cmd.symbol, mark_price=cmd.mark_price,
                                       index_price=cmd.index_price))
+
+    def _set_margin_type(self, cmd: C.SetMarginType) -> None:
+        try:
+            self._symbol(cmd.symbol)
+            acct = self._account(cmd.account)
+            pos = self._position(acct, cmd.symbol)
+            if pos.margin_type == cmd.margin_type:
+                raise Rejected(E.NO_NEED_TO_CHANGE_MARGIN_TYPE, "No need to change margin type.")
+            if pos.qty:
+                raise Rejected(E.MARGIN_TYPE_POSITION_EXISTS,
+                               "Margin type cannot be changed if there exists position.")
+            if pos.open_orders:
+                raise Rejected(E.MARGIN_TYPE_OPEN_ORDERS,
+                               "Margin type cannot be changed if there exists open orders.")
+        except Rejected as r:
+            return self._reject_command(cmd, r.code, r.msg)
+        self._emit(V.MarginTypeChanged(account=cmd.account, symbol=cmd.symbol,
+                                       margin_type=cmd.margin_type))
+
+    def _adjust_isolated_margin(self, cmd: C.AdjustIsolatedMargin) -> None:
+        try:
+            sym = self._symbol(cmd.symbol)
+            acct = self._account(cmd.account)
+            pos = acct.positions.get(cmd.symbol)
+            if cmd.amount <= 0:
+                raise Rejected(E.INVALID_VALUE, "amount must be positive.")
+            if pos is None or pos.margin_type != ISOLATED or pos.qty == 0:
+                raise Rejected(E.ISOLATED_MARGIN_NO_POSITION,
+                               "Cannot adjust margin: no isolated position in this symbol.")
+            if cmd.type == 1:
+                if cmd.amount > self.available_balance(acct):
+                    raise Rejected(E.MARGIN_INSUFFICIENT, "Margin is insufficient.")
+                delta = cmd.amount
+            else:
+                _, upnl, im = self._position_figures(pos, sym)
+                if pos.isolated_margin - cmd.amount + min(upnl, 0) < im:
+                    raise Rejected(E.ISOLATED_BALANCE_INSUFFICIENT,
+                                   "Isolated balance insufficient: the position must keep its "
+                                   f"initial margin {fmt(im)}.")
+                delta = -cmd.amount
+        except Rejected as r:
+            return self._reject_command(cmd, r.code, r.msg)
+        self._emit(V.IsolatedMarginChanged(account=cmd.account, symbol=cmd.symbol, amount=delta,
+                                           isolated_margin=pos.isolated_margin + delta))
 
     # == appliers: the only code that mutates state ===============================================
     def _pos_for_update(self, acct: Account, symbol: str) -> Position:
@@ -632,10 +762,10 @@ class Engine:
         taker_acct = self.accounts[ev.taker_account]
         maker_acct = self.accounts[ev.maker_account]
         tp = self._pos_for_update(taker_acct, ev.symbol)
-        tp.qty, tp.cost, _ = fill_result(tp.qty, tp.cost, sign * qty, price)
+        self._fill_position(tp, sign * qty, price)
         taker_acct.wallet += ev.taker_realized_pnl - ev.taker_fee
         mp = self._pos_for_update(maker_acct, ev.symbol)
-        mp.qty, mp.cost, _ = fill_result(mp.qty, mp.cost, -sign * qty, price)
+        self._fill_position(mp, -sign * qty, price)
         maker_acct.wallet += ev.maker_realized_pnl - ev.maker_fee
         self.fees_collected += ev.maker_fee + ev.taker_fee
         if tp.open_orders:  # the position moved: the opening part of its orders changed
@@ -647,6 +777,23 @@ class Engine:
             self._finish(taker, taker_acct)
         sym.last_price = price
         self.next_trade_id = ev.trade_id + 1
+
+    @staticmethod
+    def _fill_position(pos: Position, dq: int, price: int) -> None:
+        """Apply a fill to a position. An isolated position's margin grows by the opened
+        notional / leverage (rounded up, from the cross wallet) and releases pro rata (rounded
+        down) as it shrinks; realized PnL always settles to the wallet."""
+        qty0 = pos.qty
+        pos.qty, pos.cost, _ = fill_result(qty0, pos.cost, dq, price)
+        if pos.margin_type != ISOLATED:
+            return
+        size0 = abs(qty0)
+        if qty0 == 0 or (qty0 > 0) == (dq > 0):
+            pos.isolated_margin += -(-(abs(dq) * price // SCALE) // pos.leverage)
+        elif abs(dq) < size0:
+            pos.isolated_margin -= pos.isolated_margin * abs(dq) // size0
+        else:  # closed, perhaps flipped: all released, the new side gets fresh margin
+            pos.isolated_margin = -(-abs(pos.cost) // pos.leverage) if pos.qty else 0
 
     def _on_order_canceled(self, ev: V.OrderCanceled) -> None:
         order = self.symbols[ev.symbol].book.orders[ev.order_id]
@@ -688,6 +835,12 @@ class Engine:
         pos = self._pos_for_update(acct, ev.symbol)
         pos.leverage = ev.leverage
         self._refresh_order_margin(acct, pos)
+
+    def _on_margin_type(self, ev: V.MarginTypeChanged) -> None:
+        self._pos_for_update(self.accounts[ev.account], ev.symbol).margin_type = ev.margin_type
+
+    def _on_isolated(self, ev: V.IsolatedMarginChanged) -> None:
+        self.accounts[ev.account].positions[ev.symbol].isolated_margin = ev.isolated_margin
 
     def _on_mark_price(self, ev: V.MarkPriceUpdated) -> None:
         sym = self.symbols[ev.symbol]

@@ -78,13 +78,42 @@ class SetMarkPrice(Command, tag="setMarkPrice"):
     index_price: int = 0
 
 
+class SetMarginType(Command, tag="setMarginType"):
+    account: int
+    symbol: str
+    margin_type: MarginType
+
+
+class AdjustIsolatedMargin(Command, tag="adjustIsolatedMargin"):
+    """Binance's POST /fapi/v1/positionMargin: type 1 adds, type 2 removes."""
+    account: int
+    symbol: str
+    amount: int
+    type: Literal[1, 2]
+
+
+class Liquidate(Command, tag="liquidate"):
+    """From the risk consumer: liquidate the account's cross positions (symbol "") or its
+    isolated position in `symbol`. The core re-checks before acting."""
+    account: int
+    symbol: str = ""
+
+
+class MarginCall(Command, tag="marginCall"):
+    """From the risk consumer: the account (cross, or isolated `symbol`) crossed 80 %."""
+    account: int
+    symbol: str = ""
+    margin_ratio: int = 0
+
+
 AnyCommand = Union[
     CreateAccount, Deposit, Withdraw, NewOrder, CancelOrder, CancelAllOrders, ModifyOrder,
-    SetLeverage, SetMarkPrice,
+    SetLeverage, SetMarkPrice, SetMarginType, AdjustIsolatedMargin, Liquidate, MarginCall,
 ]
 
 __all__ = [
     "Command", "AnyCommand", "CreateAccount", "Deposit", "Withdraw", "NewOrder", "CancelOrder",
-    "CancelAllOrders", "ModifyOrder", "SetLeverage", "SetMarkPrice",
+    "CancelAllOrders", "ModifyOrder", "SetLeverage", "SetMarkPrice", "SetMarginType",
+    "AdjustIsolatedMargin", "Liquidate", "MarginCall",
     "Side", "OrderType", "TimeInForce", "StpMode", "MarginType",
 ]

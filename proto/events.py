@@ -46,6 +46,7 @@ class OrderAccepted(Event, tag="orderAccepted"):
     client_order_id: str
     stp_mode: str
     rest: bool
+    liquidation: bool = False  # a liquidation order (IOC at the bankruptcy price)
 
 
 class OrderRested(Event, tag="orderRested"):
@@ -132,14 +133,86 @@ class Checkpoint(Event, tag="checkpoint"):
     state_hash: str
 
 
+class MarginTypeChanged(Event, tag="marginTypeChanged"):
+    account: int
+    symbol: str
+    margin_type: str
+
+
+class IsolatedMarginChanged(Event, tag="isolatedMarginChanged"):
+    account: int
+    symbol: str
+    amount: int  # signed: added (+) or removed (-)
+    isolated_margin: int  # after
+
+
+class BracketTableSwitched(Event, tag="bracketTableSwitched"):
+    """An effective-dated table took effect; existing positions are re-tiered from now on."""
+    symbol: str
+    table: str
+    effective_time: int
+
+
+class MarginCallIssued(Event, tag="marginCall"):
+    account: int
+    symbol: str  # "" for cross
+    margin_ratio: int
+
+
+class LiquidationStarted(Event, tag="liquidationStarted"):
+    account: int
+    symbol: str  # "" for cross
+    maint_margin: int
+    margin_balance: int
+
+
+class LiquidationDeclined(Event, tag="liquidationDeclined"):
+    """The core's re-check found the account healthy: nothing was done."""
+    account: int
+    symbol: str
+    maint_margin: int
+    margin_balance: int
+
+
+class AdlTrade(Event, tag="adlTrade"):
+    """Auto-deleveraging: the liquidation order's remainder closes against `counterparty` at
+    the bankruptcy price."""
+    trade_id: int
+    symbol: str
+    price: int
+    quantity: int
+    order_id: int  # the liquidation order
+    account: int  # the liquidated account
+    counterparty: int
+    realized_pnl: int
+    counterparty_realized_pnl: int
+
+
+class LiquidationFeeCharged(Event, tag="liquidationFee"):
+    account: int
+    symbol: str
+    amount: int  # to the insurance fund
+
+
+class InsuranceCovered(Event, tag="insuranceCovered"):
+    """The insurance fund paid a liquidated account's loss beyond its margin."""
+    account: int
+    symbol: str
+    amount: int
+
+
 AnyEvent = Union[
     AccountCreated, Deposited, Withdrawn, OrderAccepted, OrderRested, Trade, OrderCanceled,
     OrderExpired, OrderModified, OrderRejected, CommandRejected, LeverageChanged,
-    MarkPriceUpdated, Checkpoint,
+    MarkPriceUpdated, Checkpoint, MarginTypeChanged, IsolatedMarginChanged,
+    BracketTableSwitched, MarginCallIssued, LiquidationStarted, LiquidationDeclined, AdlTrade,
+    LiquidationFeeCharged, InsuranceCovered,
 ]
 
 __all__ = [
     "Event", "AnyEvent", "AccountCreated", "Deposited", "Withdrawn", "OrderAccepted",
     "OrderRested", "Trade", "OrderCanceled", "OrderExpired", "OrderModified", "OrderRejected",
-    "CommandRejected", "LeverageChanged", "MarkPriceUpdated", "Checkpoint",
+    "CommandRejected", "LeverageChanged", "MarkPriceUpdated", "Checkpoint", "MarginTypeChanged",
+    "IsolatedMarginChanged", "BracketTableSwitched", "MarginCallIssued", "LiquidationStarted",
+    "LiquidationDeclined", "AdlTrade", "LiquidationFeeCharged", "InsuranceCovered",
 ]

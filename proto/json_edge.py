@@ -16,7 +16,8 @@ from proto.events import Event
 
 DECIMAL_FIELDS = frozenset({
     "amount", "balance", "price", "quantity", "markPrice", "indexPrice",
-    "makerFee", "takerFee", "makerRealizedPnl", "takerRealizedPnl",
+    "makerFee", "takerFee", "makerRealizedPnl", "takerRealizedPnl", "isolatedMargin",
+    "marginRatio", "maintMargin", "marginBalance", "realizedPnl", "counterpartyRealizedPnl",
 })
 
 _json_decoder = msgspec.json.Decoder()

@@ -30,6 +30,8 @@ class Harness:
         return events
 
     def account(self, account: int, deposit: str = "100000", registered_at: int | None = None):
+        if registered_at is None:  # an established account unless a test says otherwise
+            registered_at = self.time - 400 * 86_400_000
         self.send(C.CreateAccount(account=account, registered_at=registered_at))
         return self.send(C.Deposit(account=account, amount=d(deposit)))
 

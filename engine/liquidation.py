@@ -1,0 +1,191 @@
+"""Liquidation in the core (Binance's public protocol, SEED-NOTES §2), as Engine methods.
+
+On a `Liquidate` command the core re-checks the account against its own state; a healthy
+account gets `LiquidationDeclined` and nothing else. Otherwise, each step an event:
+  1. LiquidationStarted
+  2. cancel the account's open orders (every cross symbol, or the one isolated symbol)
+  3. per position: an IOC reduce-only liquidation order at the bankruptcy price (rounded to
+     the tick away from the account: up for a long's sell, down for a short's buy), matched
+     against the book; it pays no taker fee
+  4. what the book cannot absorb at that price is auto-deleveraged (AdlTrade) against the
+     opposite side's positions, ranked as Binance ranks them, at the same price
+  5. the liquidation fee (notional x the symbol's rate, rounded up) goes to the insurance fund,
+     at most what is left of the liquidated margin; if the margin is already negative, the
+     insurance fund pays the difference (InsuranceCovered). The account never ends below zero;
+     the insurance fund may.
+"""
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import TYPE_CHECKING
+
+from engine import risk
+from engine.accounts import CROSSED, ISOLATED, Account, Position, fill_result
+from engine.book import BUY, SELL, Order
+from engine.fixed import SCALE
+from proto import commands as C
+from proto import events as V
+
+if TYPE_CHECKING:
+    from engine.core import Engine
+
+
+class LiquidationMixin:
+    def _margin_call(self: "Engine", cmd: C.MarginCall) -> None:
+        if cmd.account not in self.accounts:
+            return self._reject_command(cmd, -2015, f"Unknown account {cmd.account}.")
+        self._emit(V.MarginCallIssued(account=cmd.account, symbol=cmd.symbol,
+                                      margin_ratio=cmd.margin_ratio))
+
+    def _liquidate(self: "Engine", cmd: C.Liquidate) -> None:
+        acct = self.accounts.get(cmd.account)
+        if acct is None:
+            return self._reject_command(cmd, -2015, f"Unknown account {cmd.account}.")
+        isolated = bool(cmd.symbol)
+        pos = acct.positions.get(cmd.symbol) if isolated else None
+        if isolated and (pos is None or pos.margin_type != ISOLATED or pos.qty == 0):
+            figures = risk.RiskFigures(0, 0)
+        else:
+            figures = self.isolated_risk(pos) if isolated else self.cross_risk(acct)
+        if not figures.liquidatable:
+            self._emit(V.LiquidationDeclined(account=cmd.account, symbol=cmd.symbol,
+                                             maint_margin=figures.maint_margin,
+                                             margin_balance=figures.margin_balance))
+            return
+        self._emit(V.LiquidationStarted(account=cmd.account, symbol=cmd.symbol,
+                                        maint_margin=figures.maint_margin,
+                                        margin_balance=figures.margin_balance))
+        if isolated:
+            symbols = [cmd.symbol]
+        else:
+            symbols = sorted(s for s, p in acct.positions.items() if p.margin_type == CROSSED)
+        for s in symbols:
+            self.cancel_account_orders(acct, self.symbols[s])
+        wallet_before = acct.wallet
+        isolated_before = pos.isolated_margin if isolated else 0
+        closed: list[tuple[str, int]] = []  # (symbol, liquidated notional)
+        for s in symbols:
+            if acct.positions[s].qty:
+                closed.append((s, self._close_by_liquidation(acct, acct.positions[s])))
+        if isolated:  # what the position had: its margin plus what its closing realized
+            residual = isolated_before + acct.wallet - wallet_before
+        else:
+            residual = self.cross_risk(acct).margin_balance
+        for s, notional in closed:
+            fee = -(-(notional * self.symbols[s].spec.liquidation_fee) // SCALE)
+            fee = min(fee, max(residual, 0))
+            if fee:
+                self._emit(V.LiquidationFeeCharged(account=acct.account_id, symbol=s, amount=fee))
+                residual -= fee
+        if residual < 0:
+            self._emit(V.InsuranceCovered(account=acct.account_id, symbol=cmd.symbol,
+                                          amount=-residual))
+
+    def _close_by_liquidation(self: "Engine", acct: Account, pos: Position) -> int:
+        """Close one position; returns the notional liquidated (book fills and ADL)."""
+        sym = self.symbols[pos.symbol]
+        spec = sym.spec
+        notional, upnl, _ = self._position_figures(pos, sym)
+        if pos.margin_type == ISOLATED:
+            backing = pos.isolated_margin
+        else:  # the cross balance without this position's own PnL
+            backing = self.cross_risk(acct).margin_balance - upnl
+        num, den = risk.bankruptcy_price(backing, pos.qty, pos.cost)
+        if den < 0:
+            num, den = -num, -den
+        tick = spec.tick_size
+        if pos.qty > 0:  # a long sells no lower than its bankruptcy price
+            price = -(-num // den)
+            price = max(-(-price // tick) * tick, spec.min_price)
+            side = SELL
+        else:  # a short buys no higher
+            price = num // den
+            price = min(max(price // tick * tick, spec.min_price), spec.max_price)
+            side = BUY
+        order_id = self.next_order_id
+        start = len(self._out)
+        self._emit(V.OrderAccepted(
+            order_id=order_id, account=acct.account_id, symbol=pos.symbol, side=side,
+            type="LIMIT", time_in_force="IOC", price=price, quantity=abs(pos.qty),
+            reduce_only=True, client_order_id="", stp_mode="NONE", rest=False, liquidation=True))
+        order = self.pending[order_id]
+        self._take(order)
+        if order.remaining:
+            self._auto_deleverage(order, price)
+        total = 0
+        for ev in self._out[start:]:
+            if type(ev) is V.Trade and ev.taker_order_id == order_id or \
+                    type(ev) is V.AdlTrade and ev.order_id == order_id:
+                total += ev.quantity * ev.price // SCALE
+        return total
+
+    def _adl_rank(self: "Engine", acct: Account, pos: Position) -> Fraction:
+        """Binance's ADL ranking: PnL% x effective leverage when in profit, PnL% / effective
+        leverage when at a loss; PnL% = uPnL / |entry notional|, effective leverage =
+        |notional| / margin balance. Exact fractions: ranking never touches a float."""
+        sym = self.symbols[pos.symbol]
+        notional, upnl, _ = self._position_figures(pos, sym)
+        if pos.margin_type == ISOLATED:
+            balance = pos.isolated_margin + upnl
+        else:
+            balance = self.cross_risk(acct).margin_balance
+        pnl_ratio = Fraction(upnl, max(abs(pos.cost), 1))
+        leverage = Fraction(abs(notional), max(balance, 1))
+        if upnl >= 0:
+            return pnl_ratio * leverage
+        return pnl_ratio / leverage if leverage else pnl_ratio
+
+    def _auto_deleverage(self: "Engine", order: Order, price: int) -> None:
+        symbol = order.symbol
+        want_short = order.side == SELL  # liquidating a long: shorts take the other side
+        candidates = []
+        for aid, a in self.accounts.items():
+            if aid == order.account:
+                continue
+            p = a.positions.get(symbol)
+            if p is not None and p.qty and (p.qty < 0) == want_short:
+                candidates.append((-self._adl_rank(a, p), aid, p))
+        candidates.sort(key=lambda c: (c[0], c[1]))
+        sign = 1 if order.side == BUY else -1
+        liquidated = self.accounts[order.account].positions[symbol]
+        for _, aid, p in candidates:
+            if not order.remaining:
+                break
+            qty = min(order.remaining, abs(p.qty))
+            own = fill_result(liquidated.qty, liquidated.cost, sign * qty, price)[2]
+            theirs = fill_result(p.qty, p.cost, -sign * qty, price)[2]
+            self._emit(V.AdlTrade(trade_id=self.next_trade_id, symbol=symbol, price=price,
+                                  quantity=qty, order_id=order.order_id, account=order.account,
+                                  counterparty=aid, realized_pnl=own,
+                                  counterparty_realized_pnl=theirs))
+        if order.remaining:  # no opposite position left (cannot happen while OI balances)
+            self._emit(V.OrderExpired(order_id=order.order_id, account=order.account,
+                                      symbol=symbol, quantity=order.remaining,
+                                      status="EXPIRED", reason="noCounterparty"))
+
+    # -- appliers -------------------------------------------------------------------------------
+    def _on_adl_trade(self: "Engine", ev: V.AdlTrade) -> None:
+        order = self.pending[ev.order_id]
+        sign = 1 if order.side == BUY else -1
+        acct = self.accounts[ev.account]
+        other = self.accounts[ev.counterparty]
+        for a, dq, pnl in ((acct, sign * ev.quantity, ev.realized_pnl),
+                           (other, -sign * ev.quantity, ev.counterparty_realized_pnl)):
+            p = a.positions[ev.symbol]
+            self._fill_position(p, dq, ev.price)
+            a.wallet += pnl
+            if p.open_orders:
+                self._refresh_order_margin(a, p)
+        order.remaining -= ev.quantity
+        if order.remaining == 0:
+            del self.pending[order.order_id]
+            self._finish(order, acct)
+        self.next_trade_id = ev.trade_id + 1
+
+    def _on_liquidation_fee(self: "Engine", ev: V.LiquidationFeeCharged) -> None:
+        self.accounts[ev.account].wallet -= ev.amount
+        self.insurance_fund += ev.amount
+
+    def _on_insurance_covered(self: "Engine", ev: V.InsuranceCovered) -> None:
+        self.accounts[ev.account].wallet += ev.amount
+        self.insurance_fund -= ev.amount
