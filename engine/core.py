@@ -123,11 +123,12 @@ class Engine(LiquidationMixin):
     # == entry points =============================================================================
     def handle(self, cmd: C.Command, seq: int, time: int) -> list[V.Event]:
         """Run one sequenced command; returns the events it caused (already applied)."""
+        first = self.seq == 0
         self.seq = seq
         self.time = time
         out = self._out = []
         if self._next_switch is not None and time >= self._next_switch:
-            self._switch_tables(time)
+            self._switch_tables(time, announce=not first)
         self._handlers[type(cmd)](cmd)
         every = self.config.checkpoint_every
         if every and seq % every == 0:
@@ -151,15 +152,20 @@ class Engine(LiquidationMixin):
         times = [s.table_until for s in self.symbols.values() if s.table_until is not None]
         return min(times) if times else None
 
-    def _switch_tables(self, time: int) -> None:
+    def _switch_tables(self, time: int, announce: bool) -> None:
         """A table took effect since the last command: announce it; every figure computed from
-        now on (re-checks, liquidation, queries, the risk consumer) uses the new tiers."""
+        now on (re-checks, liquidation, queries, the risk consumer) uses the new tiers. Before
+        the first command there is no "since": the tables are simply those in force."""
         for name in sorted(self.symbols):
             sym = self.symbols[name]
             if sym.table_until is not None and time >= sym.table_until:
                 table, since, _ = sym.spec.window(time)
-                self._emit(V.BracketTableSwitched(symbol=name, table=table.name,
-                                                  effective_time=since))
+                if announce:
+                    self._emit(V.BracketTableSwitched(symbol=name, table=table.name,
+                                                      effective_time=since))
+                else:
+                    sym.table_at(time)
+        self._next_switch = self._earliest_switch()
 
     def _on_table_switched(self, ev: V.BracketTableSwitched) -> None:
         self.symbols[ev.symbol].table_at(ev.effective_time)

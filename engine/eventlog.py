@@ -161,3 +161,48 @@ def truncate_to_good(path: str | Path) -> tuple[int, Problem | None]:
             f.flush()
             os.fsync(f.fileno())
     return reader.count, reader.problem
+
+
+class LogTail:
+    """Incremental reader for a log that is still being written: `poll()` returns the records
+    completed since the last call; a partial frame at the end is left for the next poll."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.offset = 0
+        self._buf = b""
+        self.header: LogHeader | None = None
+
+    def poll(self) -> list[LogRecord]:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset + len(self._buf))
+                chunk = f.read()
+        except FileNotFoundError:
+            return []
+        data = self._buf + chunk
+        pos = 0
+        out = []
+        if self.header is None:
+            if len(data) < len(MAGIC) + _FRAME.size:
+                self._buf = data
+                return out
+            if not data.startswith(MAGIC):
+                raise ValueError(f"{self.path}: not an event log")
+            payload, end, err = _read_frame(data, len(MAGIC))
+            if err:
+                self._buf = data
+                return out
+            self.header = _decode_header(payload)
+            pos = end
+        while pos < len(data):
+            payload, end, err = _read_frame(data, pos)
+            if err:
+                if err.startswith("torn"):
+                    break  # still being written
+                raise ValueError(f"{self.path}: record at byte {self.offset + pos}: {err}")
+            out.append(_decode_record(payload))
+            pos = end
+        self.offset += pos
+        self._buf = data[pos:]
+        return out

@@ -1,7 +1,12 @@
 """`python -m replay feed FILE.jsonl|-`: commands as JSON lines in, events as JSON lines out.
 
 Each input line is one command object: {"op": "newOrder", "account": 1, ...} with prices,
-quantities and amounts as decimal strings. An optional "time" (Unix ms or ISO-8601) stamps it;
+quantities and amounts as decimal strings, or a query, {"op": "query", "query": "positionRisk"
+| "account", "account": 1, "symbol": "BTCUSDT"}, answered as one JSON line and never logged.
+
+The risk consumer runs inline: after each record it looks at what changed, and the commands it
+asks for (MarginCall, Liquidate) are sequenced right after, at the same time, so the same file
+always gives the same log. An optional "time" (Unix ms or ISO-8601) stamps it;
 without one the command takes the previous line's time (0 at the start), so a file always
 replays identically. A line that is not a valid command prints an error line, reaches neither
 the core nor the log, and the feed goes on with the next line.
@@ -12,10 +17,11 @@ import sys
 from dataclasses import dataclass, field
 from typing import IO, Iterable
 
+from engine import queries
 from engine.catalogue import Catalogue
 from engine.core import Engine, EngineConfig
 from engine.eventlog import LogWriter
-from engine.sequencer import Sequencer
+from engine.pipeline import Pipeline
 from engine.timeutil import parse_iso_ms
 from proto import json_edge
 
@@ -41,14 +47,38 @@ def _line_time(obj: dict, previous: int) -> int:
     return t
 
 
+QUERIES = {"positionRisk": queries.position_risk, "account": queries.account_info}
+
+
+def answer_query(engine: Engine, obj: dict) -> dict:
+    name = obj.get("query")
+    if name not in QUERIES:
+        raise json_edge.BadInput(f"unknown query {name!r}: one of {sorted(QUERIES)}", -1103)
+    account = obj.get("account")
+    if not isinstance(account, int) or isinstance(account, bool):
+        raise json_edge.BadInput("query needs an integer 'account'", -1102)
+    extra = set(obj) - {"op", "query", "account", "symbol"}
+    if extra:
+        raise json_edge.BadInput(f"unknown field `{sorted(extra)[0]}` in query", -1103)
+    try:
+        if name == "positionRisk":
+            result = queries.position_risk(engine, account, obj.get("symbol"))
+        else:
+            result = queries.account_info(engine, account)
+    except KeyError as exc:
+        raise json_edge.BadInput(str(exc.args[0]), -2015) from None
+    return {"query": name, "account": account, "result": result}
+
+
 def run_feed(lines: Iterable[str | bytes], out: IO[bytes], catalogue: Catalogue,
              config: EngineConfig | None = None, log_path: str | None = None,
-             fsync: bool = False, batch: int = 1000) -> FeedResult:
+             fsync: bool = False, batch: int = 1000, risk: bool = True) -> FeedResult:
     engine = Engine(catalogue, config)
     writer = LogWriter(log_path, catalogue.version, fsync=fsync) if log_path else None
-    seqr = Sequencer(engine, writer)
+    pipeline = Pipeline(engine, writer, risk=risk)
     result = FeedResult()
     now = 0
+    unflushed = 0
     write = out.write
     try:
         for lineno, line in enumerate(lines, start=1):
@@ -59,6 +89,9 @@ def run_feed(lines: Iterable[str | bytes], out: IO[bytes], catalogue: Catalogue,
                 if not isinstance(obj, dict):
                     raise json_edge.BadInput("expected a JSON object", -1102)
                 t = _line_time(obj, now)
+                if obj.get("op") == "query":
+                    write(json_edge.dumps(answer_query(engine, obj)) + b"\n")
+                    continue
                 cmd = json_edge.decode_command(obj)
             except json_edge.BadInput as bad:
                 result.errors.append((lineno, bad.code, bad.msg))
@@ -66,14 +99,16 @@ def run_feed(lines: Iterable[str | bytes], out: IO[bytes], catalogue: Catalogue,
                                                  "msg": bad.msg}}) + b"\n")
                 continue
             now = t
-            record = seqr.submit(cmd, t)
-            result.commands += 1
-            for ev in record.events:
-                write(json_edge.event_json(ev, seq=record.seq, time=record.time) + b"\n")
-            result.events += len(record.events)
-            if result.commands % batch == 0:
-                seqr.flush()
-        seqr.flush()
+            for record in pipeline.submit(cmd, t):
+                result.commands += 1
+                for ev in record.events:
+                    write(json_edge.event_json(ev, seq=record.seq, time=record.time) + b"\n")
+                result.events += len(record.events)
+            unflushed += 1
+            if unflushed >= batch:
+                pipeline.flush()
+                unflushed = 0
+        pipeline.flush()
     finally:
         if writer is not None:
             writer.close()
