@@ -103,6 +103,7 @@ class Engine(LiquidationMixin):
             C.SetMarkPrice: self._set_mark_price, C.SetMarginType: self._set_margin_type,
             C.AdjustIsolatedMargin: self._adjust_isolated_margin,
             C.Liquidate: self._liquidate, C.MarginCall: self._margin_call,
+            C.FundInsurance: self._fund_insurance,
         }
         self._appliers = {
             V.AccountCreated: self._on_account_created, V.Deposited: self._on_deposited,
@@ -115,6 +116,7 @@ class Engine(LiquidationMixin):
             V.BracketTableSwitched: self._on_table_switched, V.AdlTrade: self._on_adl_trade,
             V.LiquidationFeeCharged: self._on_liquidation_fee,
             V.InsuranceCovered: self._on_insurance_covered,
+            V.InsuranceFunded: self._on_insurance_funded,
             V.OrderRejected: _ignore, V.CommandRejected: _ignore, V.Checkpoint: _ignore,
             V.MarginCallIssued: _ignore, V.LiquidationStarted: _ignore,
             V.LiquidationDeclined: _ignore,
@@ -438,14 +440,17 @@ class Engine(LiquidationMixin):
         """Take liquidity, then rest or expire what is left."""
         self._settle_remainder(taker, self._take(taker))
 
-    def _take(self, taker: Order) -> bool:
-        """Match a taker order against the book; True if self-trade prevention expired it."""
+    def _take(self, taker: Order, limit: int | None = None, budget=None) -> bool:
+        """Match a taker order against the book; True if self-trade prevention expired it.
+        `limit` overrides the order's own price; `budget` (liquidation.InsuranceBudget) caps
+        what may fill beyond the bankruptcy price."""
         sym = self.symbols[taker.symbol]
         book = sym.book
         spec = sym.spec
         maker_side = SELL if taker.side == BUY else BUY
         is_buy = taker.side == BUY
-        limit = taker.price if taker.type == "LIMIT" else None
+        if limit is None and taker.type == "LIMIT":
+            limit = taker.price
         stp = taker.stp if taker.tif not in ("FOK", "GTX") else "NONE"
         taker_acct = self.accounts[taker.account]
         expired_in_match = False
@@ -483,6 +488,10 @@ class Engine(LiquidationMixin):
                     break
                 qty = min(qty, allowed)
             price = level.price
+            if budget is not None:
+                qty = min(qty, budget.allow(price))
+                if qty <= 0:
+                    break
             notional = qty * price // SCALE
             maker_fee = -(-(notional * spec.maker_fee) // SCALE)
             # a liquidation order pays the liquidation fee (charged after it) instead
@@ -500,6 +509,8 @@ class Engine(LiquidationMixin):
                                maker_account=maker.account, taker_account=taker.account,
                                maker_fee=maker_fee, taker_fee=taker_fee,
                                maker_realized_pnl=maker_pnl, taker_realized_pnl=taker_pnl))
+            if budget is not None:
+                budget.spend(qty, price)
             if maker.reduce_only and maker.remaining and \
                     self._reducible(maker_acct.positions[maker.symbol], maker.side) == 0:
                 self._emit(V.OrderExpired(order_id=maker.order_id, account=maker.account,

@@ -7,8 +7,10 @@ account gets `LiquidationDeclined` and nothing else. Otherwise, each step an eve
   3. per position: an IOC reduce-only liquidation order at the bankruptcy price (rounded to
      the tick away from the account: up for a long's sell, down for a short's buy), matched
      against the book; it pays no taker fee
-  4. what the book cannot absorb at that price is auto-deleveraged (AdlTrade) against the
-     opposite side's positions, ranked as Binance ranks them, at the same price
+  4. what the book cannot absorb at that price the insurance fund takes into the book at worse
+     prices, as far as the fund can pay the loss beyond the bankruptcy price; the rest is
+     auto-deleveraged (AdlTrade) against the opposite side's positions, ranked as Binance
+     ranks them, at the bankruptcy price
   5. the liquidation fee (notional x the symbol's rate, rounded up) goes to the insurance fund,
      at most what is left of the liquidated margin; if the margin is already negative, the
      insurance fund pays the difference (InsuranceCovered). The account never ends below zero;
@@ -30,7 +32,42 @@ if TYPE_CHECKING:
     from engine.core import Engine
 
 
+class InsuranceBudget:
+    """How much a liquidation order may fill beyond its bankruptcy price: each unit filled at
+    price p costs |p - bankruptcy price|, paid by the insurance fund, which has `left`."""
+
+    def __init__(self, bankruptcy: int, side: str, left: int, step: int) -> None:
+        self.bankruptcy = bankruptcy
+        self.side = side
+        self.left = left
+        self.step = step
+
+    def _loss(self, price: int) -> int:
+        return self.bankruptcy - price if self.side == SELL else price - self.bankruptcy
+
+    def allow(self, price: int) -> int:
+        loss = self._loss(price)
+        if loss <= 0:
+            return 1 << 62
+        qty = self.left * SCALE // loss
+        return qty - qty % self.step
+
+    def spend(self, qty: int, price: int) -> None:
+        loss = self._loss(price)
+        if loss > 0:
+            self.left -= -(-(qty * loss) // SCALE)
+
+
 class LiquidationMixin:
+    def _fund_insurance(self: "Engine", cmd: C.FundInsurance) -> None:
+        if cmd.amount <= 0:
+            return self._reject_command(cmd, -1130, "amount must be positive.")
+        self._emit(V.InsuranceFunded(amount=cmd.amount, balance=self.insurance_fund + cmd.amount))
+
+    def _on_insurance_funded(self: "Engine", ev: V.InsuranceFunded) -> None:
+        self.insurance_fund += ev.amount
+        self.total_deposits += ev.amount
+
     def _margin_call(self: "Engine", cmd: C.MarginCall) -> None:
         if cmd.account not in self.accounts:
             return self._reject_command(cmd, -2015, f"Unknown account {cmd.account}.")
@@ -110,6 +147,10 @@ class LiquidationMixin:
             reduce_only=True, client_order_id="", stp_mode="NONE", rest=False, liquidation=True))
         order = self.pending[order_id]
         self._take(order)
+        if order.remaining and self.insurance_fund > 0:
+            worst = spec.min_price if side == SELL else spec.max_price
+            budget = InsuranceBudget(price, side, self.insurance_fund, spec.step_size)
+            self._take(order, limit=worst, budget=budget)
         if order.remaining:
             self._auto_deleverage(order, price)
         total = 0

@@ -106,14 +106,20 @@ class MarginCall(Command, tag="marginCall"):
     margin_ratio: int = 0
 
 
+class FundInsurance(Command, tag="fundInsurance"):
+    """Admin: pay into the insurance fund (counted with deposits)."""
+    amount: int
+
+
 AnyCommand = Union[
     CreateAccount, Deposit, Withdraw, NewOrder, CancelOrder, CancelAllOrders, ModifyOrder,
     SetLeverage, SetMarkPrice, SetMarginType, AdjustIsolatedMargin, Liquidate, MarginCall,
+    FundInsurance,
 ]
 
 __all__ = [
     "Command", "AnyCommand", "CreateAccount", "Deposit", "Withdraw", "NewOrder", "CancelOrder",
     "CancelAllOrders", "ModifyOrder", "SetLeverage", "SetMarkPrice", "SetMarginType",
-    "AdjustIsolatedMargin", "Liquidate", "MarginCall",
+    "AdjustIsolatedMargin", "Liquidate", "MarginCall", "FundInsurance",
     "Side", "OrderType", "TimeInForce", "StpMode", "MarginType",
 ]

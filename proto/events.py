@@ -201,12 +201,17 @@ class InsuranceCovered(Event, tag="insuranceCovered"):
     amount: int
 
 
+class InsuranceFunded(Event, tag="insuranceFunded"):
+    amount: int
+    balance: int
+
+
 AnyEvent = Union[
     AccountCreated, Deposited, Withdrawn, OrderAccepted, OrderRested, Trade, OrderCanceled,
     OrderExpired, OrderModified, OrderRejected, CommandRejected, LeverageChanged,
     MarkPriceUpdated, Checkpoint, MarginTypeChanged, IsolatedMarginChanged,
     BracketTableSwitched, MarginCallIssued, LiquidationStarted, LiquidationDeclined, AdlTrade,
-    LiquidationFeeCharged, InsuranceCovered,
+    LiquidationFeeCharged, InsuranceCovered, InsuranceFunded,
 ]
 
 __all__ = [
@@ -215,4 +220,5 @@ __all__ = [
     "CommandRejected", "LeverageChanged", "MarkPriceUpdated", "Checkpoint", "MarginTypeChanged",
     "IsolatedMarginChanged", "BracketTableSwitched", "MarginCallIssued", "LiquidationStarted",
     "LiquidationDeclined", "AdlTrade", "LiquidationFeeCharged", "InsuranceCovered",
+    "InsuranceFunded",
 ]

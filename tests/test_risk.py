@@ -182,14 +182,29 @@ def test_liquidation_without_liquidity_is_auto_deleveraged_at_the_bankruptcy_pri
     assert h.wallet(1) == 0
 
 
-def test_a_gap_past_bankruptcy_is_paid_by_the_insurance_fund():
+def test_a_gap_past_bankruptcy_is_paid_by_the_insurance_fund_then_adl():
+    h = _boundary_setup()  # account 1: long 1 BTC @ 30,000 with 1,000: bankrupt at 29,000
+    h.send(C.FundInsurance(amount=d("300")))
+    h.order(2, BTC, "BUY", "0.5", "28500")  # the only bid, 500 below the bankruptcy price
+    ev = h.mark(BTC, "28700")  # a gap: the margin balance is already -300
+    fills = [e for e in ev if isinstance(e, V.Trade)]
+    # the fund can pay 300 of loss at 500 per BTC: 0.6 BTC, but the bid holds only 0.5 (250)
+    assert [(f.price, f.quantity) for f in fills] == [(d("28500"), d("0.5"))]
+    adl = [e for e in ev if isinstance(e, V.AdlTrade)]
+    assert [(a.price, a.quantity, a.counterparty) for a in adl] == [(d("29000"), d("0.5"), 2)]
+    covered = [e for e in ev if isinstance(e, V.InsuranceCovered)]
+    assert [c.amount for c in covered] == [d("250")]
+    assert h.wallet(1) == 0 and h.position(1, BTC).qty == 0
+    assert h.engine.insurance_fund == d("50")
+
+
+def test_without_an_insurance_fund_the_whole_gap_is_auto_deleveraged():
     h = _boundary_setup()
     h.order(2, BTC, "BUY", "1", "28000")
-    ev = h.mark(BTC, "28500")  # balance already negative: -500
-    names = kinds(ev)
-    assert "InsuranceCovered" not in names or h.engine.insurance_fund < 0
-    assert h.wallet(1) >= 0
-    assert h.position(1, BTC).qty == 0
+    ev = h.mark(BTC, "28500")
+    assert not [e for e in ev if isinstance(e, V.Trade)]
+    assert [(a.price, a.quantity) for a in ev if isinstance(a, V.AdlTrade)] == [(d("29000"), d("1"))]
+    assert h.wallet(1) == 0 and h.engine.insurance_fund == 0
 
 
 def test_isolated_liquidation_touches_only_that_position():
@@ -279,8 +294,7 @@ def test_ethusdt_switch_liquidates_at_0700_not_before():
     h.order(2, ETH, "SELL", "100", "2000")
     assert rejection(h.order(1, ETH, "BUY", "100", "2000")) is None
     # balance 3,000 - 1,800 = 1,200; notional 198,200: old MM 1,138.3 (95 %), new MM 1,288.3
-    ev = h.mark(ETH, "1982") if False else h.send(C.SetMarkPrice(symbol=ETH, mark_price=d("1982")),
-                                                   time=before)
+    ev = h.send(C.SetMarkPrice(symbol=ETH, mark_price=d("1982")), time=before)
     assert not any(isinstance(e, V.LiquidationStarted) for e in ev)
     ratio = h.engine.cross_risk(h.engine.accounts[1]).ratio
     assert round_half_up(ratio, 4) == d("0.9486")
@@ -316,6 +330,8 @@ def test_seeded_swings_liquidate_every_account_at_100_percent_and_conserve_money
         mark = max(20000, mark + rng.randint(-150, 150) + (rng.choice([-900, 900]) if step % 40 == 39 else 0))
         ev = h.mark(BTC, str(mark))
         liquidated |= {e.account for e in ev if isinstance(e, V.LiquidationStarted)}
+        if step == 60:
+            h.send(C.FundInsurance(amount=d("500")))
         e = h.engine
         for acct in e.accounts.values():
             assert acct.wallet >= 0
