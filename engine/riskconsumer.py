@@ -28,12 +28,14 @@ from proto import commands as C
 from proto import events as V
 from proto.records import LogRecord
 
+_ACCOUNT_FIELD_NAMES = ("account", "maker_account", "taker_account", "counterparty")
+# per event type, the fields naming accounts whose balances or positions it may change
 _ACCOUNT_FIELDS = {
-    V.Deposited: ("account",), V.Withdrawn: ("account",), V.LeverageChanged: ("account",),
-    V.MarginTypeChanged: ("account",), V.IsolatedMarginChanged: ("account",),
-    V.LiquidationFeeCharged: ("account",), V.InsuranceCovered: ("account",),
-    V.Trade: ("maker_account", "taker_account"), V.AdlTrade: ("account", "counterparty"),
+    t: tuple(f for f in t.__struct_fields__ if f in _ACCOUNT_FIELD_NAMES)
+    for t in V.AnyEvent.__args__
+    if t not in (V.OrderRejected, V.CommandRejected, V.MarginCallIssued, V.AccountCreated)
 }
+_POSITION_EVENTS = (V.Trade, V.AdlTrade)
 
 
 class SequenceGap(Exception):
@@ -71,13 +73,12 @@ class RiskConsumer:
             if fields:
                 for f in fields:
                     accounts.add(getattr(ev, f))
-                if t is V.Trade or t is V.AdlTrade:
+                if t in _POSITION_EVENTS:
                     self._update_holders(ev.symbol, [getattr(ev, f) for f in fields])
+                if t is V.LiquidationStarted or t is V.LiquidationDeclined:
+                    self.requested.discard((ev.account, ev.symbol))
             elif t is V.MarkPriceUpdated or t is V.BracketTableSwitched:
                 symbols.add(ev.symbol)
-            elif t is V.LiquidationStarted or t is V.LiquidationDeclined:
-                self.requested.discard((ev.account, ev.symbol))
-                accounts.add(ev.account)
         for s in symbols:
             accounts |= self.holders.get(s, set())
         out: list[C.Command] = []
