@@ -33,7 +33,9 @@ _ACCOUNT_FIELD_NAMES = ("account", "maker_account", "taker_account", "counterpar
 _ACCOUNT_FIELDS = {
     t: tuple(f for f in t.__struct_fields__ if f in _ACCOUNT_FIELD_NAMES)
     for t in V.AnyEvent.__args__
-    if t not in (V.OrderRejected, V.CommandRejected, V.MarginCallIssued, V.AccountCreated)
+    if t not in (V.OrderRejected, V.CommandRejected, V.MarginCallIssued, V.AccountCreated,
+                 V.OrderAccepted, V.OrderRested, V.OrderCanceled, V.OrderExpired,
+                 V.OrderModified)  # orders change neither balances nor positions
 }
 _POSITION_EVENTS = (V.Trade, V.AdlTrade)
 
