@@ -65,8 +65,9 @@ class SymbolState:
         return cap
 
     def ref_price(self) -> int:
-        """The price positions are valued at: mark, else last trade, else 0 (use entry)."""
-        return self.mark or self.last_price
+        """The price positions are valued at: the mark, never the last trade; 0 before the
+        first mark (positions are then valued at their entry)."""
+        return self.mark
 
 
 class Rejected(Exception):
