@@ -25,8 +25,9 @@ from proto import commands as C
 
 def bench_mark_update(holders: int) -> dict:
     cat = catalogue_mod.load()
-    engine = Engine(cat, EngineConfig(checkpoint_every=0))
-    consumer = RiskConsumer(cat)
+    config = EngineConfig(checkpoint_every=0, default_leverage=100)
+    engine = Engine(cat, config)
+    consumer = RiskConsumer(cat, config)
     seqr = Sequencer(engine)
     t = START_MS
 
@@ -43,9 +44,9 @@ def bench_mark_update(holders: int) -> dict:
     t0 = time.perf_counter()
     for a in range(1, holders + 1):
         run(C.CreateAccount(account=a, registered_at=0))
-        # 0.01 BTC at 20x needs 15 + 0.15 of fees; wallets of 16 to 35 USDT liquidate between
-        # marks of about 28,400 and 30,000
-        run(C.Deposit(account=a, amount=(16 + a % 20) * SCALE))
+        # 0.01 BTC at 100x needs 3 USDT + 0.15 of fees; wallets of 3.2 to 8 USDT reach 100 %
+        # between marks of about 29,700 and 29,200, and 80 % a little above
+        run(C.Deposit(account=a, amount=320_000_000 + (a % 20) * 25_000_000))
         run(C.NewOrder(account=a, symbol="BTCUSDT", side="BUY", type="LIMIT",
                        quantity=1_000_000, price=30_000 * SCALE, time_in_force="GTC"))
     setup_s = time.perf_counter() - t0
@@ -53,7 +54,7 @@ def bench_mark_update(holders: int) -> dict:
     results = []
     gc.collect()
     gc.disable()
-    for mark in (29_900, 29_500, 29_000):
+    for mark in (29_990, 29_900, 29_700, 29_500, 29_000, 29_990):
         record = seqr.submit(C.SetMarkPrice(symbol="BTCUSDT", mark_price=mark * SCALE), t)
         before = consumer.evaluations
         s = time.perf_counter()

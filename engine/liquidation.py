@@ -69,10 +69,15 @@ class LiquidationMixin:
         self.total_deposits += ev.amount
 
     def _margin_call(self: "Engine", cmd: C.MarginCall) -> None:
-        if cmd.account not in self.accounts:
+        acct = self.accounts.get(cmd.account)
+        if acct is None:
             return self._reject_command(cmd, -2015, f"Unknown account {cmd.account}.")
+        pos = acct.positions.get(cmd.symbol) if cmd.symbol else None
+        if cmd.symbol and (pos is None or pos.margin_type != ISOLATED):
+            return self._reject_command(cmd, -1130, f"No isolated position in {cmd.symbol}.")
+        figures = self.isolated_risk(pos) if pos is not None else self.cross_risk(acct)
         self._emit(V.MarginCallIssued(account=cmd.account, symbol=cmd.symbol,
-                                      margin_ratio=cmd.margin_ratio))
+                                      margin_ratio=figures.ratio))
 
     def _liquidate(self: "Engine", cmd: C.Liquidate) -> None:
         acct = self.accounts.get(cmd.account)

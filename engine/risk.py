@@ -103,3 +103,36 @@ def bankruptcy_price(wallet_and_others: int, qty: int, cost: int) -> tuple[int, 
     """The price at which the position's margin balance is zero, as a fraction (num, den) in
     1e-8 units: wallet_and_others + qty x P - cost = 0  ->  P = (cost - w) / qty."""
     return (cost - wallet_and_others) * SCALE, qty
+
+
+
+def trigger_price(table: BracketTable, backing: int, qty: int, cost: int, k_num: int,
+                  k_den: int) -> int:
+    """For a margin scope holding this one position (backing = its cross wallet balance less
+    isolated margins, or its isolated margin), the mark P where the margin ratio reaches
+    k = k_num / k_den (80 % or 100 %):  a long is at >= k iff mark <= P, a short iff mark >= P.
+
+    Why one threshold: with W = backing - cost and B = W + qty x m the margin balance,
+    "ratio >= k" is f(m) = MM(m) - k x B(m) >= 0 (B <= 0 implies it, as MM >= 0). MM is
+    continuous and linear per tier, so f is continuous and piecewise linear with slopes
+    |qty| x r - k x qty: negative for a long, positive for a short, because every tier's rate
+    r is below k. Its root is found in the tier whose notional range holds it:
+        m = (k_num W + k_den c) x 1e16 / (k_den |qty| r - k_num qty 1e8)
+    Returns 0 for a long whose root is not positive (it never reaches k). Rounded down for a
+    long and up for a short, so for integer marks "mark <= P" (long) and "mark >= P" (short)
+    are exactly "ratio >= k" in rational arithmetic; the engine's figures round MM up and PnL
+    down, so within a unit or two of P the caller checks with the exact figures."""
+    w = backing - cost
+    size = abs(qty)
+    price = 0
+    for tier in table.tiers:
+        num = (k_num * w + k_den * tier.cum) * SCALE * SCALE
+        den = k_den * size * tier.mmr - k_num * qty * SCALE
+        price = num // den if qty > 0 else -(-num // den)
+        if price <= 0:
+            if qty > 0 and tier.bracket == 1:
+                return 0
+            continue
+        if size * price // SCALE <= tier.cap:
+            return price
+    return max(price, 0)

@@ -2,11 +2,20 @@
 
 It rebuilds balances, positions and marks from the log's events alone (a replica applied with
 the core's own appliers, so the arithmetic is the same code), recomputes only what a record
-touched - the accounts in its events, and for a mark or bracket-table change the holders of that
-symbol - and answers with commands for the sequencer:
+touched, and answers with commands for the sequencer:
     MarginCall  when an account (cross, or one isolated position) reaches 80 %, once per crossing
     Liquidate   at a margin ratio >= 100 % or a margin balance <= 0, once until the core answers
 The core re-checks every Liquidate, so a stale consumer can never liquidate a healthy account.
+
+What a record touches: the accounts named in its events, and for a mark change on a symbol the
+holders whose state can have crossed 80 % or 100 %. A margin scope with a single position (a
+cross account holding one symbol, or an isolated position) is at >= 80 % or >= 100 % exactly
+when the mark is beyond a trigger price (engine.risk.trigger_price), which depends on the
+account's state but not on the mark. So each symbol keeps its scopes' trigger prices sorted; a
+mark move from a to b visits only the triggers between a and b and decides each by comparing
+the mark with it (with the exact figures when within two units of it). Scopes with several cross
+positions are evaluated in full on every mark change of any of their symbols. Triggers are
+re-derived when an event changes the account; the index is derived state, rebuilt on restore.
 
 `process(record)` is synchronous and deterministic (the feed runs it inline); `follow()` is the
 asyncio task that tails a log file from a given sequence number.
@@ -19,11 +28,14 @@ from typing import Awaitable, Callable
 
 import msgspec
 
-from engine import snapshot
-from engine.accounts import ISOLATED
+from sortedcontainers import SortedList
+
+from engine import risk, snapshot
+from engine.accounts import CROSSED, ISOLATED
 from engine.catalogue import Catalogue
 from engine.core import Engine, EngineConfig
 from engine.eventlog import LogTail
+from engine.fixed import SCALE
 from proto import commands as C
 from proto import events as V
 from proto.records import LogRecord
@@ -44,6 +56,29 @@ class SequenceGap(Exception):
     pass
 
 
+CALL, LIQUIDATE = 0, 1  # trigger levels: 80 % and 100 %
+
+
+def _near(size: int) -> int:
+    """Price units around a trigger where the engine's rounding (MM up, PnL and notional down:
+    a few 1e-8 USDT) can disagree with the exact root: such marks are checked exactly."""
+    return 4 * SCALE // size + 2
+
+
+class _TriggerIndex:
+    """One symbol's single-position scopes by trigger price, as (price, account, level, scope,
+    near) for longs (at the level when mark <= price) and shorts (mark >= price), and the
+    accounts that must always be evaluated in full. `widest` is the largest `near` ever
+    indexed, so a search widened by it finds every entry whose zone the mark touched."""
+    __slots__ = ("longs", "shorts", "always", "widest")
+
+    def __init__(self) -> None:
+        self.longs = SortedList()
+        self.shorts = SortedList()
+        self.always: set[int] = set()
+        self.widest = 0
+
+
 class RiskConsumer:
     def __init__(self, catalogue: Catalogue, config: EngineConfig | None = None,
                  projection: Engine | None = None) -> None:
@@ -54,10 +89,13 @@ class RiskConsumer:
         self.called: set[tuple[int, str]] = set()  # (account, "" or isolated symbol) >= 80 %
         self.requested: set[tuple[int, str]] = set()  # Liquidate sent, no answer yet
         self.evaluations = 0
+        self._index: dict[str, _TriggerIndex] = {}
+        self._entries: dict[int, list] = {}  # account -> what _reindex inserted
         for aid, acct in self.projection.accounts.items():
             for sym, pos in acct.positions.items():
                 if pos.qty:
                     self.holders.setdefault(sym, set()).add(aid)
+            self._reindex(aid)
 
     # -- the projection -------------------------------------------------------------------------
     def process(self, record: LogRecord) -> list[C.Command]:
@@ -65,6 +103,10 @@ class RiskConsumer:
             return []  # already seen (a restart re-reading its last batch)
         if record.seq != self.last_seq + 1:
             raise SequenceGap(f"expected seq {self.last_seq + 1}, got {record.seq}")
+        old_marks: dict[str, int] = {}
+        for ev in record.events:
+            if type(ev) is V.MarkPriceUpdated and ev.symbol not in old_marks:
+                old_marks[ev.symbol] = self.projection.symbols[ev.symbol].mark
         self.projection.apply_record(record.seq, record.time, record.events)
         self.last_seq = record.seq
         accounts: set[int] = set()
@@ -79,14 +121,91 @@ class RiskConsumer:
                     self._update_holders(ev.symbol, [getattr(ev, f) for f in fields])
                 if t is V.LiquidationStarted or t is V.LiquidationDeclined:
                     self.requested.discard((ev.account, ev.symbol))
-            elif t is V.MarkPriceUpdated or t is V.BracketTableSwitched:
+            elif t is V.BracketTableSwitched:
                 symbols.add(ev.symbol)
-        for s in symbols:
+        for s in symbols:  # new tiers: every holder
             accounts |= self.holders.get(s, set())
         out: list[C.Command] = []
+        full: set[int] = set()  # evaluated with the exact figures; their state is unchanged
+        for s, old in old_marks.items():
+            new = self.projection.symbols[s].mark
+            if not old:
+                full |= self.holders.get(s, set())
+            elif s in self._index:
+                self._mark_moved(self._index[s], old, new, out, full)
+        for aid in sorted(full - accounts):
+            self._evaluate(aid, out)
         for aid in sorted(accounts):
             self._evaluate(aid, out)
+            self._reindex(aid)
         return out
+
+    def _mark_moved(self, index: _TriggerIndex, old: int, new: int, out: list[C.Command],
+                    full: set[int]) -> None:
+        full |= index.always
+        lo, hi = min(old, new) - index.widest, max(old, new) + index.widest + 1
+        called, requested = self.called, self.requested
+        for book, long in ((index.longs, True), (index.shorts, False)):
+            for price, aid, level, scope, near in book.irange((lo,), (hi,),
+                                                              inclusive=(True, False)):
+                if -near <= new - price <= near:
+                    full.add(aid)
+                    continue
+                beyond = new <= price if long else new >= price
+                key = (aid, scope)
+                if level == CALL:
+                    if not beyond:
+                        called.discard(key)
+                    elif key not in called:
+                        called.add(key)
+                        out.append(C.MarginCall(account=aid, symbol=scope))
+                elif beyond and key not in requested:
+                    requested.add(key)
+                    out.append(C.Liquidate(account=aid, symbol=scope))
+
+    def _reindex(self, aid: int) -> None:
+        """Re-derive the account's trigger prices after its state changed."""
+        for index, book, item in self._entries.pop(aid, ()):
+            if book is None:
+                index.always.discard(aid)
+            else:
+                book.remove(item)
+        acct = self.projection.accounts.get(aid)
+        if acct is None:
+            return
+        entries = []
+        cross = [p for p in acct.positions.values() if p.qty and p.margin_type == CROSSED]
+        scopes = []
+        if len(cross) == 1:
+            scopes.append((cross[0], None))  # backing: the cross wallet, computed below
+        else:
+            for p in cross:
+                index = self._index.setdefault(p.symbol, _TriggerIndex())
+                index.always.add(aid)
+                entries.append((index, None, None))
+        for p in acct.positions.values():
+            if p.qty and p.margin_type == ISOLATED:
+                scopes.append((p, p.isolated_margin))
+        for pos, backing in scopes:
+            scope = "" if backing is None else pos.symbol
+            if backing is None:
+                backing = acct.wallet - sum(p.isolated_margin for p in acct.positions.values()
+                                            if p.margin_type == ISOLATED)
+            sym = self.projection.symbols[pos.symbol]
+            table = sym.table_at(self.projection.time)
+            index = self._index.setdefault(pos.symbol, _TriggerIndex())
+            book = index.longs if pos.qty > 0 else index.shorts
+            near = _near(abs(pos.qty))
+            index.widest = max(index.widest, near)
+            for level, k_num, k_den in ((CALL, risk.MARGIN_CALL_NUM, risk.MARGIN_CALL_DEN),
+                                        (LIQUIDATE, 1, 1)):
+                price = risk.trigger_price(table, backing, pos.qty, pos.cost, k_num, k_den)
+                if price > 0:
+                    item = (price, aid, level, scope, near)
+                    book.add(item)
+                    entries.append((index, book, item))
+        if entries:
+            self._entries[aid] = entries
 
     def _update_holders(self, symbol: str, accounts: list[int]) -> None:
         holders = self.holders.setdefault(symbol, set())
@@ -111,7 +230,7 @@ class RiskConsumer:
             if figures.margin_call:
                 if key not in self.called:
                     self.called.add(key)
-                    out.append(C.MarginCall(account=aid, symbol=scope, margin_ratio=figures.ratio))
+                    out.append(C.MarginCall(account=aid, symbol=scope))
             else:
                 self.called.discard(key)
             if figures.liquidatable and key not in self.requested:

@@ -100,10 +100,10 @@ class Liquidate(Command, tag="liquidate"):
 
 
 class MarginCall(Command, tag="marginCall"):
-    """From the risk consumer: the account (cross, or isolated `symbol`) crossed 80 %."""
+    """From the risk consumer: the account (cross, or isolated `symbol`) crossed 80 %. The core
+    records it with the margin ratio it computes itself."""
     account: int
     symbol: str = ""
-    margin_ratio: int = 0
 
 
 class FundInsurance(Command, tag="fundInsurance"):

@@ -427,3 +427,74 @@ async def test_consumer_task_follows_a_log_file_and_its_liquidations_come_back(t
     assert consumer.last_seq == record.seq
     assert consumer.lag(record.seq) == 0
     assert consumer.projection.state_hash() == engine.state_hash()
+
+
+# -- the consumer's trigger index agrees with evaluating everyone --------------------------------
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_trigger_index_finds_exactly_what_a_full_scan_finds(seed):
+    """Single-position cross accounts, isolated ones, multi-position ones and tiny positions
+    (whose rounding zone is wide); marks walk in small steps and jumps. After every mark the
+    consumer's flags equal those of a brute-force evaluation of every scope."""
+    import random
+
+    from engine.riskconsumer import RiskConsumer
+    from engine.sequencer import Sequencer
+    from engine.core import Engine
+    rng = random.Random(seed)
+    c = cat(*NO_FEES)
+    engine = Engine(c, EngineConfig(checkpoint_every=0, default_leverage=100))
+    consumer = RiskConsumer(c, engine.config)
+    seqr = Sequencer(engine)
+
+    def run(cmd):
+        return consumer.process(seqr.submit(cmd, 10**12))  # commands are not executed
+
+    run(C.SetMarkPrice(symbol=BTC, mark_price=d("30000")))
+    run(C.SetMarkPrice(symbol=ETH, mark_price=d("2000")))
+    run(C.CreateAccount(account=999, registered_at=0))
+    run(C.Deposit(account=999, amount=d("100000000")))
+    run(C.SetLeverage(account=999, symbol=BTC, leverage=10))
+    run(C.SetLeverage(account=999, symbol=ETH, leverage=10))
+    for a in range(1, 61):
+        run(C.CreateAccount(account=a, registered_at=0))
+        run(C.Deposit(account=a, amount=d(str(rng.choice([3, 5, 8, 20, 60])))))
+        if a % 5 == 0:
+            run(C.SetMarginType(account=a, symbol=BTC, margin_type="ISOLATED"))
+        side = rng.choice(["BUY", "SELL"])
+        qty = rng.choice(["0.001", "0.002", "0.01"])
+        other = "SELL" if side == "BUY" else "BUY"
+        run(C.NewOrder(account=999, symbol=BTC, side=other, type="LIMIT", quantity=d(qty),
+                       price=d("30000"), time_in_force="GTC"))
+        run(C.NewOrder(account=a, symbol=BTC, side=side, type="LIMIT", quantity=d(qty),
+                       price=d("30000"), time_in_force="GTC"))
+        if a % 7 == 0:  # a second cross position: always evaluated in full
+            run(C.NewOrder(account=999, symbol=ETH, side="SELL", type="LIMIT", quantity=d("0.01"),
+                           price=d("2000"), time_in_force="GTC"))
+            run(C.NewOrder(account=a, symbol=ETH, side="BUY", type="LIMIT", quantity=d("0.01"),
+                           price=d("2000"), time_in_force="GTC"))
+    ever_liquidatable: set = set()
+
+    def brute():
+        called = set()
+        for aid, acct in engine.accounts.items():
+            scopes = [("", engine.cross_risk(acct))] + [
+                (s, engine.isolated_risk(p)) for s, p in acct.positions.items()
+                if p.margin_type == "ISOLATED" and p.qty]
+            for scope, fig in scopes:
+                if fig.margin_call:
+                    called.add((aid, scope))
+                if fig.liquidatable:
+                    ever_liquidatable.add((aid, scope))
+        return called
+
+    assert brute() == consumer.called
+    mark = 30000 * SCALE
+    for step in range(300):
+        move = rng.choice([1, 10, 1000, 10**6, 10**8, 3 * 10**9])  # 1e-8 up to 30 USDT
+        mark += rng.choice([-1, 1]) * move + (rng.choice([-1, 1]) * 4 * 10**10 if step % 97 == 96 else 0)
+        run(C.SetMarkPrice(symbol=BTC, mark_price=mark))
+        if step % 50 == 25:
+            run(C.SetMarkPrice(symbol=ETH, mark_price=d(str(rng.choice([1900, 2000, 2100])))))
+        assert consumer.called == brute(), step
+        assert consumer.requested == ever_liquidatable, step
+    assert len(ever_liquidatable) >= 5  # the walk really crosses the levels
