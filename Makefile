@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench feed clean
+.PHONY: run test bench feed load clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(PY) -m engine run
+	$(PY) -m engine serve
 
 test: $(STAMP)
 	$(PY) -m pytest
@@ -26,3 +26,7 @@ feed: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
+
+# synthetic traders against a server this starts itself (see README for the fixed settings)
+load: $(STAMP)
+	$(PY) -m engine.load $(ARGS)

@@ -65,7 +65,7 @@ class Level:
 
 
 class OrderBook:
-    __slots__ = ("symbol", "bids", "asks", "bid_prices", "ask_prices", "orders")
+    __slots__ = ("symbol", "bids", "asks", "bid_prices", "ask_prices", "orders", "touched")
 
     def __init__(self, symbol: str) -> None:
         self.symbol = symbol
@@ -74,6 +74,8 @@ class OrderBook:
         self.bid_prices = SortedList()
         self.ask_prices = SortedList()
         self.orders: dict[int, Order] = {}
+        # when a set, every mutation records its (side, price) level: the gateway's depth diffs
+        self.touched: set[tuple[str, int]] | None = None
 
     # -- queries -------------------------------------------------------------------------------
     def best_bid(self) -> int | None:
@@ -131,6 +133,8 @@ class OrderBook:
         level.total += order.remaining
         level.count += 1
         self.orders[order.order_id] = order
+        if self.touched is not None:
+            self.touched.add((order.side, order.price))
 
     def remove(self, order: Order) -> None:
         """Unlink a resting order (cancel, fill, expiry). O(1) unless its level empties."""
@@ -146,6 +150,8 @@ class OrderBook:
             nxt.prev = prev
         level.total -= order.remaining
         level.count -= 1
+        if self.touched is not None:
+            self.touched.add((order.side, level.price))
         order.prev = order.next = None
         order.level = None
         del self.orders[order.order_id]
@@ -161,6 +167,8 @@ class OrderBook:
         """A resting order loses `qty` (a fill or a quantity decrease keeping priority)."""
         order.remaining -= qty
         order.level.total -= qty
+        if self.touched is not None:
+            self.touched.add((order.side, order.price))
         if order.remaining == 0:
             self.remove(order)
 

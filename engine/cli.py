@@ -106,8 +106,13 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("symbols", help="the catalogue with each symbol's filters")
     s.add_argument("--at", help="ISO-8601 time (default: now)")
     s.add_argument("--json", action="store_true", help="full JSON (exchangeInfo-like shape)")
-    r = sub.add_parser("run", help="run the engine on JSON-lines commands from stdin")
-    r.add_argument("--log", default="var/engine.log")
+    sub.add_parser("serve", help="the TCP server (see python -m engine serve --help)",
+                   add_help=False)
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv[:1] == ["serve"]:
+        from engine.gateway import main as serve_main
+        return serve_main(argv[1:])
     args = parser.parse_args(argv)
     cat = catalogue_mod.load()
     enc = msgspec.json.Encoder()
@@ -123,9 +128,6 @@ def main(argv: list[str] | None = None) -> int:
                 sys.stdout.buffer.write(msgspec.json.format(enc.encode(doc), indent=1) + b"\n")
             else:
                 print(symbols_table(cat, at))
-        elif args.cmd == "run":
-            from engine.run import run_stdin
-            return run_stdin(cat, args.log)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

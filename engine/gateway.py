@@ -1,0 +1,617 @@
+"""The TCP gateway: asyncio on uvloop, the core, the log writer and the risk consumer in one
+process (DESIGN.md's shape).
+
+    connections --requests--> inbox --> sequencer task: core, batch, write + fsync --> acks,
+                                                                        streams, risk queue
+    risk task: RiskConsumer over the records --> Liquidate / MarginCall --> inbox
+
+* An order is acknowledged only after its record is in the log file and flushed: fsync per
+  batch by default; with fsync="interval" the batch is written (the OS has it) and fsynced every
+  `fsync_interval_ms` in the background, faster and durable against a process crash but not a
+  power cut. While a batch is being flushed (in a thread) new requests queue up and form the
+  next batch: group commit.
+* Time is the wall clock in ms, stamped here by the sequencer (never read by the core).
+* Each connection has a bounded outbound queue: a reader that falls that far behind is
+  disconnected, so no client can grow the server's memory. Frames above `max_frame` bytes and
+  malformed frames get an error and close only that connection. Each connection has a token
+  bucket rate limit; requests past it get Binance's -1003 and change nothing.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+
+from engine import catalogue as catalogue_mod
+from engine import queries
+from engine.core import Engine, EngineConfig
+from engine.eventlog import LogReader, LogWriter, truncate_to_good
+from engine.fixed import fmt
+from engine.keys import KeyStore
+from engine.riskconsumer import RiskConsumer
+from engine.sequencer import Sequencer
+from engine.snapshot import restore, take
+from engine.streams import StreamPublisher
+from proto import events as V
+from proto import json_edge
+from proto import wire
+from proto.records import LogRecord
+
+log = structlog.get_logger("gateway")
+
+ADMIN_OPS = {"createAccount", "deposit", "setMarkPrice", "fundInsurance"}
+ACCOUNT_OPS = {"newOrder", "cancelOrder", "cancelAllOrders", "modifyOrder", "setLeverage",
+               "setMarginType", "adjustIsolatedMargin", "withdraw"}
+INTERNAL_OPS = {"liquidate", "marginCall"}  # only the risk consumer sends these
+PUBLIC_QUERIES = {"depth"}
+ACCOUNT_QUERIES = {"positionRisk", "account", "openOrders"}
+UNAUTHORISED = -2015
+UNAUTHORISED_MSG = "Invalid API-key, IP, or permissions for action."
+
+
+@dataclass
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 7001
+    log_path: str = "var/engine.log"
+    keys_path: str = "var/keys.json"
+    fsync: str = "batch"  # "batch" | "interval"
+    fsync_interval_ms: int = 20
+    max_frame: int = 64 * 1024  # bytes
+    outbound_limit: int = 10_000  # messages queued for one connection before it is cut off
+    rate_per_s: float = 5_000.0  # requests per second per connection, sustained
+    rate_burst: float = 10_000.0
+    batch_max: int = 4096
+    summary_every_s: float = 5.0
+    checkpoint_every: int = 10_000
+    catalogue_path: str | None = None
+
+
+class TokenBucket:
+    __slots__ = ("rate", "burst", "tokens", "stamp")
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate, self.burst, self.tokens = rate, burst, burst
+        self.stamp = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+@dataclass(eq=False)
+class Connection:
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    number: int
+    nonce: str
+    out: asyncio.Queue
+    bucket: TokenBucket
+    mode: str | None = None
+    account: int | None = None
+    admin: bool = False
+    streams: set = field(default_factory=set)
+    closed: bool = False
+    peer: str = ""
+
+
+class Server:
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.catalogue = catalogue_mod.load(config.catalogue_path)
+        self.keys = KeyStore(config.keys_path)
+        self.engine = Engine(self.catalogue, EngineConfig(checkpoint_every=config.checkpoint_every))
+        self.recovered = self._recover()
+        self.writer = LogWriter(config.log_path, self.catalogue.version,
+                                fsync=config.fsync == "batch")
+        self.sequencer = Sequencer(self.engine, self.writer)
+        self.consumer = RiskConsumer(self.catalogue, self.engine.config,
+                                     restore(self.catalogue, take(self.engine)))
+        self.publisher = StreamPublisher(self.engine)
+        self.inbox: asyncio.Queue = asyncio.Queue()
+        self.risk_queue: asyncio.Queue = asyncio.Queue()
+        self.connections: set[Connection] = set()
+        self.subscribers: dict[str, set[Connection]] = {}
+        self.user_subscribers: dict[int, set[Connection]] = {}
+        self.stats = {"commands": 0, "trades": 0, "liquidations": 0, "rejected": 0,
+                      "slow_disconnects": 0}
+        self._server: asyncio.AbstractServer | None = None
+        self._stopping = asyncio.Event()
+        self._conn_numbers = 0
+        self._last_time = 0
+        self.address: tuple[str, int] | None = None
+
+    # -- recovery -------------------------------------------------------------------------------
+    def _recover(self) -> dict:
+        """Rebuild the state from an existing log (a torn or corrupt tail is cut off first)."""
+        path = Path(self.config.log_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists() or path.stat().st_size == 0:
+            return {"records": 0, "truncated": None}
+        kept, problem = truncate_to_good(path)
+        reader = LogReader(path)
+        for _, rec in reader.records():
+            self.engine.apply_record(rec.seq, rec.time, rec.events)
+            self._last_time = rec.time
+        return {"records": kept, "truncated": f"record {problem.record_number} at byte "
+                f"{problem.offset}: {problem.what}" if problem else None}
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    async def start(self) -> None:
+        if not self.keys.keys:
+            self.keys.create(None, admin=True)
+        self._server = await asyncio.start_server(self._on_connect, self.config.host,
+                                                  self.config.port, limit=self.config.max_frame * 2)
+        self.address = self._server.sockets[0].getsockname()[:2]
+        self._tasks = [asyncio.create_task(self._sequence(), name="sequencer"),
+                       asyncio.create_task(self._risk(), name="risk"),
+                       asyncio.create_task(self._summaries(), name="summary")]
+        if self.config.fsync == "interval":
+            self._tasks.append(asyncio.create_task(self._fsync_loop(), name="fsync"))
+
+    async def stop(self) -> None:
+        """Drain: stop accepting, finish every queued request, flush the log, close."""
+        if self._server is not None:
+            self._server.close()
+        await self.inbox.put(None)
+        await self._tasks[0]
+        await self.risk_queue.put(None)
+        await self._tasks[1]
+        for t in self._tasks[2:]:
+            t.cancel()
+        os.fsync(self.writer._fd)
+        self.writer.close()
+        for conn in list(self.connections):
+            await self._flush_and_close(conn)
+
+    # -- connections ----------------------------------------------------------------------------
+    async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._conn_numbers += 1
+        conn = Connection(reader, writer, self._conn_numbers, secrets.token_hex(16),
+                          asyncio.Queue(self.config.outbound_limit),
+                          TokenBucket(self.config.rate_per_s, self.config.rate_burst),
+                          peer=str(writer.get_extra_info("peername")))
+        self.connections.add(conn)
+        # hello goes out at once, as a JSON line; the client's first byte then picks the framing
+        writer.write(wire.encode({"type": "hello", "nonce": conn.nonce, "server": "perpengine"},
+                                 wire.JSONL))
+        sender = asyncio.create_task(self._send_loop(conn))
+        requests = 0
+        try:
+            first = await reader.read(1)
+            if not first:
+                return
+            conn.mode = wire.detect_mode(first[0])
+            pending = first if first == b"{" else b""  # 0x00 and blanks only select
+            while not conn.closed:
+                body, pending = await self._read_frame(conn, pending)
+                if body is None:
+                    break
+                message = wire.decode_body(body, conn.mode)
+                requests += 1
+                await self._on_request(conn, message)
+        except wire.FrameError as exc:
+            self.send(conn, {"id": None, "ok": False, "code": exc.code, "msg": exc.msg})
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            await self._flush_and_close(conn)
+            sender.cancel()
+            log.debug("connection closed", conn=conn.number, peer=conn.peer, requests=requests)
+
+    async def _read_frame(self, conn: Connection, pending: bytes) -> tuple[bytes | None, bytes]:
+        """One request's bytes. `pending` holds bytes read ahead (the framing probe)."""
+        limit = self.config.max_frame
+        reader = conn.reader
+        if conn.mode == wire.MSGPACK:
+            while len(pending) < 4:
+                more = await reader.read(4 - len(pending))
+                if not more:
+                    return None, b""
+                pending += more
+            (length,) = wire.LENGTH.unpack(pending[:4])
+            if length > limit:
+                raise wire.FrameError(f"frame of {length} bytes exceeds the {limit}-byte limit")
+            body = pending[4:] + await reader.readexactly(length - len(pending) + 4) \
+                if len(pending) - 4 < length else pending[4:4 + length]
+            return body, b""
+        line = pending
+        if not line.endswith(b"\n"):
+            try:
+                line += await reader.readuntil(b"\n")
+            except asyncio.LimitOverrunError:
+                raise wire.FrameError(f"line exceeds the {limit}-byte limit") from None
+            except asyncio.IncompleteReadError as exc:
+                if not exc.partial.strip():
+                    return None, b""
+                line += exc.partial
+        if len(line) > limit:
+            raise wire.FrameError(f"line of {len(line)} bytes exceeds the {limit}-byte limit")
+        if not line.strip():
+            return await self._read_frame(conn, b"")
+        return line, b""
+
+    def send(self, conn: Connection, message: dict) -> None:
+        if conn.closed:
+            return
+        try:
+            conn.out.put_nowait(message)
+        except asyncio.QueueFull:  # a slow reader: cut it off, never buffer without bound
+            self.stats["slow_disconnects"] += 1
+            conn.closed = True
+            conn.writer.transport.abort()
+
+    async def _send_loop(self, conn: Connection) -> None:
+        out, w = conn.out, conn.writer
+        try:
+            while True:
+                msg = await out.get()
+                chunks = [wire.encode(msg, conn.mode or wire.JSONL)]
+                while not out.empty() and len(chunks) < 256:
+                    chunks.append(wire.encode(out.get_nowait(), conn.mode or wire.JSONL))
+                w.write(b"".join(chunks))
+                await w.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            return
+
+    async def _flush_and_close(self, conn: Connection) -> None:
+        if conn not in self.connections:
+            return
+        self.connections.discard(conn)
+        for s in conn.streams:
+            self.subscribers.get(s, set()).discard(conn)
+        if conn.account is not None:
+            self.user_subscribers.get(conn.account, set()).discard(conn)
+        if not conn.closed:
+            conn.closed = True
+            try:
+                while not conn.out.empty():
+                    conn.writer.write(wire.encode(conn.out.get_nowait(), conn.mode or wire.JSONL))
+                await asyncio.wait_for(conn.writer.drain(), timeout=1.0)
+            except (ConnectionError, asyncio.TimeoutError):
+                pass
+        conn.writer.close()
+
+    # -- requests -------------------------------------------------------------------------------
+    def _error(self, conn: Connection, req_id, code: int, msg: str) -> None:
+        self.send(conn, {"id": req_id, "ok": False, "code": code, "msg": msg})
+
+    async def _on_request(self, conn: Connection, message) -> None:
+        if not isinstance(message, dict):
+            raise wire.FrameError("a request must be an object", -1102)
+        req_id = message.get("id")
+        op = message.get("op")
+        if req_id is None or isinstance(req_id, (bool, float, dict, list)):
+            return self._error(conn, None, -1102, "every request needs an 'id' (int or string)")
+        if not conn.bucket.take():
+            return self._error(conn, req_id, -1003, "Too many requests; current limit is "
+                               f"{self.config.rate_per_s:g} requests per second.")
+        if op == "login":
+            key = self.keys.verify(message.get("apiKey"), conn.nonce, message.get("signature"))
+            if key is None:
+                return self._error(conn, req_id, -1022, "Signature for this request is not valid.")
+            conn.account, conn.admin = key.account, key.admin
+            return self.send(conn, {"id": req_id, "ok": True,
+                                    "result": {"account": key.account, "admin": key.admin}})
+        if op == "subscribe":
+            return await self._request_subscribe(conn, req_id, message)
+        if op == "query":
+            return await self._request_query(conn, req_id, message)
+        if op == "createApiKey":
+            if not conn.admin:
+                return self._error(conn, req_id, UNAUTHORISED, UNAUTHORISED_MSG)
+            account = message.get("account")
+            if not isinstance(account, int) or isinstance(account, bool) or \
+                    account not in self.engine.accounts:
+                return self._error(conn, req_id, -1102, "createApiKey needs an existing 'account'")
+            key = self.keys.create(account)
+            return self.send(conn, {"id": req_id, "ok": True,
+                                    "result": {"apiKey": key.apiKey, "secret": key.secret,
+                                               "account": account}})
+        if op in INTERNAL_OPS:
+            return self._error(conn, req_id, UNAUTHORISED, f"'{op}' is sent by the risk engine only.")
+        obj = {k: v for k, v in message.items() if k != "id"}
+        if op in ADMIN_OPS:
+            if not conn.admin:
+                return self._error(conn, req_id, UNAUTHORISED, UNAUTHORISED_MSG)
+        elif op in ACCOUNT_OPS:
+            if conn.admin and "account" in obj:
+                pass  # an admin may act for an account, naming it
+            elif conn.account is None:
+                return self._error(conn, req_id, UNAUTHORISED, UNAUTHORISED_MSG)
+            elif obj.setdefault("account", conn.account) != conn.account:
+                return self._error(conn, req_id, UNAUTHORISED, UNAUTHORISED_MSG)
+        else:
+            return self._error(conn, req_id, -1103, f"unknown message op={op!r}")
+        try:
+            cmd = json_edge.decode_command(obj)
+        except json_edge.BadInput as bad:
+            return self._error(conn, req_id, bad.code, bad.msg)
+        await self.inbox.put(("cmd", conn, req_id, cmd))
+
+    async def _request_subscribe(self, conn: Connection, req_id, message: dict) -> None:
+        streams = message.get("streams")
+        if not isinstance(streams, list) or not all(isinstance(s, str) for s in streams):
+            return self._error(conn, req_id, -1102, "'streams' must be a list of stream names")
+        for s in streams:
+            name, _, symbol = s.partition("@")
+            if s == "user":
+                if conn.account is None:
+                    return self._error(conn, req_id, UNAUTHORISED, UNAUTHORISED_MSG)
+            elif s == "!forceOrder":
+                pass
+            elif name not in ("trade", "depth", "markPrice", "forceOrder") or \
+                    symbol not in self.engine.symbols:
+                return self._error(conn, req_id, -1102, f"unknown stream {s!r}")
+        await self.inbox.put(("subscribe", conn, req_id, streams))
+
+    async def _request_query(self, conn: Connection, req_id, message: dict) -> None:
+        name = message.get("query")
+        if name in ACCOUNT_QUERIES:
+            account = message.get("account", conn.account) if conn.admin else conn.account
+            if account is None or (not conn.admin and message.get("account", account) != account):
+                return self._error(conn, req_id, UNAUTHORISED, UNAUTHORISED_MSG)
+        elif name not in PUBLIC_QUERIES:
+            return self._error(conn, req_id, -1103, f"unknown query {name!r}")
+        else:
+            account = None
+        symbol = message.get("symbol")
+        if symbol is not None and symbol not in self.engine.symbols:
+            return self._error(conn, req_id, -1121, f"Invalid symbol {symbol!r}.")
+        if name == "depth" and symbol is None:
+            return self._error(conn, req_id, -1102, "depth needs a 'symbol'")
+        await self.inbox.put(("query", conn, req_id, (name, account, symbol, message.get("limit"))))
+
+    # -- the sequencer --------------------------------------------------------------------------
+    def _now(self) -> int:
+        now = max(time.time_ns() // 1_000_000, self._last_time)  # never backwards
+        self._last_time = now
+        return now
+
+    async def _sequence(self) -> None:
+        loop = asyncio.get_running_loop()
+        inbox = self.inbox
+        stopping = False
+        while not stopping:
+            item = await inbox.get()
+            batch = [item]
+            while len(batch) < self.config.batch_max and not inbox.empty():
+                batch.append(inbox.get_nowait())
+            replies: list[tuple[Connection, dict]] = []
+            fanout = []
+            records: list[LogRecord] = []
+            for it in batch:
+                if it is None:
+                    stopping = True
+                    continue
+                kind, conn, req_id, payload = it
+                if kind == "cmd" or kind == "internal":
+                    record = self.sequencer.submit(payload, self._now())
+                    records.append(record)
+                    fanout.append(self.publisher.depth_diffs(record))
+                    if kind == "cmd":
+                        replies.append((conn, self._command_reply(req_id, record)))
+                elif kind == "subscribe":
+                    replies.append((conn, self._subscribe(conn, req_id, payload)))
+                elif kind == "query":
+                    replies.append((conn, self._query(req_id, *payload)))
+            if records:
+                await loop.run_in_executor(None, self.sequencer.flush)
+            for conn, reply in replies:
+                self.send(conn, reply)
+            for record, depth in zip(records, fanout):
+                self._publish(record, depth)
+                self.risk_queue.put_nowait(record)
+            self.stats["commands"] += len(records)
+
+    def _command_reply(self, req_id, record: LogRecord) -> dict:
+        events = record.events
+        for ev in events:
+            if type(ev) in (V.OrderRejected, V.CommandRejected):
+                self.stats["rejected"] += 1
+                return {"id": req_id, "ok": False, "code": ev.code, "msg": ev.msg}
+        result: dict = {"seq": record.seq}
+        order = next((e for e in events if type(e) in (V.OrderAccepted, V.OrderModified,
+                                                       V.OrderCanceled)), None)
+        if order is not None:
+            result.update(order_state(order.order_id, events, record.time))
+        result["events"] = [json_edge.to_wire(e) for e in events]
+        return {"id": req_id, "ok": True, "result": result}
+
+    def _subscribe(self, conn: Connection, req_id, streams: list[str]) -> dict:
+        snapshots = {}
+        for s in streams:
+            if s == "user":
+                self.user_subscribers.setdefault(conn.account, set()).add(conn)
+            else:
+                self.subscribers.setdefault(s, set()).add(conn)
+                if s.startswith("depth@"):
+                    snapshots[s] = self.publisher.snapshot(s.partition("@")[2])
+            conn.streams.add(s)
+        return {"id": req_id, "ok": True, "result": {"streams": streams, "snapshots": snapshots}}
+
+    def _query(self, req_id, name: str, account: int | None, symbol: str | None, limit) -> dict:
+        try:
+            if name == "depth":
+                result = self.publisher.snapshot(symbol, limit if isinstance(limit, int) else None)
+            elif name == "positionRisk":
+                result = queries.position_risk(self.engine, account, symbol)
+            elif name == "account":
+                result = queries.account_info(self.engine, account)
+            else:
+                result = open_orders(self.engine, account, symbol)
+        except KeyError as exc:
+            return {"id": req_id, "ok": False, "code": UNAUTHORISED, "msg": str(exc.args[0])}
+        return {"id": req_id, "ok": True, "result": result}
+
+    def _publish(self, record: LogRecord, depth: list[tuple[str, dict]]) -> None:
+        public, private = self.publisher.messages(record)
+        for stream, data in public + depth:
+            if stream.startswith("trade@"):
+                self.stats["trades"] += 1
+            elif stream == "!forceOrder":
+                self.stats["liquidations"] += 1
+            for conn in self.subscribers.get(stream, ()):
+                self.send(conn, {"stream": stream, "data": data})
+        for aid, messages in private.items():
+            for conn in self.user_subscribers.get(aid, ()):
+                for data in messages:
+                    self.send(conn, {"stream": "user", "data": data})
+
+    # -- background tasks -----------------------------------------------------------------------
+    async def _risk(self) -> None:
+        while True:
+            record = await self.risk_queue.get()
+            if record is None:
+                return
+            for cmd in self.consumer.process(record):
+                self.inbox.put_nowait(("internal", None, None, cmd))
+
+    async def _fsync_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.fsync_interval_ms / 1000)
+            await asyncio.get_running_loop().run_in_executor(None, os.fsync, self.writer._fd)
+
+    def open_interest(self) -> dict[str, str]:
+        oi: dict[str, int] = {}
+        for acct in self.engine.accounts.values():
+            for sym, pos in acct.positions.items():
+                if pos.qty > 0:
+                    oi[sym] = oi.get(sym, 0) + pos.qty
+        return {s: fmt(q) for s, q in sorted(oi.items())}
+
+    def summary(self) -> dict:
+        return {"commands": self.stats["commands"], "trades": self.stats["trades"],
+                "liquidations": self.stats["liquidations"],
+                "risk_lag": self.consumer.lag(self.sequencer.seq),
+                "connections": len(self.connections), "open_interest": self.open_interest(),
+                "slow_disconnects": self.stats["slow_disconnects"]}
+
+    async def _summaries(self) -> None:
+        last = dict(self.stats)
+        last_t = time.monotonic()
+        while True:
+            await asyncio.sleep(self.config.summary_every_s)
+            now = time.monotonic()
+            rate = (self.stats["commands"] - last["commands"]) / (now - last_t)
+            s = self.summary()
+            print(f"perpengine: {rate:,.0f} commands/s, {s['trades']} trades, "
+                  f"{s['liquidations']} liquidations, risk lag {s['risk_lag']}, "
+                  f"{s['connections']} connections, open interest {s['open_interest'] or '-'}",
+                  flush=True)
+            last, last_t = dict(self.stats), now
+
+
+def order_state(order_id: int, events: list, time_ms: int) -> dict:
+    """The order as Binance's order endpoints return it, from the events of one record."""
+    state: dict = {"orderId": order_id}
+    orig = executed = notional = 0
+    status = "NEW"
+    for ev in events:
+        t = type(ev)
+        if t is V.OrderAccepted and ev.order_id == order_id:
+            state.update(symbol=ev.symbol, side=ev.side, type=ev.type, timeInForce=ev.time_in_force,
+                         price=fmt(ev.price), clientOrderId=ev.client_order_id,
+                         reduceOnly=ev.reduce_only)
+            orig = ev.quantity
+        elif t is V.OrderModified and ev.order_id == order_id:
+            state.update(symbol=ev.symbol, price=fmt(ev.price))
+            orig = ev.quantity
+        elif t is V.Trade and order_id in (ev.taker_order_id, ev.maker_order_id):
+            executed += ev.quantity
+            notional += ev.quantity * ev.price
+        elif t is V.OrderCanceled and ev.order_id == order_id:
+            status = "CANCELED"
+            state.setdefault("symbol", ev.symbol)
+        elif t is V.OrderExpired and ev.order_id == order_id:
+            status = ev.status
+    if status == "NEW" and executed:
+        status = "FILLED" if executed == orig else "PARTIALLY_FILLED"
+    state.update(status=status, executedQty=fmt(executed),
+                 avgPrice=fmt(notional // executed if executed else 0), updateTime=time_ms)
+    if orig:
+        state["origQty"] = fmt(orig)
+    return state
+
+
+def open_orders(engine: Engine, account: int, symbol: str | None) -> list[dict]:
+    if account not in engine.accounts:
+        raise KeyError(f"unknown account {account}")
+    out = []
+    for name, sym in sorted(engine.symbols.items()):
+        if symbol and name != symbol:
+            continue
+        pos = engine.accounts[account].positions.get(name)
+        if pos is None or not pos.open_orders:
+            continue
+        for o in sorted((o for o in sym.book.orders.values() if o.account == account),
+                        key=lambda o: o.order_id):
+            out.append({"orderId": o.order_id, "symbol": name, "side": o.side,
+                        "price": fmt(o.price), "origQty": fmt(o.quantity),
+                        "executedQty": fmt(o.quantity - o.remaining), "timeInForce": o.tif,
+                        "reduceOnly": o.reduce_only, "clientOrderId": o.client_id,
+                        "status": "PARTIALLY_FILLED" if o.remaining < o.quantity else "NEW"})
+    return out
+
+
+async def serve(config: ServerConfig) -> int:
+    server = Server(config)
+    await server.start()
+    host, port = server.address
+    rec = server.recovered
+    print(f"perpengine: serving on {host}:{port} (msgpack frames and JSON lines); "
+          f"log {config.log_path} (fsync per {config.fsync}; {rec['records']} records "
+          f"recovered{'; cut a bad tail: ' + rec['truncated'] if rec['truncated'] else ''}); "
+          f"{len(server.engine.symbols)} symbols; keys {config.keys_path}", flush=True)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await server.stop()
+    s = server.summary()
+    print(f"perpengine: stopped cleanly; {s['commands']} commands this run, log flushed "
+          f"at seq {server.sequencer.seq}", flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    p = argparse.ArgumentParser(prog="python -m engine serve")
+    d = ServerConfig()
+    p.add_argument("--host", default=d.host)
+    p.add_argument("--port", type=int, default=d.port, help="0 picks a free port")
+    p.add_argument("--log", default=d.log_path)
+    p.add_argument("--keys", default=d.keys_path)
+    p.add_argument("--fsync", choices=["batch", "interval"], default=d.fsync)
+    p.add_argument("--fsync-interval-ms", type=int, default=d.fsync_interval_ms)
+    p.add_argument("--max-frame", type=int, default=d.max_frame)
+    p.add_argument("--outbound-limit", type=int, default=d.outbound_limit)
+    p.add_argument("--rate", type=float, default=d.rate_per_s)
+    p.add_argument("--burst", type=float, default=d.rate_burst)
+    p.add_argument("--summary-every", type=float, default=d.summary_every_s)
+    p.add_argument("--catalogue")
+    a = p.parse_args(argv)
+    config = ServerConfig(host=a.host, port=a.port, log_path=a.log, keys_path=a.keys,
+                          fsync=a.fsync, fsync_interval_ms=a.fsync_interval_ms,
+                          max_frame=a.max_frame, outbound_limit=a.outbound_limit,
+                          rate_per_s=a.rate, rate_burst=a.burst, summary_every_s=a.summary_every,
+                          catalogue_path=a.catalogue)
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+    try:
+        import uvloop
+        return uvloop.run(serve(config))
+    except ImportError:  # uvloop is a dependency; this only helps on exotic platforms
+        return asyncio.run(serve(config))
