@@ -11,8 +11,12 @@ process (DESIGN.md's shape).
   power cut. While a batch is being flushed (in a thread) new requests queue up and form the
   next batch: group commit.
 * Time is the wall clock in ms, stamped here by the sequencer (never read by the core).
-* Each connection has a bounded outbound queue: a reader that falls that far behind is
-  disconnected, so no client can grow the server's memory. Frames above `max_frame` bytes and
+* Each connection's outbound messages are bounded: replies are backpressure (the server stops
+  reading a connection while its unanswered requests plus queued messages reach
+  `outbound_limit`), and a subscriber that still has `outbound_limit` messages queued from
+  earlier batches when a new batch is published is a slow reader and is disconnected. A
+  connection holds at most that plus one batch's messages: no client can grow memory without
+  bound. Frames above `max_frame` bytes and
   malformed frames get an error and close only that connection. Each connection has a token
   bucket rate limit; requests past it get Binance's -1003 and change nothing.
 """
@@ -22,6 +26,8 @@ import asyncio
 import os
 import secrets
 import signal
+import socket
+import struct
 import sys
 import time
 from dataclasses import dataclass, field
@@ -66,6 +72,7 @@ class ServerConfig:
     fsync_interval_ms: int = 20
     max_frame: int = 64 * 1024  # bytes
     outbound_limit: int = 10_000  # messages queued for one connection before it is cut off
+    sndbuf: int = 256 * 1024  # kernel send buffer per connection (bytes); 0: the OS default
     rate_per_s: float = 5_000.0  # requests per second per connection, sustained
     rate_burst: float = 10_000.0
     batch_max: int = 4096
@@ -105,6 +112,9 @@ class Connection:
     streams: set = field(default_factory=set)
     closed: bool = False
     peer: str = ""
+    inflight: int = 0  # requests read and not yet answered
+    backlog: int = 0  # messages still queued when the current batch began publishing
+    room: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class Server:
@@ -179,8 +189,11 @@ class Server:
     # -- connections ----------------------------------------------------------------------------
     async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._conn_numbers += 1
+        sock = writer.get_extra_info("socket")
+        if self.config.sndbuf and sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.config.sndbuf)
         conn = Connection(reader, writer, self._conn_numbers, secrets.token_hex(16),
-                          asyncio.Queue(self.config.outbound_limit),
+                          asyncio.Queue(),
                           TokenBucket(self.config.rate_per_s, self.config.rate_burst),
                           peer=str(writer.get_extra_info("peername")))
         self.connections.add(conn)
@@ -194,8 +207,12 @@ class Server:
             if not first:
                 return
             conn.mode = wire.detect_mode(first[0])
-            pending = first if first == b"{" else b""  # 0x00 and blanks only select
+            pending = first if first in (b"{", b"[") else b""  # 0x00 and blanks only select
+            limit = self.config.outbound_limit
             while not conn.closed:
+                while conn.inflight + conn.out.qsize() >= limit and not conn.closed:
+                    conn.room.clear()  # backpressure: read no more until replies go out
+                    await conn.room.wait()
                 body, pending = await self._read_frame(conn, pending)
                 if body is None:
                     break
@@ -207,6 +224,7 @@ class Server:
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
+            conn.room.set()
             await self._flush_and_close(conn)
             sender.cancel()
             log.debug("connection closed", conn=conn.number, peer=conn.peer, requests=requests)
@@ -243,15 +261,24 @@ class Server:
             return await self._read_frame(conn, b"")
         return line, b""
 
-    def send(self, conn: Connection, message: dict) -> None:
+    def send(self, conn: Connection, message: dict, stream: bool = False) -> None:
         if conn.closed:
             return
-        try:
-            conn.out.put_nowait(message)
-        except asyncio.QueueFull:  # a slow reader: cut it off, never buffer without bound
+        if stream and conn.backlog >= self.config.outbound_limit:
+            # a slow reader: cut it off, never buffer without bound
             self.stats["slow_disconnects"] += 1
             conn.closed = True
+            sock = conn.writer.get_extra_info("socket")
+            if sock is not None:  # an abortive close: a reset now, the unsent data dropped
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             conn.writer.transport.abort()
+            conn.room.set()
+            return
+        conn.out.put_nowait(message)
+
+    def reply(self, conn: Connection, message: dict) -> None:
+        conn.inflight -= 1
+        self.send(conn, message)
 
     async def _send_loop(self, conn: Connection) -> None:
         out, w = conn.out, conn.writer
@@ -263,6 +290,8 @@ class Server:
                     chunks.append(wire.encode(out.get_nowait(), conn.mode or wire.JSONL))
                 w.write(b"".join(chunks))
                 await w.drain()
+                if out.qsize() + conn.inflight < self.config.outbound_limit // 2:
+                    conn.room.set()
         except (ConnectionError, asyncio.CancelledError):
             return
 
@@ -339,6 +368,7 @@ class Server:
             cmd = json_edge.decode_command(obj)
         except json_edge.BadInput as bad:
             return self._error(conn, req_id, bad.code, bad.msg)
+        conn.inflight += 1
         await self.inbox.put(("cmd", conn, req_id, cmd))
 
     async def _request_subscribe(self, conn: Connection, req_id, message: dict) -> None:
@@ -355,6 +385,7 @@ class Server:
             elif name not in ("trade", "depth", "markPrice", "forceOrder") or \
                     symbol not in self.engine.symbols:
                 return self._error(conn, req_id, -1102, f"unknown stream {s!r}")
+        conn.inflight += 1
         await self.inbox.put(("subscribe", conn, req_id, streams))
 
     async def _request_query(self, conn: Connection, req_id, message: dict) -> None:
@@ -372,6 +403,7 @@ class Server:
             return self._error(conn, req_id, -1121, f"Invalid symbol {symbol!r}.")
         if name == "depth" and symbol is None:
             return self._error(conn, req_id, -1102, "depth needs a 'symbol'")
+        conn.inflight += 1
         await self.inbox.put(("query", conn, req_id, (name, account, symbol, message.get("limit"))))
 
     # -- the sequencer --------------------------------------------------------------------------
@@ -409,8 +441,10 @@ class Server:
                     replies.append((conn, self._query(req_id, *payload)))
             if records:
                 await loop.run_in_executor(None, self.sequencer.flush)
+            for conn in self.connections:
+                conn.backlog = conn.out.qsize()
             for conn, reply in replies:
-                self.send(conn, reply)
+                self.reply(conn, reply)
             for record, depth in zip(records, fanout):
                 self._publish(record, depth)
                 self.risk_queue.put_nowait(record)
@@ -463,12 +497,12 @@ class Server:
                 self.stats["trades"] += 1
             elif stream == "!forceOrder":
                 self.stats["liquidations"] += 1
-            for conn in self.subscribers.get(stream, ()):
-                self.send(conn, {"stream": stream, "data": data})
+            for conn in tuple(self.subscribers.get(stream, ())):
+                self.send(conn, {"stream": stream, "data": data}, stream=True)
         for aid, messages in private.items():
-            for conn in self.user_subscribers.get(aid, ()):
+            for conn in tuple(self.user_subscribers.get(aid, ())):
                 for data in messages:
-                    self.send(conn, {"stream": "user", "data": data})
+                    self.send(conn, {"stream": "user", "data": data}, stream=True)
 
     # -- background tasks -----------------------------------------------------------------------
     async def _risk(self) -> None:
@@ -599,6 +633,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fsync-interval-ms", type=int, default=d.fsync_interval_ms)
     p.add_argument("--max-frame", type=int, default=d.max_frame)
     p.add_argument("--outbound-limit", type=int, default=d.outbound_limit)
+    p.add_argument("--sndbuf", type=int, default=d.sndbuf)
     p.add_argument("--rate", type=float, default=d.rate_per_s)
     p.add_argument("--burst", type=float, default=d.rate_burst)
     p.add_argument("--summary-every", type=float, default=d.summary_every_s)
@@ -607,6 +642,7 @@ def main(argv: list[str] | None = None) -> int:
     config = ServerConfig(host=a.host, port=a.port, log_path=a.log, keys_path=a.keys,
                           fsync=a.fsync, fsync_interval_ms=a.fsync_interval_ms,
                           max_frame=a.max_frame, outbound_limit=a.outbound_limit,
+                          sndbuf=a.sndbuf,
                           rate_per_s=a.rate, rate_burst=a.burst, summary_every_s=a.summary_every,
                           catalogue_path=a.catalogue)
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))

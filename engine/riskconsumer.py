@@ -138,6 +138,8 @@ class RiskConsumer:
         for aid in sorted(accounts):
             self._evaluate(aid, out)
             self._reindex(aid)
+        # margin calls before liquidations (a stable sort keeps each kind's order)
+        out.sort(key=lambda c: type(c) is C.Liquidate)
         return out
 
     def _mark_moved(self, index: _TriggerIndex, old: int, new: int, out: list[C.Command],

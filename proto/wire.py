@@ -62,6 +62,6 @@ def decode_body(body: bytes, mode: str) -> Any:
 def detect_mode(first_byte: int) -> str:
     if first_byte == 0:
         return MSGPACK
-    if first_byte in b"{ \t\r\n":
+    if first_byte in b"{[ \t\r\n":
         return JSONL
     raise FrameError(f"unknown framing: first byte 0x{first_byte:02x} (expected 0x00 or '{{')")
