@@ -23,6 +23,7 @@ from typing import Iterator
 import msgspec
 
 from proto.records import LOG_FORMAT_VERSION, LogHeader, LogRecord
+from proto.upcasters import upcast
 
 MAGIC = b"PERPLOG\n"
 _FRAME = struct.Struct("<II")
@@ -31,6 +32,24 @@ MAX_RECORD = 64 * 1024 * 1024
 _encode = msgspec.msgpack.Encoder().encode
 _decode_record = msgspec.msgpack.Decoder(LogRecord).decode
 _decode_header = msgspec.msgpack.Decoder(LogHeader).decode
+_decode_raw = msgspec.msgpack.Decoder().decode
+
+
+class LogFormatError(ValueError):
+    pass
+
+
+def record_decoder(header: LogHeader):
+    """The decoder for this log's records: direct for the current format, else through the
+    upcasters (proto.upcasters)."""
+    version = header.format_version
+    if version == LOG_FORMAT_VERSION:
+        return _decode_record
+    if not 1 <= version < LOG_FORMAT_VERSION:
+        raise LogFormatError(f"log format {version} is not readable by this version "
+                             f"(reads 1 to {LOG_FORMAT_VERSION})")
+    return lambda payload: msgspec.convert(upcast(_decode_raw(payload), version,
+                                                  LOG_FORMAT_VERSION), LogRecord)
 
 
 def frame(payload: bytes) -> bytes:
@@ -42,14 +61,23 @@ def encode_record(record: LogRecord) -> bytes:
 
 
 class LogWriter:
-    def __init__(self, path: str | Path, catalogue_version: str, fsync: bool = True) -> None:
+    def __init__(self, path: str | Path, catalogue_version: str, fsync: bool = True,
+                 engine_config: dict | None = None) -> None:
         self.path = Path(path)
         self.fsync = fsync
         exists = self.path.exists() and self.path.stat().st_size > 0
+        if exists:
+            reader = LogReader(self.path)
+            reader.read_header()
+            if reader.header is not None and reader.header.format_version != LOG_FORMAT_VERSION:
+                raise LogFormatError(
+                    f"{self.path} is log format {reader.header.format_version}; this version "
+                    f"writes {LOG_FORMAT_VERSION}: convert it with `python -m replay upgrade`")
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         if not exists:
             header = LogHeader(format_version=LOG_FORMAT_VERSION,
-                               catalogue_version=catalogue_version)
+                               catalogue_version=catalogue_version,
+                               engine_config=engine_config or {})
             os.write(self._fd, MAGIC + frame(_encode(header)))
             self._sync()
 
@@ -80,38 +108,49 @@ class Problem:
     what: str
 
 
-@dataclass
 class LogReader:
     """Iterate a log's records; after iteration `problem` says where it stopped early, if it did,
-    and `good_end` is the byte offset just after the last good record."""
-    path: Path
-    header: LogHeader | None = None
-    problem: Problem | None = None
-    good_end: int = 0
-    count: int = 0
+    `good_end` is the byte offset just after the last good record, and `size` the file's."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.header = None
-        self.problem = None
+        self.header: LogHeader | None = None
+        self.problem: Problem | None = None
         self.good_end = 0
         self.count = 0
+        self.size = 0
+
+    def read_header(self, data: bytes | None = None) -> int:
+        """Read the magic and header; returns the offset of the first record (0 on a problem,
+        which `problem` then describes)."""
+        if data is None:
+            with open(self.path, "rb") as f:
+                data = f.read(64 * 1024)
+        if not data.startswith(MAGIC):
+            self.problem = Problem(0, 0, "not an event log: bad magic bytes")
+            return 0
+        header, pos, err = _read_frame(data, len(MAGIC))
+        if err:
+            self.problem = Problem(0, len(MAGIC), f"header: {err}")
+            return 0
+        try:
+            self.header = _decode_header(header)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            self.problem = Problem(0, len(MAGIC), f"header: {exc}")
+            return 0
+        return pos
 
     def records(self) -> Iterator[tuple[int, LogRecord]]:
         """(byte offset, record) for each good record, in order."""
         data = self.path.read_bytes()
-        if not data.startswith(MAGIC):
-            self.problem = Problem(0, 0, "not an event log: bad magic bytes")
-            return
-        pos = len(MAGIC)
-        header, pos, err = _read_frame(data, pos)
-        if err:
-            self.problem = Problem(0, len(MAGIC), f"header: {err}")
+        self.size = len(data)
+        pos = self.read_header(data)
+        if not pos:
             return
         try:
-            self.header = _decode_header(header)
-        except msgspec.DecodeError as exc:
-            self.problem = Problem(0, len(MAGIC), f"header: {exc}")
+            decode = record_decoder(self.header)
+        except LogFormatError as exc:
+            self.problem = Problem(0, len(MAGIC), str(exc))
             return
         self.good_end = pos
         n = 0
@@ -123,8 +162,8 @@ class LogReader:
                 self.problem = Problem(n, pos, err)
                 return
             try:
-                record = _decode_record(payload)
-            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                record = decode(payload)
+            except (msgspec.DecodeError, msgspec.ValidationError, KeyError, TypeError) as exc:
                 self.problem = Problem(n, pos, f"undecodable record: {exc}")
                 return
             self.count = n

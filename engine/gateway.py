@@ -11,6 +11,9 @@ process (DESIGN.md's shape).
   power cut. While a batch is being flushed (in a thread) new requests queue up and form the
   next batch: group commit.
 * Time is the wall clock in ms, stamped here by the sequencer (never read by the core).
+* Every `snapshot_every` events the whole state is written to `snapshot_dir` by a forked child
+  (copy-on-write: the server pauses only for the fork). On start the state is the newest good
+  snapshot plus the log's tail, after a torn or corrupt tail is cut off the log.
 * Each connection's outbound messages are bounded: replies are backpressure (the server stops
   reading a connection while its unanswered requests plus queued messages reach
   `outbound_limit`), and a subscriber that still has `outbound_limit` messages queued from
@@ -23,6 +26,7 @@ process (DESIGN.md's shape).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import secrets
 import signal
@@ -38,13 +42,14 @@ import structlog
 from engine import catalogue as catalogue_mod
 from engine import queries
 from engine.core import Engine, EngineConfig
-from engine.eventlog import LogReader, LogWriter, truncate_to_good
+from engine.eventlog import LogWriter, truncate_to_good
 from engine.fixed import fmt
 from engine.keys import KeyStore
 from engine.riskconsumer import RiskConsumer
 from engine.sequencer import Sequencer
 from engine.snapshot import restore, take
 from engine.streams import StreamPublisher
+from replay import snapshots
 from proto import events as V
 from proto import json_edge
 from proto import wire
@@ -57,6 +62,7 @@ ACCOUNT_OPS = {"newOrder", "cancelOrder", "cancelAllOrders", "modifyOrder", "set
                "setMarginType", "adjustIsolatedMargin", "withdraw"}
 INTERNAL_OPS = {"liquidate", "marginCall"}  # only the risk consumer sends these
 PUBLIC_QUERIES = {"depth"}
+ADMIN_QUERIES = {"state"}
 ACCOUNT_QUERIES = {"positionRisk", "account", "openOrders"}
 UNAUTHORISED = -2015
 UNAUTHORISED_MSG = "Invalid API-key, IP, or permissions for action."
@@ -78,7 +84,12 @@ class ServerConfig:
     batch_max: int = 4096
     summary_every_s: float = 5.0
     checkpoint_every: int = 10_000
+    snapshot_every: int = 100_000  # events between snapshots; 0: none
+    snapshot_dir: str | None = None  # default: <log>.snapshots
     catalogue_path: str | None = None
+
+    def snapshots(self) -> str:
+        return self.snapshot_dir or self.log_path + ".snapshots"
 
 
 class TokenBucket:
@@ -125,7 +136,8 @@ class Server:
         self.engine = Engine(self.catalogue, EngineConfig(checkpoint_every=config.checkpoint_every))
         self.recovered = self._recover()
         self.writer = LogWriter(config.log_path, self.catalogue.version,
-                                fsync=config.fsync == "batch")
+                                fsync=config.fsync == "batch",
+                                engine_config=dataclasses.asdict(self.engine.config))
         self.sequencer = Sequencer(self.engine, self.writer)
         self.consumer = RiskConsumer(self.catalogue, self.engine.config,
                                      restore(self.catalogue, take(self.engine)))
@@ -141,22 +153,25 @@ class Server:
         self._stopping = asyncio.Event()
         self._conn_numbers = 0
         self._last_time = 0
+        self._events_since_snapshot = 0
+        self._snapshot_child: int | None = None
         self.address: tuple[str, int] | None = None
 
     # -- recovery -------------------------------------------------------------------------------
     def _recover(self) -> dict:
-        """Rebuild the state from an existing log (a torn or corrupt tail is cut off first)."""
+        """The state from the newest good snapshot and the log's tail (a torn or corrupt tail
+        is cut off the log first: nothing after it was ever acknowledged)."""
         path = Path(self.config.log_path)
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists() or path.stat().st_size == 0:
-            return {"records": 0, "truncated": None}
+            return {"records": 0, "truncated": None, "snapshot": None}
         kept, problem = truncate_to_good(path)
-        reader = LogReader(path)
-        for _, rec in reader.records():
-            self.engine.apply_record(rec.seq, rec.time, rec.events)
-            self._last_time = rec.time
-        return {"records": kept, "truncated": f"record {problem.record_number} at byte "
-                f"{problem.offset}: {problem.what}" if problem else None}
+        self.engine, facts = snapshots.restore(self.catalogue, path, self.config.snapshots(),
+                                               self.engine.config)
+        self._last_time = self.engine.time
+        return {"records": kept, "snapshot": facts["snapshot"],
+                "truncated": f"record {problem.record_number} at byte {problem.offset}: "
+                             f"{problem.what}" if problem else None}
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -183,6 +198,8 @@ class Server:
             t.cancel()
         os.fsync(self.writer._fd)
         self.writer.close()
+        if self._snapshot_child is not None:
+            os.waitpid(self._snapshot_child, 0)
         for conn in list(self.connections):
             await self._flush_and_close(conn)
 
@@ -394,6 +411,10 @@ class Server:
             account = message.get("account", conn.account) if conn.admin else conn.account
             if account is None or (not conn.admin and message.get("account", account) != account):
                 return self._error(conn, req_id, UNAUTHORISED, UNAUTHORISED_MSG)
+        elif name in ADMIN_QUERIES:
+            if not conn.admin:
+                return self._error(conn, req_id, UNAUTHORISED, UNAUTHORISED_MSG)
+            account = None
         elif name not in PUBLIC_QUERIES:
             return self._error(conn, req_id, -1103, f"unknown query {name!r}")
         else:
@@ -441,6 +462,10 @@ class Server:
                     replies.append((conn, self._query(req_id, *payload)))
             if records:
                 await loop.run_in_executor(None, self.sequencer.flush)
+                self._events_since_snapshot += sum(len(r.events) for r in records)
+                every = self.config.snapshot_every
+                if every and self._events_since_snapshot >= every:
+                    self._snapshot()
             for conn in self.connections:
                 conn.backlog = conn.out.qsize()
             for conn, reply in replies:
@@ -480,6 +505,8 @@ class Server:
         try:
             if name == "depth":
                 result = self.publisher.snapshot(symbol, limit if isinstance(limit, int) else None)
+            elif name == "state":
+                result = {"seq": self.engine.seq, "stateHash": self.engine.state_hash()}
             elif name == "positionRisk":
                 result = queries.position_risk(self.engine, account, symbol)
             elif name == "account":
@@ -503,6 +530,29 @@ class Server:
             for conn in tuple(self.user_subscribers.get(aid, ())):
                 for data in messages:
                     self.send(conn, {"stream": "user", "data": data}, stream=True)
+
+    def _snapshot(self) -> None:
+        """Write the state as of the flushed log from a forked child (copy-on-write)."""
+        if self._snapshot_child is not None:
+            pid, status = os.waitpid(self._snapshot_child, os.WNOHANG)
+            if pid == 0:
+                return  # the previous one is still writing; try after the next batch
+            self._snapshot_child = None
+        self._events_since_snapshot = 0
+        directory, seq = self.config.snapshots(), self.engine.seq
+        if not hasattr(os, "fork"):
+            snapshots.write(directory, seq, take(self.engine))
+            return
+        pid = os.fork()
+        if pid == 0:  # the child: encode, write, leave without running any parent cleanup
+            code = 1
+            try:
+                snapshots.write(directory, seq, take(self.engine))
+                code = 0
+            finally:
+                os._exit(code)
+        self._snapshot_child = pid
+        log.info("snapshot started", seq=seq, child=pid)
 
     # -- background tasks -----------------------------------------------------------------------
     async def _risk(self) -> None:
@@ -606,8 +656,9 @@ async def serve(config: ServerConfig) -> int:
     host, port = server.address
     rec = server.recovered
     print(f"perpengine: serving on {host}:{port} (msgpack frames and JSON lines); "
-          f"log {config.log_path} (fsync per {config.fsync}; {rec['records']} records "
-          f"recovered{'; cut a bad tail: ' + rec['truncated'] if rec['truncated'] else ''}); "
+          f"log {config.log_path} (fsync per {config.fsync}; {rec['records']} records"
+          f"{', from snapshot ' + rec['snapshot'] if rec.get('snapshot') else ''}"
+          f"{'; cut a bad tail: ' + rec['truncated'] if rec['truncated'] else ''}); "
           f"{len(server.engine.symbols)} symbols; keys {config.keys_path}", flush=True)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -637,6 +688,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=float, default=d.rate_per_s)
     p.add_argument("--burst", type=float, default=d.rate_burst)
     p.add_argument("--summary-every", type=float, default=d.summary_every_s)
+    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every,
+                   help="commands between checkpoint events carrying the state hash (0: none)")
+    p.add_argument("--snapshot-every", type=int, default=d.snapshot_every,
+                   help="events between snapshots (0: none)")
+    p.add_argument("--snapshots", help="snapshot directory (default: <log>.snapshots)")
     p.add_argument("--catalogue")
     a = p.parse_args(argv)
     config = ServerConfig(host=a.host, port=a.port, log_path=a.log, keys_path=a.keys,
@@ -644,6 +700,8 @@ def main(argv: list[str] | None = None) -> int:
                           max_frame=a.max_frame, outbound_limit=a.outbound_limit,
                           sndbuf=a.sndbuf,
                           rate_per_s=a.rate, rate_burst=a.burst, summary_every_s=a.summary_every,
+                          checkpoint_every=a.checkpoint_every,
+                          snapshot_every=a.snapshot_every, snapshot_dir=a.snapshots,
                           catalogue_path=a.catalogue)
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
     try:

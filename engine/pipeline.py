@@ -19,14 +19,17 @@ class Pipeline:
         self.consumer = RiskConsumer(engine.catalogue, engine.config) if risk else None
 
     def submit(self, cmd: Command, time: int) -> list[LogRecord]:
-        records = []
+        return list(self.stream(cmd, time))
+
+    def stream(self, cmd: Command, time: int):
+        """The records one at a time; the next is sequenced only when asked for, so between
+        two the engine's state is that after the record just yielded."""
         todo = [cmd]
         while todo:
             record = self.sequencer.submit(todo.pop(0), time)
-            records.append(record)
+            yield record
             if self.consumer is not None:
                 todo.extend(self.consumer.process(record))
-        return records
 
     def flush(self) -> None:
         self.sequencer.flush()

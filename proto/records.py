@@ -10,13 +10,17 @@ import msgspec
 from proto.commands import AnyCommand
 from proto.events import AnyEvent
 
-LOG_FORMAT_VERSION = 1
+# 1: the first format. 2: the marginCall command lost its marginRatio field (the core computes
+# the ratio itself); proto.upcasters lifts version-1 records. Bump on any change of meaning.
+LOG_FORMAT_VERSION = 2
 
 
 class LogHeader(msgspec.Struct, frozen=True, rename="camel"):
     format_version: int
     catalogue_version: str
     created_by: str = "perpengine"
+    # the core's settings (EngineConfig fields), so a re-drive builds the same core
+    engine_config: dict = {}
 
 
 class LogRecord(msgspec.Struct, frozen=True, rename="camel"):

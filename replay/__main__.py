@@ -1,32 +1,185 @@
-"""python -m replay feed FILE.jsonl|- [--log PATH] [--checkpoint-every N] [--fsync]"""
+"""python -m replay feed|verify|redrive|whatif|restore|upgrade ...
+
+Exit status: 0 intact (or done), 1 a problem was found, 2 bad usage or an unreadable file.
+Every command takes --json for a machine-readable report on stdout.
+"""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
 
 from engine import catalogue as catalogue_mod
 from engine.core import EngineConfig
-from replay.feed import open_lines, run_feed
+from engine.fixed import fmt
+
+
+def _print(report: dict, as_json: bool, lines: list[str]) -> None:
+    if as_json:
+        print(json.dumps(report, indent=1, default=str))
+    else:
+        print("\n".join(lines))
+
+
+def _rate(n: int, seconds: float, what: str) -> str:
+    if seconds < 0.05:
+        return f"{seconds:.3f} s"
+    return f"{seconds:.2f} s, {n / seconds:,.0f} {what}/s"
+
+
+def _problem_line(p: dict) -> str:
+    return f"record {p['record_number']} at byte {p['offset']}: {p['what']}"
+
+
+def cmd_verify(args, cat) -> int:
+    from replay.verify import verify
+    r = verify(args.log, cat, progress=not args.json)
+    d = r.as_dict()
+    if r.intact:
+        lines = [f"intact: {r.records:,} records (seq 1-{r.last_seq}), {r.events:,} events, "
+                 f"{r.checkpoints} checkpoint hashes matched; {_rate(r.events, r.seconds, 'events')}",
+                 f"state {r.state_hash}: {r.accounts} accounts, {r.resting_orders} resting "
+                 f"orders, insurance fund {fmt(r.insurance_fund)}"]
+    else:
+        lines = [f"PROBLEM at {_problem_line(r.problem)}",
+                 f"good before it: {r.records:,} records (seq 1-{r.last_seq}), "
+                 f"{r.checkpoints} checkpoints matched"]
+    lines += [f"warning: {w}" for w in r.warnings]
+    _print(d, args.json, lines)
+    if r.unreadable:
+        return 2
+    return 0 if r.intact else 1
+
+
+def cmd_redrive(args, cat) -> int:
+    from replay.redrive import redrive
+    r = redrive(args.log, cat, progress=not args.json)
+    if r.identical:
+        lines = [f"identical: {r.records:,} commands re-driven, {r.events:,} events equal byte "
+                 f"for byte; {_rate(r.records, r.seconds, 'commands')}; state {r.state_hash}"]
+    elif r.divergence:
+        dv = r.divergence
+        lines = [f"DIVERGENCE at record {dv['record_number']} (seq {dv['seq']}, byte "
+                 f"{dv['offset']}), event {dv['event_index']} of {dv['recorded_count']} "
+                 f"recorded / {dv['produced_count']} produced",
+                 f"  command : {json.dumps(dv['command'])}",
+                 f"  recorded: {json.dumps(dv['recorded'])}",
+                 f"  produced: {json.dumps(dv['produced'])}"]
+    else:
+        lines = [f"PROBLEM reading the log: " + _problem_line(r.problem) if r.problem
+                 else "PROBLEM: no records"]
+    _print(r.as_dict(), args.json, lines)
+    if r.problem and r.problem["record_number"] == 0:
+        return 2
+    return 0 if r.identical else 1
+
+
+def cmd_whatif(args, cat) -> int:
+    from replay.whatif import load_overrides, summary_lines, whatif
+    try:
+        overrides = load_overrides(args.rules)
+    except (OSError, ValueError) as exc:
+        print(f"error: {args.rules}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        report = whatif(args.log, overrides, cat)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    _print(report, args.json, summary_lines(report))
+    return 0
+
+
+def cmd_restore(args, cat) -> int:
+    from replay.common import config_from_header
+    from replay.snapshots import restore
+    from engine.eventlog import LogReader
+    reader = LogReader(args.log)
+    reader.read_header()
+    engine, facts = restore(cat, args.log, args.snapshots, config_from_header(reader.header))
+    facts.update(seq=engine.seq, state_hash=engine.state_hash())
+    _print(facts, args.json, [
+        f"restored seq {engine.seq}: snapshot {facts['snapshot'] or '(none)'} at seq "
+        f"{facts['snapshot_seq']} + {facts['tail_records']} log records; state "
+        f"{facts['state_hash']}"] + [f"skipped damaged snapshot {s}" for s in
+                                     facts["skipped_snapshots"]])
+    return 0
+
+
+def cmd_upgrade(args, cat) -> int:
+    from engine.eventlog import LogReader, LogWriter
+    reader = LogReader(args.log)
+    out = Path(args.out)
+    if out.exists():
+        print(f"error: {out} exists", file=sys.stderr)
+        return 2
+    records = [r for _, r in reader.records()]
+    if reader.problem is not None:
+        print(f"error: {_problem_line(reader.problem.__dict__)}", file=sys.stderr)
+        return 2 if reader.problem.record_number == 0 else 1
+    writer = LogWriter(out, reader.header.catalogue_version,
+                       engine_config=reader.header.engine_config)
+    writer.append(records)
+    writer.close()
+    print(f"upgraded {len(records):,} records from format {reader.header.format_version} to {out}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m replay")
-    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = argparse.ArgumentParser(prog="python -m replay")
+    p.add_argument("--catalogue", help="a catalogue JSON file (default: the packaged one)")
+    sub = p.add_subparsers(dest="cmd", required=True)
     feed = sub.add_parser("feed", help="run JSON-lines commands through the core")
     feed.add_argument("file", help="a .jsonl file of commands, or - for stdin")
     feed.add_argument("--log", help="write the event log to this path")
     feed.add_argument("--fsync", action="store_true", help="fsync every batch")
     feed.add_argument("--checkpoint-every", type=int, default=EngineConfig.checkpoint_every)
-    feed.add_argument("--catalogue", help="a catalogue JSON file (default: the packaged one)")
-    args = parser.parse_args(argv)
+    feed.add_argument("--no-risk", action="store_true", help="without the risk consumer")
+    for name, helptext in (("verify", "check CRCs, sequence and checkpoint hashes"),
+                           ("redrive", "re-run the commands and compare events byte for byte")):
+        s = sub.add_parser(name, help=helptext)
+        s.add_argument("log")
+        s.add_argument("--json", action="store_true")
+    sub._name_parser_map["re-drive"] = sub._name_parser_map["redrive"]
+    w = sub.add_parser("whatif", help="replay the commands under changed risk rules")
+    w.add_argument("log")
+    w.add_argument("rules", help="JSON: 'tables', 'symbols' (catalogue format), 'engineConfig'")
+    w.add_argument("--json", action="store_true")
+    r = sub.add_parser("restore", help="state from the newest good snapshot plus the log tail")
+    r.add_argument("log")
+    r.add_argument("--snapshots", help="the snapshot directory")
+    r.add_argument("--json", action="store_true")
+    u = sub.add_parser("upgrade", help="rewrite an older-format log in the current format")
+    u.add_argument("log")
+    u.add_argument("out")
+    args = p.parse_args(argv)
     try:
         cat = catalogue_mod.load(args.catalogue)
-        lines = open_lines(args.file)
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.cmd == "feed":
+        return cmd_feed(args, cat)
+    log = getattr(args, "log", None)
+    if log is not None and not Path(log).is_file():
+        print(f"error: {log}: no such file", file=sys.stderr)
+        return 2
+    handler = {"verify": cmd_verify, "redrive": cmd_redrive, "re-drive": cmd_redrive,
+               "whatif": cmd_whatif, "restore": cmd_restore, "upgrade": cmd_upgrade}[args.cmd]
+    return handler(args, cat)
+
+
+def cmd_feed(args, cat) -> int:
+    from replay.feed import open_lines, run_feed
+    try:
+        lines = open_lines(args.file)
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     config = EngineConfig(checkpoint_every=args.checkpoint_every)
-    result = run_feed(lines, sys.stdout.buffer, cat, config, log_path=args.log, fsync=args.fsync)
+    result = run_feed(lines, sys.stdout.buffer, cat, config, log_path=args.log, fsync=args.fsync,
+                      risk=not args.no_risk)
     sys.stdout.flush()
     print(f"feed: {result.commands} commands, {result.events} events, "
           f"{len(result.errors)} bad lines", file=sys.stderr)

@@ -13,6 +13,7 @@ the core nor the log, and the feed goes on with the next line.
 """
 from __future__ import annotations
 
+import dataclasses
 import sys
 from dataclasses import dataclass, field
 from typing import IO, Iterable
@@ -74,7 +75,9 @@ def run_feed(lines: Iterable[str | bytes], out: IO[bytes], catalogue: Catalogue,
              config: EngineConfig | None = None, log_path: str | None = None,
              fsync: bool = False, batch: int = 1000, risk: bool = True) -> FeedResult:
     engine = Engine(catalogue, config)
-    writer = LogWriter(log_path, catalogue.version, fsync=fsync) if log_path else None
+    engine_config = dataclasses.asdict(engine.config)
+    writer = LogWriter(log_path, catalogue.version, fsync=fsync,
+                       engine_config=engine_config) if log_path else None
     pipeline = Pipeline(engine, writer, risk=risk)
     result = FeedResult()
     now = 0

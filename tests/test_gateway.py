@@ -27,7 +27,7 @@ class ServerProcess:
             [sys.executable, "-m", "engine", "serve", "--port", "0", "--log", str(self.log),
              "--keys", str(self.keys_path), "--summary-every", "60", *extra],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        line = self.proc.stdout.readline()
+        line = self.first_line = self.proc.stdout.readline()
         assert "serving on" in line, line
         self.port = int(line.split("serving on ")[1].split()[0].rsplit(":", 1)[1])
         self.admin = json.loads(self.keys_path.read_text())[0]
