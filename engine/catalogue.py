@@ -5,6 +5,10 @@ catalogue.json. The maintenance amount `cum` is derived here, never stored:
 
 which makes MM = notional x MMR(tier) - cum(tier) continuous at every tier boundary.
 All values are ints of 1e-8 units (engine.fixed); times are ms.
+
+Funding caps are effective-dated too: a symbol's `fundingCap` (null: the default, 0.75 x tier-1
+MMR of the bracket table in force) may be followed by `fundingCapSchedule`, a list of
+{"effective": ISO time, "cap": decimal or null} (SymbolSpec.funding_cap_at).
 """
 from __future__ import annotations
 
@@ -118,6 +122,9 @@ class SymbolSpec:
     schedule: tuple[tuple[int, BracketTable], ...]  # (effective ms, table), ascending
     assumed: tuple[str, ...] = ()
     _effective: list[int] = field(default_factory=list, repr=False)
+    # effective-dated changes of the funding cap: (effective ms, cap or None), ascending;
+    # `funding_cap` applies before the first of them
+    funding_caps: tuple[tuple[int, int | None], ...] = ()
 
     def __post_init__(self) -> None:
         self._effective.extend(t for t, _ in self.schedule)
@@ -132,6 +139,15 @@ class SymbolSpec:
         since = self._effective[i] if i >= 0 else -(1 << 62)
         until = self._effective[i + 1] if i + 1 < len(self._effective) else None
         return self.schedule[max(i, 0)][1], since, until
+
+    def funding_cap_at(self, ms: int) -> int | None:
+        """The symbol's own funding cap in force at ms; None: the default (0.75 x MMR1)."""
+        cap = self.funding_cap
+        for effective, c in self.funding_caps:
+            if effective > ms:
+                break
+            cap = c
+        return cap
 
 
 @dataclass(frozen=True)
@@ -225,6 +241,10 @@ def from_dict(doc: dict, overrides: dict | None = None) -> Catalogue:
             max_num_orders=int(val("maxNumOrders")),
             funding_cap=fixed.parse(cap) if cap is not None else None,
             schedule=tuple(schedule),
+            funding_caps=tuple(sorted(
+                ((parse_iso_ms(c["effective"]),
+                  fixed.parse(c["cap"]) if c.get("cap") is not None else None)
+                 for c in s.get("fundingCapSchedule", ())), key=lambda c: c[0])),
             # assumed: the symbol's own list plus every assumed default it inherits
             assumed=tuple(dict.fromkeys(list(s.get("assumed", ())) + [
                 k for k in defaults.get("assumed", ()) if k not in s])),

@@ -19,6 +19,7 @@ from engine.accounts import CROSSED, ISOLATED, Account, Position, fill_result
 from engine.book import BUY, SELL, Order, OrderBook
 from engine.catalogue import BracketTable, Catalogue, SymbolSpec
 from engine.fixed import SCALE, fmt
+from engine.funding_core import FundingMixin
 from engine.liquidation import LiquidationMixin
 from proto import commands as C
 from proto import events as V
@@ -78,7 +79,7 @@ class Rejected(Exception):
         self.msg = msg
 
 
-class Engine(LiquidationMixin):
+class Engine(LiquidationMixin, FundingMixin):
     def __init__(self, catalogue: Catalogue, config: EngineConfig | None = None) -> None:
         self.catalogue = catalogue
         self.config = config or EngineConfig()
@@ -95,6 +96,7 @@ class Engine(LiquidationMixin):
         self.seq = 0
         self.time = 0
         self._next_switch = self._earliest_switch()
+        self._init_funding()  # index, composite, mark and funding state (engine.funding_core)
         self._out: list[V.Event] = []
         self._handlers = {
             C.CreateAccount: self._create_account, C.Deposit: self._deposit,
@@ -105,6 +107,8 @@ class Engine(LiquidationMixin):
             C.AdjustIsolatedMargin: self._adjust_isolated_margin,
             C.Liquidate: self._liquidate, C.MarginCall: self._margin_call,
             C.FundInsurance: self._fund_insurance,
+            C.SetIndexPrices: self._set_index_prices, C.ListSymbol: self._list_symbol,
+            C.ScheduleDelisting: self._schedule_delisting,
         }
         self._appliers = {
             V.AccountCreated: self._on_account_created, V.Deposited: self._on_deposited,
@@ -121,6 +125,11 @@ class Engine(LiquidationMixin):
             V.OrderRejected: _ignore, V.CommandRejected: _ignore, V.Checkpoint: _ignore,
             V.MarginCallIssued: _ignore, V.LiquidationStarted: _ignore,
             V.LiquidationDeclined: _ignore,
+            V.IndexPriceUpdated: self._on_index_price,
+            V.CompositeRebalanced: self._on_composite_rebalanced,
+            V.FundingRateSet: self._on_funding_rate, V.FundingPaid: self._on_funding_paid,
+            V.SymbolListed: self._on_symbol_listed,
+            V.DelistingScheduled: self._on_delisting_scheduled,
         }
 
     # == entry points =============================================================================
@@ -132,6 +141,8 @@ class Engine(LiquidationMixin):
         out = self._out = []
         if self._next_switch is not None and time >= self._next_switch:
             self._switch_tables(time, announce=not first)
+        if time >= self._next_due:  # funding settlements and index rebalances (funding_core)
+            self._run_due(time)
         self._handlers[type(cmd)](cmd)
         every = self.config.checkpoint_every
         if every and seq % every == 0:
@@ -661,6 +672,9 @@ class Engine(LiquidationMixin):
             self._symbol(cmd.symbol)
             if cmd.mark_price <= 0 or cmd.index_price < 0:
                 raise Rejected(E.INVALID_VALUE, "markPrice must be positive.")
+            if self.has_index(cmd.symbol):
+                raise Rejected(E.INVALID_VALUE, f"The mark price of {cmd.symbol} is computed "
+                                                f"from its index price; send setIndexPrices.")
         except Rejected as r:
             return self._reject_command(cmd, r.code, r.msg)
         self._emit(V.MarkPriceUpdated(symbol=cmd.symbol, mark_price=cmd.mark_price,
@@ -887,8 +901,12 @@ class Engine(LiquidationMixin):
                                o.reduce_only, o.client_id, o.stp]
                               for level in s.book.levels(side) for o in level.orders()])
             books.append([name, s.mark, s.index, s.last_price, sides])
-        return [accounts, books, self.fees_collected, self.insurance_fund, self.total_deposits,
-                self.total_withdrawals, self.next_order_id, self.next_trade_id]
+        state = [accounts, books, self.fees_collected, self.insurance_fund, self.total_deposits,
+                 self.total_withdrawals, self.next_order_id, self.next_trade_id]
+        funding = self._funding_canonical()  # None until index prices or listings arrive
+        if funding is not None:
+            state.append(funding)
+        return state
 
     def state_hash(self) -> str:
         blob = msgspec.msgpack.encode(self.canonical_state())

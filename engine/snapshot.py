@@ -34,7 +34,7 @@ def restore(catalogue: Catalogue, blob: bytes, config: EngineConfig | None = Non
         raise ValueError(f"snapshot version {snap.version}, expected {SNAPSHOT_VERSION}")
     engine = Engine(catalogue, config)
     engine.seq, engine.time = snap.seq, snap.time
-    accounts, books, fees, insurance, deposits, withdrawals, next_order, next_trade = snap.state
+    accounts, books, fees, insurance, deposits, withdrawals, next_order, next_trade = snap.state[:8]
     for aid, registered, wallet, positions, client_ids in accounts:
         acct = engine.accounts[aid] = Account(aid, registered)
         acct.wallet = wallet
@@ -63,4 +63,6 @@ def restore(catalogue: Catalogue, blob: bytes, config: EngineConfig | None = Non
     engine.fees_collected, engine.insurance_fund = fees, insurance
     engine.total_deposits, engine.total_withdrawals = deposits, withdrawals
     engine.next_order_id, engine.next_trade_id = next_order, next_trade
+    if len(snap.state) > 8:  # index, composite and funding state (engine.funding_core)
+        engine._restore_funding(snap.state[8])
     return engine

@@ -111,15 +111,38 @@ class FundInsurance(Command, tag="fundInsurance"):
     amount: int
 
 
+class SetIndexPrices(Command, tag="setIndexPrices"):
+    """Price feed from spot markets: index prices keyed by contract symbol (e.g. "BTCUSDT"),
+    not by base asset, since BTCUSDT and BTCBUSD have different indices. The composite's own
+    index (ALLUSDT) is computed, never fed. Each symbol's premium index and mark price are
+    recomputed from it; the mark replaces any fed through SetMarkPrice."""
+    prices: dict[str, int]
+
+
+class ListSymbol(Command, tag="listSymbol"):
+    """Admin: a catalogue symbol is listed (starts trading) at `onboard_time` (ms). Symbols
+    never listed by command count as listed since forever. Drives composite membership."""
+    symbol: str
+    onboard_time: int
+
+
+class ScheduleDelisting(Command, tag="scheduleDelisting"):
+    """Admin: the symbol is delisted at `delist_time` (ms); it leaves the composite index at the
+    first rebalance at or after 40 hours before it."""
+    symbol: str
+    delist_time: int
+
+
 AnyCommand = Union[
     CreateAccount, Deposit, Withdraw, NewOrder, CancelOrder, CancelAllOrders, ModifyOrder,
     SetLeverage, SetMarkPrice, SetMarginType, AdjustIsolatedMargin, Liquidate, MarginCall,
-    FundInsurance,
+    FundInsurance, SetIndexPrices, ListSymbol, ScheduleDelisting,
 ]
 
 __all__ = [
     "Command", "AnyCommand", "CreateAccount", "Deposit", "Withdraw", "NewOrder", "CancelOrder",
     "CancelAllOrders", "ModifyOrder", "SetLeverage", "SetMarkPrice", "SetMarginType",
     "AdjustIsolatedMargin", "Liquidate", "MarginCall", "FundInsurance",
+    "SetIndexPrices", "ListSymbol", "ScheduleDelisting",
     "Side", "OrderType", "TimeInForce", "StpMode", "MarginType",
 ]

@@ -206,12 +206,77 @@ class InsuranceFunded(Event, tag="insuranceFunded"):
     balance: int
 
 
+class IndexPriceUpdated(Event, tag="indexPriceUpdated"):
+    """A symbol's index price (fed, or the composite's value), with the premium index sampled
+    from its book at that moment: impact bid and ask at the impact margin notional (0: that
+    side is too thin) and the mid (0: a side is empty). Followed by its MarkPriceUpdated."""
+    symbol: str
+    index_price: int
+    impact_bid_price: int
+    impact_ask_price: int
+    mid_price: int
+    premium_index: int
+
+
+class CompositeConstituent(msgspec.Struct, frozen=True, rename="camel"):
+    symbol: str
+    price: int  # its index price at the rebalance: the exact weight round(1e36 / price) follows
+    weight_in_quantity: int  # display: index points per unit of its price (1e-8)
+
+
+class CompositeRebalanced(Event, tag="compositeRebalanced"):
+    """The composite's members and weights from `time` (08:00 UTC; the first composition: its
+    command's time). Equal value at the rebalance prices; the value is unchanged across it:
+    value = index_price x sum(q x p) / sum(q x p at the rebalance) (the divisor, exact)."""
+    symbol: str
+    time: int
+    index_price: int
+    constituents: list[CompositeConstituent]
+    added: list[str]
+    removed: list[str]
+
+
+class FundingRateSet(Event, tag="fundingRateSet"):
+    """A symbol's funding rate for the interval ending at `funding_time` (capped)."""
+    symbol: str
+    funding_time: int
+    funding_rate: int
+    average_premium_index: int
+    interest_rate: int
+    funding_cap: int
+    mark_price: int
+    index_price: int
+
+
+class FundingPaid(Event, tag="fundingPaid"):
+    """One position's funding: `amount` is the wallet change (negative: paid). An isolated
+    position's margin changes with it."""
+    account: int
+    symbol: str
+    amount: int
+    position_amt: int
+    funding_rate: int
+    mark_price: int
+    funding_time: int
+
+
+class SymbolListed(Event, tag="symbolListed"):
+    symbol: str
+    onboard_time: int
+
+
+class DelistingScheduled(Event, tag="delistingScheduled"):
+    symbol: str
+    delist_time: int
+
+
 AnyEvent = Union[
     AccountCreated, Deposited, Withdrawn, OrderAccepted, OrderRested, Trade, OrderCanceled,
     OrderExpired, OrderModified, OrderRejected, CommandRejected, LeverageChanged,
     MarkPriceUpdated, Checkpoint, MarginTypeChanged, IsolatedMarginChanged,
     BracketTableSwitched, MarginCallIssued, LiquidationStarted, LiquidationDeclined, AdlTrade,
-    LiquidationFeeCharged, InsuranceCovered, InsuranceFunded,
+    LiquidationFeeCharged, InsuranceCovered, InsuranceFunded, IndexPriceUpdated,
+    CompositeRebalanced, FundingRateSet, FundingPaid, SymbolListed, DelistingScheduled,
 ]
 
 __all__ = [
@@ -220,5 +285,6 @@ __all__ = [
     "CommandRejected", "LeverageChanged", "MarkPriceUpdated", "Checkpoint", "MarginTypeChanged",
     "IsolatedMarginChanged", "BracketTableSwitched", "MarginCallIssued", "LiquidationStarted",
     "LiquidationDeclined", "AdlTrade", "LiquidationFeeCharged", "InsuranceCovered",
-    "InsuranceFunded",
+    "InsuranceFunded", "IndexPriceUpdated", "CompositeConstituent", "CompositeRebalanced",
+    "FundingRateSet", "FundingPaid", "SymbolListed", "DelistingScheduled",
 ]

@@ -18,7 +18,11 @@ DECIMAL_FIELDS = frozenset({
     "amount", "balance", "price", "quantity", "markPrice", "indexPrice",
     "makerFee", "takerFee", "makerRealizedPnl", "takerRealizedPnl", "isolatedMargin",
     "marginRatio", "maintMargin", "marginBalance", "realizedPnl", "counterpartyRealizedPnl",
+    "impactBidPrice", "impactAskPrice", "midPrice", "premiumIndex", "fundingRate",
+    "averagePremiumIndex", "interestRate", "fundingCap", "positionAmt", "weightInQuantity",
 })
+# fields holding a map of name -> scaled decimal (setIndexPrices' "prices")
+DECIMAL_MAP_FIELDS = frozenset({"prices"})
 
 _json_decoder = msgspec.json.Decoder()
 _json_encoder = msgspec.json.Encoder()
@@ -55,6 +59,19 @@ def decode_command(obj: dict[str, Any]) -> AnyCommand:
             converted[key] = fixed.parse(value)
         except fixed.DecimalFormatError as exc:
             raise BadInput(f"field '{key}': {exc}") from None
+    for key in DECIMAL_MAP_FIELDS.intersection(converted):
+        value = converted[key]
+        if not isinstance(value, dict):
+            raise BadInput(f"field '{key}': expected an object of decimal strings")
+        parsed = {}
+        for name, v in value.items():
+            if isinstance(v, float):
+                raise BadInput(f"field '{key}.{name}': send decimals as strings, e.g. \"0.001\"")
+            try:
+                parsed[name] = fixed.parse(v)
+            except fixed.DecimalFormatError as exc:
+                raise BadInput(f"field '{key}.{name}': {exc}") from None
+        converted[key] = parsed
     try:
         return msgspec.convert(converted, AnyCommand)
     except msgspec.ValidationError as exc:
@@ -78,7 +95,9 @@ def to_wire(value: Any) -> Any:
 
 def _decimalize(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k: (fixed.fmt(v) if k in DECIMAL_FIELDS and type(v) is int else _decimalize(v))
+        return {k: (fixed.fmt(v) if k in DECIMAL_FIELDS and type(v) is int else
+                    {n: fixed.fmt(x) if type(x) is int else x for n, x in v.items()}
+                    if k in DECIMAL_MAP_FIELDS and isinstance(v, dict) else _decimalize(v))
                 for k, v in value.items()}
     if isinstance(value, list):
         return [_decimalize(v) for v in value]
