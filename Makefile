@@ -18,8 +18,12 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
+# benchmarks print figures (the README quotes them); they are not tests
 bench: $(STAMP)
 	$(PY) -m engine.bench
+	$(PY) -m engine.bench_risk
+	$(PY) -m engine.bench_funding
+	$(PY) -m replay.bench
 
 feed: $(STAMP)
 	$(PY) -m replay feed $(FILE)

@@ -40,7 +40,7 @@ from pathlib import Path
 import structlog
 
 from engine import catalogue as catalogue_mod
-from engine import queries
+from engine import funding_queries, queries
 from engine.core import Engine, EngineConfig
 from engine.eventlog import LogWriter, truncate_to_good
 from engine.fixed import fmt
@@ -57,11 +57,12 @@ from proto.records import LogRecord
 
 log = structlog.get_logger("gateway")
 
-ADMIN_OPS = {"createAccount", "deposit", "setMarkPrice", "fundInsurance"}
+ADMIN_OPS = {"createAccount", "deposit", "setMarkPrice", "fundInsurance", "setIndexPrices",
+             "listSymbol", "scheduleDelisting"}
 ACCOUNT_OPS = {"newOrder", "cancelOrder", "cancelAllOrders", "modifyOrder", "setLeverage",
                "setMarginType", "adjustIsolatedMargin", "withdraw"}
 INTERNAL_OPS = {"liquidate", "marginCall"}  # only the risk consumer sends these
-PUBLIC_QUERIES = {"depth"}
+PUBLIC_QUERIES = {"depth", "premiumIndex", "fundingRate", "indexInfo"}
 ADMIN_QUERIES = {"state"}
 ACCOUNT_QUERIES = {"positionRisk", "account", "openOrders"}
 UNAUTHORISED = -2015
@@ -422,7 +423,7 @@ class Server:
         symbol = message.get("symbol")
         if symbol is not None and symbol not in self.engine.symbols:
             return self._error(conn, req_id, -1121, f"Invalid symbol {symbol!r}.")
-        if name == "depth" and symbol is None:
+        if name in ("depth",) and symbol is None:
             return self._error(conn, req_id, -1102, "depth needs a 'symbol'")
         conn.inflight += 1
         await self.inbox.put(("query", conn, req_id, (name, account, symbol, message.get("limit"))))
@@ -507,6 +508,13 @@ class Server:
                 result = self.publisher.snapshot(symbol, limit if isinstance(limit, int) else None)
             elif name == "state":
                 result = {"seq": self.engine.seq, "stateHash": self.engine.state_hash()}
+            elif name == "premiumIndex":
+                result = funding_queries.premium_index(self.engine, symbol)
+            elif name == "fundingRate":
+                result = funding_queries.funding_rate_history(
+                    self.engine, symbol, limit if isinstance(limit, int) else 100)
+            elif name == "indexInfo":
+                result = funding_queries.composite_index(self.engine)
             elif name == "positionRisk":
                 result = queries.position_risk(self.engine, account, symbol)
             elif name == "account":

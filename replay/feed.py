@@ -18,7 +18,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import IO, Iterable
 
-from engine import queries
+from engine import funding_queries, queries
 from engine.catalogue import Catalogue
 from engine.core import Engine, EngineConfig
 from engine.eventlog import LogWriter
@@ -48,27 +48,41 @@ def _line_time(obj: dict, previous: int) -> int:
     return t
 
 
-QUERIES = {"positionRisk": queries.position_risk, "account": queries.account_info}
+ACCOUNT_QUERIES = {"positionRisk", "account"}
+MARKET_QUERIES = {"premiumIndex", "fundingRate", "indexInfo"}
 
 
 def answer_query(engine: Engine, obj: dict) -> dict:
+    """{"op": "query", "query": NAME, ...}: positionRisk and account need "account";
+    premiumIndex, fundingRate (optional "limit") and indexInfo are market data."""
     name = obj.get("query")
-    if name not in QUERIES:
-        raise json_edge.BadInput(f"unknown query {name!r}: one of {sorted(QUERIES)}", -1103)
-    account = obj.get("account")
-    if not isinstance(account, int) or isinstance(account, bool):
-        raise json_edge.BadInput("query needs an integer 'account'", -1102)
-    extra = set(obj) - {"op", "query", "account", "symbol"}
+    if name not in ACCOUNT_QUERIES | MARKET_QUERIES:
+        raise json_edge.BadInput(f"unknown query {name!r}: one of "
+                                 f"{sorted(ACCOUNT_QUERIES | MARKET_QUERIES)}", -1103)
+    extra = set(obj) - {"op", "query", "account", "symbol", "limit"}
     if extra:
         raise json_edge.BadInput(f"unknown field `{sorted(extra)[0]}` in query", -1103)
+    symbol = obj.get("symbol")
+    account = obj.get("account")
     try:
-        if name == "positionRisk":
-            result = queries.position_risk(engine, account, obj.get("symbol"))
+        if name in ACCOUNT_QUERIES:
+            if not isinstance(account, int) or isinstance(account, bool):
+                raise json_edge.BadInput("query needs an integer 'account'", -1102)
+            if name == "positionRisk":
+                result = queries.position_risk(engine, account, symbol)
+            else:
+                result = queries.account_info(engine, account)
+            return {"query": name, "account": account, "result": result}
+        if name == "premiumIndex":
+            result = funding_queries.premium_index(engine, symbol)
+        elif name == "fundingRate":
+            result = funding_queries.funding_rate_history(engine, symbol, obj.get("limit", 100))
         else:
-            result = queries.account_info(engine, account)
+            result = funding_queries.composite_index(engine)
     except KeyError as exc:
-        raise json_edge.BadInput(str(exc.args[0]), -2015) from None
-    return {"query": name, "account": account, "result": result}
+        raise json_edge.BadInput(str(exc.args[0]), -1121 if name in MARKET_QUERIES else -2015) \
+            from None
+    return {"query": name, "result": result}
 
 
 def run_feed(lines: Iterable[str | bytes], out: IO[bytes], catalogue: Catalogue,
