@@ -163,6 +163,30 @@ class OrderBook:
                 del self.asks[level.price]
                 self.ask_prices.remove(level.price)
 
+    def load_side(self, side: str, orders: list[Order]) -> None:
+        """Bulk-load an empty side from orders already in priority order (best price first,
+        then time): a snapshot restore. Levels and links are built in one pass and the sorted
+        price list once, instead of an insertion per order."""
+        levels = self.bids if side == BUY else self.asks
+        book_orders = self.orders
+        level = None
+        for order in orders:
+            if level is None or order.price != level.price:
+                level = levels[order.price] = Level(order.price)
+                order.prev = None
+                level.head = order
+            else:
+                tail = level.tail
+                tail.next = order
+                order.prev = tail
+            level.tail = order
+            order.next = None
+            order.level = level
+            level.total += order.remaining
+            level.count += 1
+            book_orders[order.order_id] = order
+        (self.bid_prices if side == BUY else self.ask_prices).update(levels)
+
     def reduce(self, order: Order, qty: int) -> None:
         """A resting order loses `qty` (a fill or a quantity decrease keeping priority)."""
         order.remaining -= qty

@@ -3,6 +3,8 @@ plus the sequence number and time, as msgpack. Restoring rebuilds books and acco
 re-derives the caches (order margins, bracket windows), so restored == live, hash for hash."""
 from __future__ import annotations
 
+import gc
+
 import msgspec
 
 from engine.accounts import Account, Position
@@ -29,6 +31,18 @@ def take(engine: Engine) -> bytes:
 
 
 def restore(catalogue: Catalogue, blob: bytes, config: EngineConfig | None = None) -> Engine:
+    """The cyclic garbage collector is paused meanwhile: a restore allocates millions of
+    objects that all stay alive, and every collection pass would scan them for nothing."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _restore(catalogue, blob, config)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _restore(catalogue: Catalogue, blob: bytes, config: EngineConfig | None) -> Engine:
     snap = _decode(blob)
     if snap.version != SNAPSHOT_VERSION:
         raise ValueError(f"snapshot version {snap.version}, expected {SNAPSHOT_VERSION}")
@@ -51,12 +65,14 @@ def restore(catalogue: Catalogue, blob: bytes, config: EngineConfig | None = Non
         sym = engine.symbols[name]
         sym.mark, sym.index, sym.last_price = mark, index, last_price
         for side, orders in zip((BUY, SELL), sides):
+            loaded = []
             for (oid, account, price, quantity, remaining, tif, reduce_only, client_id,
                  stp) in orders:
                 order = Order(oid, account, name, side, price, quantity, tif, "LIMIT",
                               reduce_only, client_id, stp)
                 order.remaining = remaining
-                sym.book.add(order)
+                loaded.append(order)
+            sym.book.load_side(side, loaded)
     for sym in engine.symbols.values():
         sym.table_at(engine.time)
     engine._next_switch = engine._earliest_switch()

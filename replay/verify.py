@@ -4,6 +4,7 @@ state hash of every checkpoint. The first problem is reported precisely: record 
 after the header), byte offset of its frame, what was expected and what was found."""
 from __future__ import annotations
 
+import gc
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -37,7 +38,19 @@ class VerifyReport:
         return asdict(self)
 
 
-def verify(path: str | Path, catalogue: Catalogue, progress: bool = True,
+def verify(*args, **kwargs):
+    """(The cyclic garbage collector is paused meanwhile: a replay builds up large live state
+    and would be scanned again and again for nothing.)"""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _verify(*args, **kwargs)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _verify(path: str | Path, catalogue: Catalogue, progress: bool = True,
            engine_out: list | None = None) -> VerifyReport:
     report = VerifyReport(path=str(path))
     reader = LogReader(path)
