@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench feed load clean
+.PHONY: run test bench feed load replay clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,3 +34,7 @@ clean:
 # synthetic traders against a server this starts itself (see README for the fixed settings)
 load: $(STAMP)
 	$(PY) -m engine.load $(ARGS)
+
+# verify a recorded log: make replay LOG=var/engine.log
+replay: $(STAMP)
+	$(PY) -m replay verify $(LOG)
