@@ -3,14 +3,13 @@ plus the sequence number and time, as msgpack. Restoring rebuilds books and acco
 re-derives the caches (order margins, bracket windows), so restored == live, hash for hash."""
 from __future__ import annotations
 
-import gc
-
 import msgspec
 
 from engine.accounts import Account, Position
 from engine.book import BUY, SELL, Order
 from engine.catalogue import Catalogue
 from engine.core import Engine, EngineConfig
+from engine.gcpause import without_gc
 
 SNAPSHOT_VERSION = 1
 
@@ -30,19 +29,8 @@ def take(engine: Engine) -> bytes:
     return _encode(Snapshot(SNAPSHOT_VERSION, engine.seq, engine.time, engine.canonical_state()))
 
 
+@without_gc  # a restore allocates millions of objects that all stay alive
 def restore(catalogue: Catalogue, blob: bytes, config: EngineConfig | None = None) -> Engine:
-    """The cyclic garbage collector is paused meanwhile: a restore allocates millions of
-    objects that all stay alive, and every collection pass would scan them for nothing."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        return _restore(catalogue, blob, config)
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-def _restore(catalogue: Catalogue, blob: bytes, config: EngineConfig | None) -> Engine:
     snap = _decode(blob)
     if snap.version != SNAPSHOT_VERSION:
         raise ValueError(f"snapshot version {snap.version}, expected {SNAPSHOT_VERSION}")

@@ -44,6 +44,16 @@ def _validation_code(msg: str) -> int:
     return -1102
 
 
+def _decimal(value, where: str) -> int:
+    """A decimal string (or an int) from the edge -> 1e-8 units; floats are refused."""
+    if isinstance(value, float):
+        raise BadInput(f"field '{where}': send decimals as strings, e.g. \"0.001\"")
+    try:
+        return fixed.parse(value)
+    except fixed.DecimalFormatError as exc:
+        raise BadInput(f"field '{where}': {exc}") from None
+
+
 def decode_command(obj: dict[str, Any]) -> AnyCommand:
     """A dict with decimal strings -> a validated command. Raises BadInput."""
     if not isinstance(obj, dict):
@@ -52,26 +62,12 @@ def decode_command(obj: dict[str, Any]) -> AnyCommand:
         raise BadInput("Object missing required field `op`")
     converted = dict(obj)
     for key in DECIMAL_FIELDS.intersection(converted):
-        value = converted[key]
-        if isinstance(value, float):
-            raise BadInput(f"field '{key}': send decimals as strings, e.g. \"0.001\"")
-        try:
-            converted[key] = fixed.parse(value)
-        except fixed.DecimalFormatError as exc:
-            raise BadInput(f"field '{key}': {exc}") from None
+        converted[key] = _decimal(converted[key], key)
     for key in DECIMAL_MAP_FIELDS.intersection(converted):
         value = converted[key]
         if not isinstance(value, dict):
             raise BadInput(f"field '{key}': expected an object of decimal strings")
-        parsed = {}
-        for name, v in value.items():
-            if isinstance(v, float):
-                raise BadInput(f"field '{key}.{name}': send decimals as strings, e.g. \"0.001\"")
-            try:
-                parsed[name] = fixed.parse(v)
-            except fixed.DecimalFormatError as exc:
-                raise BadInput(f"field '{key}.{name}': {exc}") from None
-        converted[key] = parsed
+        converted[key] = {name: _decimal(v, f"{key}.{name}") for name, v in value.items()}
     try:
         return msgspec.convert(converted, AnyCommand)
     except msgspec.ValidationError as exc:

@@ -45,3 +45,4 @@ class Progress:
         if self.enabled and self.count >= 1024:
             print(file=sys.stderr)
         return time.perf_counter() - self.start
+

@@ -3,7 +3,6 @@ produces with the recorded ones, byte for byte (msgpack). The first divergence i
 both sides. This is how a new engine version is checked against old logs."""
 from __future__ import annotations
 
-import gc
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import msgspec
 from engine.catalogue import Catalogue
 from engine.core import Engine
 from engine.eventlog import LogReader
+from engine.gcpause import without_gc
 from proto.json_edge import to_wire
 from replay.common import Progress, config_from_header
 
@@ -33,19 +33,8 @@ class RedriveReport:
         return asdict(self)
 
 
-def redrive(*args, **kwargs):
-    """(The cyclic garbage collector is paused meanwhile: a replay builds up large live state
-    and would be scanned again and again for nothing.)"""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        return _redrive(*args, **kwargs)
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-def _redrive(path: str | Path, catalogue: Catalogue, progress: bool = True) -> RedriveReport:
+@without_gc
+def redrive(path: str | Path, catalogue: Catalogue, progress: bool = True) -> RedriveReport:
     report = RedriveReport(path=str(path))
     reader = LogReader(path)
     engine = None

@@ -4,13 +4,13 @@ state hash of every checkpoint. The first problem is reported precisely: record 
 after the header), byte offset of its frame, what was expected and what was found."""
 from __future__ import annotations
 
-import gc
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from engine.catalogue import Catalogue
 from engine.core import Engine
 from engine.eventlog import LogReader, Problem
+from engine.gcpause import without_gc
 from proto import events as V
 from replay.common import Progress, config_from_header
 
@@ -38,19 +38,8 @@ class VerifyReport:
         return asdict(self)
 
 
-def verify(*args, **kwargs):
-    """(The cyclic garbage collector is paused meanwhile: a replay builds up large live state
-    and would be scanned again and again for nothing.)"""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        return _verify(*args, **kwargs)
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-def _verify(path: str | Path, catalogue: Catalogue, progress: bool = True,
+@without_gc
+def verify(path: str | Path, catalogue: Catalogue, progress: bool = True,
            engine_out: list | None = None) -> VerifyReport:
     report = VerifyReport(path=str(path))
     reader = LogReader(path)
