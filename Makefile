@@ -23,6 +23,7 @@ bench: $(STAMP)
 	$(PY) -m engine.bench
 	$(PY) -m engine.bench_risk
 	$(PY) -m engine.bench_funding
+	$(PY) -m engine.bench_tokens
 	$(PY) -m replay.bench
 
 feed: $(STAMP)

@@ -155,6 +155,9 @@ class Catalogue:
     version: str
     symbols: dict[str, SymbolSpec]
     tables: dict[str, BracketTable]
+    # leveraged tokens (engine.tokens.TokenSpec by name): tokens.json unless the document has
+    # its own "leveragedTokens"; tokens whose underlying is not a symbol here are left out
+    tokens: dict = field(default_factory=dict)
 
     def spec(self, symbol: str) -> SymbolSpec:
         try:
@@ -249,4 +252,13 @@ def from_dict(doc: dict, overrides: dict | None = None) -> Catalogue:
             assumed=tuple(dict.fromkeys(list(s.get("assumed", ())) + [
                 k for k in defaults.get("assumed", ()) if k not in s])),
         )
-    return Catalogue(version=doc.get("version", "unversioned"), symbols=symbols, tables=tables)
+    from engine import tokens as tokens_mod  # tokens.json sits next to catalogue.json
+    token_doc = doc.get("leveragedTokens")
+    token_overrides = overrides if overrides and ("tokens" in overrides or
+                                                  "tokenDefaults" in overrides) else None
+    if token_doc is None:
+        tokens = tokens_mod.load(symbols=symbols, overrides=token_overrides)
+    else:
+        tokens = tokens_mod.from_doc(token_doc, symbols, token_overrides)
+    return Catalogue(version=doc.get("version", "unversioned"), symbols=symbols, tables=tables,
+                     tokens=tokens)

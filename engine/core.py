@@ -18,9 +18,12 @@ from engine import risk
 from engine.accounts import CROSSED, ISOLATED, Account, Position, fill_result
 from engine.book import BUY, SELL, Order, OrderBook
 from engine.catalogue import BracketTable, Catalogue, SymbolSpec
+from engine.errors import Rejected
 from engine.fixed import SCALE, fmt
 from engine.funding_core import FundingMixin
 from engine.liquidation import LiquidationMixin
+from engine.spot import SpotMixin
+from engine.tokens_core import TokensMixin
 from proto import commands as C
 from proto import events as V
 
@@ -71,15 +74,7 @@ class SymbolState:
         return self.mark
 
 
-class Rejected(Exception):
-    """Internal control flow of validation: becomes a rejection event, never escapes handle."""
-
-    def __init__(self, code: int, msg: str) -> None:
-        self.code = code
-        self.msg = msg
-
-
-class Engine(LiquidationMixin, FundingMixin):
+class Engine(LiquidationMixin, FundingMixin, TokensMixin, SpotMixin):
     def __init__(self, catalogue: Catalogue, config: EngineConfig | None = None) -> None:
         self.catalogue = catalogue
         self.config = config or EngineConfig()
@@ -97,6 +92,7 @@ class Engine(LiquidationMixin, FundingMixin):
         self.time = 0
         self._next_switch = self._earliest_switch()
         self._init_funding()  # index, composite, mark and funding state (engine.funding_core)
+        self._init_tokens()  # leveraged tokens and spot wallets (engine.tokens_core, engine.spot)
         self._out: list[V.Event] = []
         self._handlers = {
             C.CreateAccount: self._create_account, C.Deposit: self._deposit,
@@ -110,6 +106,7 @@ class Engine(LiquidationMixin, FundingMixin):
             C.SetIndexPrices: self._set_index_prices, C.ListSymbol: self._list_symbol,
             C.ScheduleDelisting: self._schedule_delisting,
         }
+        self._handlers.update(self._token_handlers())
         self._appliers = {
             V.AccountCreated: self._on_account_created, V.Deposited: self._on_deposited,
             V.Withdrawn: self._on_withdrawn, V.OrderAccepted: self._on_order_accepted,
@@ -131,6 +128,7 @@ class Engine(LiquidationMixin, FundingMixin):
             V.SymbolListed: self._on_symbol_listed,
             V.DelistingScheduled: self._on_delisting_scheduled,
         }
+        self._appliers.update(self._token_appliers())
 
     # == entry points =============================================================================
     def handle(self, cmd: C.Command, seq: int, time: int) -> list[V.Event]:
@@ -144,6 +142,8 @@ class Engine(LiquidationMixin, FundingMixin):
         if time >= self._next_due:  # funding settlements and index rebalances (funding_core)
             self._run_due(time)
         self._handlers[type(cmd)](cmd)
+        if self.token_symbols:  # leveraged tokens: NAV and rebalancing on mark moves
+            self._tokens_after(out)
         every = self.config.checkpoint_every
         if every and seq % every == 0:
             self._emit(V.Checkpoint(seq=seq, state_hash=self.state_hash()))
@@ -904,8 +904,11 @@ class Engine(LiquidationMixin, FundingMixin):
         state = [accounts, books, self.fees_collected, self.insurance_fund, self.total_deposits,
                  self.total_withdrawals, self.next_order_id, self.next_trade_id]
         funding = self._funding_canonical()  # None until index prices or listings arrive
-        if funding is not None:
+        tokens = self._tokens_canonical()  # None until a token or a spot wallet exists
+        if funding is not None or tokens is not None:
             state.append(funding)
+        if tokens is not None:
+            state.append(tokens)
         return state
 
     def state_hash(self) -> str:

@@ -32,3 +32,20 @@ MARGIN_TYPE_POSITION_EXISTS = -4048
 ISOLATED_BALANCE_INSUFFICIENT = -4051
 ISOLATED_MARGIN_NO_POSITION = -4054
 ISOLATED_LEVERAGE_REDUCTION = -4161
+# leveraged tokens (Binance BLVT codes)
+BLVT_FORBID_REDEEM = -13000  # Redemption of the token is forbidden now
+BLVT_EXCEED_DAILY_LIMIT = -13001  # Exceeds individual 24h redemption limit of the token
+BLVT_EXCEED_TOKEN_DAILY_LIMIT = -13002  # Exceeds total 24h redemption limit of the token
+BLVT_FORBID_PURCHASE = -13003  # Subscription of the token is forbidden now
+BLVT_EXCEED_DAILY_PURCHASE_LIMIT = -13004  # Exceeds individual 24h subscription limit
+BLVT_EXCEED_TOKEN_DAILY_PURCHASE_LIMIT = -13005  # Exceeds total 24h subscription limit
+BLVT_PURCHASE_LESS_MIN_AMOUNT = -13006  # Subscription amount is too small
+
+
+class Rejected(Exception):
+    """Internal control flow of validation in the core: becomes a rejection event, never
+    escapes Engine.handle."""
+
+    def __init__(self, code: int, msg: str) -> None:
+        self.code = code
+        self.msg = msg

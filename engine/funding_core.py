@@ -18,7 +18,8 @@ whose time is >= the due time; one integer compare otherwise): settlements at 00
 16:00 UTC and the composite's rebalance at 08:00 UTC, each missed due time in order (a
 settlement before a rebalance at the same time), events stamped with the due time:
     FundingRateSet per perpetual symbol with an index price, then FundingPaid per open position
-    (account order); CompositeRebalanced.
+    (account order), then for a symbol with leveraged tokens their funding into NAV
+    (engine.tokens_core._token_funding); CompositeRebalanced.
 Funding is charged on the mark at the settlement (the last computed one). An isolated
 position's funding moves its isolated margin with the wallet (the position's margin pays it).
 
@@ -189,9 +190,12 @@ class FundingMixin:
             emit(V.FundingRateSet(symbol=s, funding_time=due, funding_rate=rate,
                                   average_premium_index=avg, interest_rate=F.INTEREST_RATE,
                                   funding_cap=cap, mark_price=mark, index_price=fs.index))
-            for aid, amount, qty in F.allocate(positions[s], mark, rate):
+            payments = F.allocate(positions[s], mark, rate)
+            for aid, amount, qty in payments:
                 emit(V.FundingPaid(account=aid, symbol=s, amount=amount, position_amt=qty,
                                    funding_rate=rate, mark_price=mark, funding_time=due))
+            if s in self.token_symbols:  # leveraged tokens: funding into NAV (tokens_core)
+                self._token_funding(s, due, rate, payments)
 
     def _members_at(self: "Engine", r: int) -> list[str]:
         listings, delistings, funding = self.listings, self.delistings, self.funding

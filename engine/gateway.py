@@ -40,7 +40,7 @@ from pathlib import Path
 import structlog
 
 from engine import catalogue as catalogue_mod
-from engine import funding_queries, queries
+from engine import funding_queries, queries, token_queries
 from engine.core import Engine, EngineConfig
 from engine.eventlog import LogWriter, truncate_to_good
 from engine.fixed import fmt
@@ -58,13 +58,15 @@ from proto.records import LogRecord
 log = structlog.get_logger("gateway")
 
 ADMIN_OPS = {"createAccount", "deposit", "setMarkPrice", "fundInsurance", "setIndexPrices",
-             "listSymbol", "scheduleDelisting"}
+             "listSymbol", "scheduleDelisting", "launchToken"}
 ACCOUNT_OPS = {"newOrder", "cancelOrder", "cancelAllOrders", "modifyOrder", "setLeverage",
-               "setMarginType", "adjustIsolatedMargin", "withdraw"}
+               "setMarginType", "adjustIsolatedMargin", "withdraw", "futuresTransfer",
+               "subscribeToken", "redeemToken", "newSpotOrder", "cancelSpotOrder"}
 INTERNAL_OPS = {"liquidate", "marginCall"}  # only the risk consumer sends these
-PUBLIC_QUERIES = {"depth", "premiumIndex", "fundingRate", "indexInfo"}
+PUBLIC_QUERIES = {"depth", "premiumIndex", "fundingRate", "indexInfo", "tokenInfo"}
 ADMIN_QUERIES = {"state"}
-ACCOUNT_QUERIES = {"positionRisk", "account", "openOrders"}
+ACCOUNT_QUERIES = {"positionRisk", "account", "openOrders", "userLimit", "spotAccount"}
+TOKEN_QUERIES = {"tokenInfo", "userLimit"}  # their "tokenName" travels as the symbol
 UNAUTHORISED = -2015
 UNAUTHORISED_MSG = "Invalid API-key, IP, or permissions for action."
 
@@ -80,10 +82,10 @@ class ServerConfig:
     max_frame: int = 64 * 1024  # bytes
     outbound_limit: int = 10_000  # messages queued for one connection before it is cut off
     sndbuf: int = 256 * 1024  # kernel send buffer per connection (bytes); 0: the OS default
-    rate_per_s: float = 5_000.0  # requests per second per connection, sustained
-    rate_burst: float = 10_000.0
+    rate_per_s: int = 5_000  # requests per second per connection, sustained
+    rate_burst: int = 10_000  # requests a connection may send at once
     batch_max: int = 4096
-    summary_every_s: float = 5.0
+    summary_every_s: int = 5
     checkpoint_every: int = 10_000
     snapshot_every: int = 100_000  # events between snapshots; 0: none
     snapshot_dir: str | None = None  # default: <log>.snapshots
@@ -94,18 +96,22 @@ class ServerConfig:
 
 
 class TokenBucket:
-    __slots__ = ("rate", "burst", "tokens", "stamp")
+    """`rate` requests per second sustained, `burst` at once. Tokens are counted in
+    1e-9 requests so the refill (elapsed ns x rate) stays an exact integer."""
+    __slots__ = ("rate", "capacity", "tokens", "stamp")
+    ONE = 1_000_000_000
 
-    def __init__(self, rate: float, burst: float) -> None:
-        self.rate, self.burst, self.tokens = rate, burst, burst
-        self.stamp = time.monotonic()
+    def __init__(self, rate: int, burst: int) -> None:
+        self.rate = rate
+        self.capacity = self.tokens = burst * self.ONE
+        self.stamp = time.monotonic_ns()
 
     def take(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        now = time.monotonic_ns()
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
-        if self.tokens >= 1:
-            self.tokens -= 1
+        if self.tokens >= self.ONE:
+            self.tokens -= self.ONE
             return True
         return False
 
@@ -340,11 +346,11 @@ class Server:
             raise wire.FrameError("a request must be an object", -1102)
         req_id = message.get("id")
         op = message.get("op")
-        if req_id is None or isinstance(req_id, (bool, float, dict, list)):
+        if req_id is None or not isinstance(req_id, (int, str)) or isinstance(req_id, bool):
             return self._error(conn, None, -1102, "every request needs an 'id' (int or string)")
         if not conn.bucket.take():
             return self._error(conn, req_id, -1003, "Too many requests; current limit is "
-                               f"{self.config.rate_per_s:g} requests per second.")
+                               f"{self.config.rate_per_s} requests per second.")
         if op == "login":
             key = self.keys.verify(message.get("apiKey"), conn.nonce, message.get("signature"))
             if key is None:
@@ -420,6 +426,15 @@ class Server:
             return self._error(conn, req_id, -1103, f"unknown query {name!r}")
         else:
             account = None
+        if name in TOKEN_QUERIES:
+            symbol = message.get("tokenName")
+            if symbol is not None and symbol not in self.engine.catalogue.tokens:
+                return self._error(conn, req_id, -1121, f"Invalid tokenName {symbol!r}.")
+            if name == "tokenInfo":  # public; a logged-in account also gets its limits left
+                account = conn.account
+            conn.inflight += 1
+            await self.inbox.put(("query", conn, req_id, (name, account, symbol, None)))
+            return
         symbol = message.get("symbol")
         if symbol is not None and symbol not in self.engine.symbols:
             return self._error(conn, req_id, -1121, f"Invalid symbol {symbol!r}.")
@@ -485,7 +500,8 @@ class Server:
         result: dict = {"seq": record.seq}
         order = next((e for e in events if type(e) in (V.OrderAccepted, V.OrderModified,
                                                        V.OrderCanceled)), None)
-        if order is not None:
+        # not a token issuer's hedge or rebalance order caused by someone else's command
+        if order is not None and order.account == getattr(record.command, "account", None):
             result.update(order_state(order.order_id, events, record.time))
         result["events"] = [json_edge.to_wire(e) for e in events]
         return {"id": req_id, "ok": True, "result": result}
@@ -515,6 +531,12 @@ class Server:
                     self.engine, symbol, limit if isinstance(limit, int) else 100)
             elif name == "indexInfo":
                 result = funding_queries.composite_index(self.engine)
+            elif name == "tokenInfo":
+                result = token_queries.token_info(self.engine, symbol, account)
+            elif name == "userLimit":
+                result = token_queries.user_limit(self.engine, account, symbol)
+            elif name == "spotAccount":
+                result = token_queries.spot_account(self.engine, account)
             elif name == "positionRisk":
                 result = queries.position_risk(self.engine, account, symbol)
             elif name == "account":
@@ -693,9 +715,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-frame", type=int, default=d.max_frame)
     p.add_argument("--outbound-limit", type=int, default=d.outbound_limit)
     p.add_argument("--sndbuf", type=int, default=d.sndbuf)
-    p.add_argument("--rate", type=float, default=d.rate_per_s)
-    p.add_argument("--burst", type=float, default=d.rate_burst)
-    p.add_argument("--summary-every", type=float, default=d.summary_every_s)
+    p.add_argument("--rate", type=int, default=d.rate_per_s)
+    p.add_argument("--burst", type=int, default=d.rate_burst)
+    p.add_argument("--summary-every", type=int, default=d.summary_every_s)
     p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every,
                    help="commands between checkpoint events carrying the state hash (0: none)")
     p.add_argument("--snapshot-every", type=int, default=d.snapshot_every,

@@ -67,6 +67,8 @@ def restore(catalogue: Catalogue, blob: bytes, config: EngineConfig | None = Non
     engine.fees_collected, engine.insurance_fund = fees, insurance
     engine.total_deposits, engine.total_withdrawals = deposits, withdrawals
     engine.next_order_id, engine.next_trade_id = next_order, next_trade
-    if len(snap.state) > 8:  # index, composite and funding state (engine.funding_core)
+    if len(snap.state) > 8 and snap.state[8] is not None:  # index and funding (funding_core)
         engine._restore_funding(snap.state[8])
+    if len(snap.state) > 9:  # leveraged tokens and spot wallets (tokens_core, spot)
+        engine._restore_tokens(snap.state[9])
     return engine

@@ -133,16 +133,68 @@ class ScheduleDelisting(Command, tag="scheduleDelisting"):
     delist_time: int
 
 
+class LaunchToken(Command, tag="launchToken"):
+    """Admin: start a leveraged token of the catalogue (engine/tokens.json): its issuer account
+    is created (with the token's issuer leverage on the underlying), NAV = initial NAV."""
+    token_name: str
+
+
+class FuturesTransfer(Command, tag="futuresTransfer"):
+    """Binance's POST /sapi/v1/futures/transfer for USDT: type 1 spot -> USDⓈ-M futures wallet,
+    type 2 futures -> spot wallet."""
+    account: int
+    amount: int
+    type: Literal[1, 2]
+    asset: Literal["USDT"] = "USDT"
+
+
+class SubscribeToken(Command, tag="subscribeToken"):
+    """Binance's POST /sapi/v1/blvt/subscribe: spend `cost` USDT of the spot wallet on tokens at
+    the real-time NAV (the subscription fee is charged on top, from the spot wallet)."""
+    account: int
+    token_name: str
+    cost: int
+
+
+class RedeemToken(Command, tag="redeemToken"):
+    """Binance's POST /sapi/v1/blvt/redeem: burn `amount` tokens of the spot wallet for USDT at
+    the real-time NAV, less the redemption fee."""
+    account: int
+    token_name: str
+    amount: int
+
+
+class NewSpotOrder(Command, tag="newSpotOrder"):
+    """An order on a token's spot book (e.g. "BTCUPUSDT"); spot balances only."""
+    account: int
+    symbol: str
+    side: Side
+    type: OrderType
+    quantity: int
+    price: int = 0
+    time_in_force: TimeInForce | None = None
+    new_client_order_id: str = ""
+    self_trade_prevention_mode: StpMode | None = None
+
+
+class CancelSpotOrder(Command, tag="cancelSpotOrder"):
+    account: int
+    symbol: str
+    order_id: int
+
+
 AnyCommand = Union[
     CreateAccount, Deposit, Withdraw, NewOrder, CancelOrder, CancelAllOrders, ModifyOrder,
     SetLeverage, SetMarkPrice, SetMarginType, AdjustIsolatedMargin, Liquidate, MarginCall,
-    FundInsurance, SetIndexPrices, ListSymbol, ScheduleDelisting,
+    FundInsurance, SetIndexPrices, ListSymbol, ScheduleDelisting, LaunchToken, FuturesTransfer,
+    SubscribeToken, RedeemToken, NewSpotOrder, CancelSpotOrder,
 ]
 
 __all__ = [
     "Command", "AnyCommand", "CreateAccount", "Deposit", "Withdraw", "NewOrder", "CancelOrder",
     "CancelAllOrders", "ModifyOrder", "SetLeverage", "SetMarkPrice", "SetMarginType",
     "AdjustIsolatedMargin", "Liquidate", "MarginCall", "FundInsurance",
-    "SetIndexPrices", "ListSymbol", "ScheduleDelisting",
+    "SetIndexPrices", "ListSymbol", "ScheduleDelisting", "LaunchToken", "FuturesTransfer",
+    "SubscribeToken", "RedeemToken", "NewSpotOrder", "CancelSpotOrder",
     "Side", "OrderType", "TimeInForce", "StpMode", "MarginType",
 ]

@@ -270,6 +270,147 @@ class DelistingScheduled(Event, tag="delistingScheduled"):
     delist_time: int
 
 
+# -- leveraged tokens and the spot wallet (engine.tokens_core, engine.spot) ------------------------
+class TokenLaunched(Event, tag="tokenLaunched"):
+    """`account` is the token's issuer (created just before, by AccountCreated)."""
+    token_name: str
+    account: int
+    symbol: str  # the basket's perpetual
+    side: str  # UP (long basket) or DOWN (short)
+    spot_symbol: str
+    nav: int  # the initial NAV
+
+
+class TokenSubscribed(Event, tag="tokenSubscribed"):
+    """`account` paid `cost` + `fee` + `hedge_cost` USDT from its spot wallet and received
+    `amount` tokens; `cost` + `hedge_cost` went to the issuer's (`counterparty`) futures wallet,
+    `fee` to the venue. `nav`: the real-time NAV it was priced at (cost = amount x exact NAV,
+    rounded up). The basket hedge's order and fills precede this event in the record."""
+    token_name: str
+    account: int
+    counterparty: int
+    amount: int
+    cost: int
+    fee: int
+    hedge_cost: int  # the basket trade's cost (fills vs mark, taker fee), paid by the account
+    nav: int
+
+
+class TokenRedeemed(Event, tag="tokenRedeemed"):
+    """`account` burned `amount` tokens, worth `value` (amount x exact NAV before the
+    redemption's basket trade, rounded down); the issuer (`counterparty`) paid `value` -
+    `hedge_cost` from its futures wallet: `value` - `hedge_cost` - `fee` to the account's spot
+    wallet, `fee` to the venue."""
+    token_name: str
+    account: int
+    counterparty: int
+    amount: int
+    value: int
+    fee: int
+    hedge_cost: int  # the basket trade's cost (fills vs mark, taker fee), borne by the account
+    nav: int
+
+
+class TokenNavUpdated(Event, tag="tokenNavUpdated"):
+    """The published NAV. reason: launch | mark (moved by more than the step) | subscription
+    | redemption | funding | rebalance."""
+    token_name: str
+    nav: int
+    real_leverage: int
+    basket: int  # the issuer's signed position in the underlying
+    issued: int  # tokens outstanding
+    reason: str
+
+
+class TokenFundingApplied(Event, tag="tokenFundingApplied"):
+    """At a settlement of the underlying: token funding rate = the rate the basket pays
+    (futures rate, negated for a short basket) x the actual leverage before the payment;
+    NAV after = NAV before x (1 - token funding rate), up to rounding. `amount`: the issuer's
+    FundingPaid (its wallet change), the whole of the NAV change."""
+    token_name: str
+    symbol: str
+    funding_time: int
+    funding_rate: int
+    token_funding_rate: int
+    real_leverage: int
+    amount: int
+    nav_before: int
+    nav_after: int
+
+
+class TokenRebalanced(Event, tag="tokenRebalanced"):
+    """The issuer traded its basket back toward the target leverage (the order and its trades
+    precede this event)."""
+    token_name: str
+    symbol: str
+    order_id: int
+    leverage_before: int
+    leverage_after: int
+    basket_before: int
+    basket_after: int
+
+
+class FuturesTransferred(Event, tag="futuresTransferred"):
+    """USDT between the spot and futures wallets: type 1 spot -> futures, 2 futures -> spot.
+    `balance`: the futures wallet after; `spot_balance`: the spot USDT after."""
+    account: int
+    amount: int
+    type: int
+    balance: int
+    spot_balance: int
+
+
+class SpotOrderAccepted(Event, tag="spotOrderAccepted"):
+    order_id: int
+    account: int
+    symbol: str
+    side: Side
+    type: str
+    time_in_force: str
+    price: int
+    quantity: int
+    client_order_id: str
+    stp_mode: str
+    rest: bool
+
+
+class SpotOrderRested(Event, tag="spotOrderRested"):
+    order_id: int
+    quantity: int
+
+
+class SpotTrade(Event, tag="spotTrade"):
+    """Buyer pays price x quantity USDT and receives quantity - buyer_fee tokens (its fee is
+    taken in the token it receives); seller receives price x quantity - seller_fee USDT."""
+    trade_id: int
+    symbol: str
+    price: int
+    quantity: int
+    taker_side: Side
+    maker_order_id: int
+    taker_order_id: int
+    maker_account: int
+    taker_account: int
+    buyer_fee: int
+    seller_fee: int
+
+
+class SpotOrderCanceled(Event, tag="spotOrderCanceled"):
+    order_id: int
+    account: int
+    symbol: str
+    quantity: int
+
+
+class SpotOrderExpired(Event, tag="spotOrderExpired"):
+    order_id: int
+    account: int
+    symbol: str
+    quantity: int
+    status: Literal["EXPIRED", "EXPIRED_IN_MATCH"]
+    reason: str
+
+
 AnyEvent = Union[
     AccountCreated, Deposited, Withdrawn, OrderAccepted, OrderRested, Trade, OrderCanceled,
     OrderExpired, OrderModified, OrderRejected, CommandRejected, LeverageChanged,
@@ -277,6 +418,9 @@ AnyEvent = Union[
     BracketTableSwitched, MarginCallIssued, LiquidationStarted, LiquidationDeclined, AdlTrade,
     LiquidationFeeCharged, InsuranceCovered, InsuranceFunded, IndexPriceUpdated,
     CompositeRebalanced, FundingRateSet, FundingPaid, SymbolListed, DelistingScheduled,
+    TokenLaunched, TokenSubscribed, TokenRedeemed, TokenNavUpdated, TokenFundingApplied,
+    TokenRebalanced, FuturesTransferred, SpotOrderAccepted, SpotOrderRested, SpotTrade,
+    SpotOrderCanceled, SpotOrderExpired,
 ]
 
 __all__ = [
@@ -286,5 +430,8 @@ __all__ = [
     "IsolatedMarginChanged", "BracketTableSwitched", "MarginCallIssued", "LiquidationStarted",
     "LiquidationDeclined", "AdlTrade", "LiquidationFeeCharged", "InsuranceCovered",
     "InsuranceFunded", "IndexPriceUpdated", "CompositeConstituent", "CompositeRebalanced",
-    "FundingRateSet", "FundingPaid", "SymbolListed", "DelistingScheduled",
+    "FundingRateSet", "FundingPaid", "SymbolListed", "DelistingScheduled", "TokenLaunched",
+    "TokenSubscribed", "TokenRedeemed", "TokenNavUpdated", "TokenFundingApplied",
+    "TokenRebalanced", "FuturesTransferred", "SpotOrderAccepted", "SpotOrderRested", "SpotTrade",
+    "SpotOrderCanceled", "SpotOrderExpired",
 ]

@@ -20,6 +20,10 @@ DECIMAL_FIELDS = frozenset({
     "marginRatio", "maintMargin", "marginBalance", "realizedPnl", "counterpartyRealizedPnl",
     "impactBidPrice", "impactAskPrice", "midPrice", "premiumIndex", "fundingRate",
     "averagePremiumIndex", "interestRate", "fundingCap", "positionAmt", "weightInQuantity",
+    # leveraged tokens and spot (proto.events Token*, Spot*, FuturesTransferred)
+    "cost", "fee", "value", "nav", "realLeverage", "basket", "issued", "tokenFundingRate",
+    "navBefore", "navAfter", "leverageBefore", "leverageAfter", "basketBefore", "basketAfter",
+    "spotBalance", "buyerFee", "sellerFee", "hedgeCost",
 })
 # fields holding a map of name -> scaled decimal (setIndexPrices' "prices")
 DECIMAL_MAP_FIELDS = frozenset({"prices"})

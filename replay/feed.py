@@ -2,7 +2,9 @@
 
 Each input line is one command object: {"op": "newOrder", "account": 1, ...} with prices,
 quantities and amounts as decimal strings, or a query, {"op": "query", "query": "positionRisk"
-| "account", "account": 1, "symbol": "BTCUSDT"}, answered as one JSON line and never logged.
+| "account", "account": 1, "symbol": "BTCUSDT"} (or premiumIndex, fundingRate, indexInfo,
+tokenInfo, userLimit, spotAccount: see answer_query), answered as one JSON line and never
+logged.
 
 The risk consumer runs inline: after each record it looks at what changed, and the commands it
 asks for (MarginCall, Liquidate) are sequenced right after, at the same time, so the same file
@@ -18,7 +20,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import IO, Iterable
 
-from engine import funding_queries, queries
+from engine import funding_queries, queries, token_queries
 from engine.catalogue import Catalogue
 from engine.core import Engine, EngineConfig
 from engine.eventlog import LogWriter
@@ -48,18 +50,20 @@ def _line_time(obj: dict, previous: int) -> int:
     return t
 
 
-ACCOUNT_QUERIES = {"positionRisk", "account"}
-MARKET_QUERIES = {"premiumIndex", "fundingRate", "indexInfo"}
+ACCOUNT_QUERIES = {"positionRisk", "account", "userLimit", "spotAccount"}
+MARKET_QUERIES = {"premiumIndex", "fundingRate", "indexInfo", "tokenInfo"}
 
 
 def answer_query(engine: Engine, obj: dict) -> dict:
-    """{"op": "query", "query": NAME, ...}: positionRisk and account need "account";
-    premiumIndex, fundingRate (optional "limit") and indexInfo are market data."""
+    """{"op": "query", "query": NAME, ...}: positionRisk, account, userLimit (optional
+    "tokenName") and spotAccount need "account"; premiumIndex, fundingRate (optional "limit"),
+    indexInfo and tokenInfo (optional "tokenName", and "account" for its limits left) are
+    market data."""
     name = obj.get("query")
     if name not in ACCOUNT_QUERIES | MARKET_QUERIES:
         raise json_edge.BadInput(f"unknown query {name!r}: one of "
                                  f"{sorted(ACCOUNT_QUERIES | MARKET_QUERIES)}", -1103)
-    extra = set(obj) - {"op", "query", "account", "symbol", "limit"}
+    extra = set(obj) - {"op", "query", "account", "symbol", "limit", "tokenName"}
     if extra:
         raise json_edge.BadInput(f"unknown field `{sorted(extra)[0]}` in query", -1103)
     symbol = obj.get("symbol")
@@ -70,11 +74,19 @@ def answer_query(engine: Engine, obj: dict) -> dict:
                 raise json_edge.BadInput("query needs an integer 'account'", -1102)
             if name == "positionRisk":
                 result = queries.position_risk(engine, account, symbol)
+            elif name == "userLimit":
+                result = token_queries.user_limit(engine, account, obj.get("tokenName"))
+            elif name == "spotAccount":
+                result = token_queries.spot_account(engine, account)
             else:
                 result = queries.account_info(engine, account)
             return {"query": name, "account": account, "result": result}
         if name == "premiumIndex":
             result = funding_queries.premium_index(engine, symbol)
+        elif name == "tokenInfo":
+            if account is not None and (not isinstance(account, int) or isinstance(account, bool)):
+                raise json_edge.BadInput("'account' must be an integer", -1102)
+            result = token_queries.token_info(engine, obj.get("tokenName"), account)
         elif name == "fundingRate":
             result = funding_queries.funding_rate_history(engine, symbol, obj.get("limit", 100))
         else:
