@@ -1,0 +1,35 @@
+"""End to end: `python -m engine.load` starts its own server, trades for 3 s and reports."""
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_a_short_load_run_reports_acks_latencies_trades_and_a_clean_server_stop(tmp_path):
+    report_path = tmp_path / "report.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "engine.load", "--duration", "3", "--accounts", "20",
+         "--seed", "7", "--inflight", "8", "--tmpdir", str(tmp_path), "--report",
+         str(report_path), "--quiet"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "ack" in proc.stdout and str(report_path) in proc.stdout
+    report = json.loads(report_path.read_text())
+    assert report["ok"] is True
+    orders = report["orders"]
+    assert orders["acknowledged"] > 0 and orders["sent"] >= orders["acknowledged"]
+    assert orders["acknowledged_per_s"] > 0
+    lat = report["latency_ms"]
+    assert lat["count"] == orders["acknowledged"]
+    assert 0 < lat["min"] <= lat["p50"] <= lat["p99"] <= lat["p99.9"] <= lat["max"]
+    assert report["trades"] >= 1
+    assert report["trades_stream"] >= report["trades"]  # + liquidation trades, none missed
+    assert isinstance(report["liquidations"], int)
+    assert isinstance(report["rejections"], dict)
+    errors = report["errors"]
+    assert errors["timeouts"] == 0 and errors["connection_lost"] == 0
+    assert errors["connect_failures"] == 0 and errors["unanswered_at_end"] == 0
+    assert report["connections"]["opened"] == 20 and report["connections"]["held_at_end"] == 20
+    assert report["server"]["exit_code"] == 0
