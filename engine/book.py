@@ -74,8 +74,8 @@ class OrderBook:
         self.bid_prices = SortedList()
         self.ask_prices = SortedList()
         self.orders: dict[int, Order] = {}
-        # when a set, every mutation records its (side, price) level: the gateway's depth diffs
-        self.touched: set[tuple[str, int]] | None = None
+        # when a set, every mutation records its (symbol, side, price) level: depth diffs
+        self.touched: set[tuple[str, str, int]] | None = None
 
     # -- queries -------------------------------------------------------------------------------
     def best_bid(self) -> int | None:
@@ -134,7 +134,7 @@ class OrderBook:
         level.count += 1
         self.orders[order.order_id] = order
         if self.touched is not None:
-            self.touched.add((order.side, order.price))
+            self.touched.add((self.symbol, order.side, order.price))
 
     def remove(self, order: Order) -> None:
         """Unlink a resting order (cancel, fill, expiry). O(1) unless its level empties."""
@@ -151,7 +151,7 @@ class OrderBook:
         level.total -= order.remaining
         level.count -= 1
         if self.touched is not None:
-            self.touched.add((order.side, level.price))
+            self.touched.add((self.symbol, order.side, level.price))
         order.prev = order.next = None
         order.level = None
         del self.orders[order.order_id]
@@ -192,7 +192,7 @@ class OrderBook:
         order.remaining -= qty
         order.level.total -= qty
         if self.touched is not None:
-            self.touched.add((order.side, order.price))
+            self.touched.add((self.symbol, order.side, order.price))
         if order.remaining == 0:
             self.remove(order)
 

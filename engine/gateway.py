@@ -461,6 +461,8 @@ class Server:
             replies: list[tuple[Connection, dict]] = []
             fanout = []
             records: list[LogRecord] = []
+            depth_wanted = {s[6:] for s, subs in self.subscribers.items()
+                            if subs and s.startswith("depth@")}
             for it in batch:
                 if it is None:
                     stopping = True
@@ -469,7 +471,7 @@ class Server:
                 if kind == "cmd" or kind == "internal":
                     record = self.sequencer.submit(payload, self._now())
                     records.append(record)
-                    fanout.append(self.publisher.depth_diffs(record))
+                    fanout.append(self.publisher.depth_diffs(record, depth_wanted))
                     if kind == "cmd":
                         replies.append((conn, self._command_reply(req_id, record)))
                 elif kind == "subscribe":
@@ -502,8 +504,10 @@ class Server:
                                                        V.OrderCanceled)), None)
         # not a token issuer's hedge or rebalance order caused by someone else's command
         if order is not None and order.account == getattr(record.command, "account", None):
+            # the order's state says it all; its events go to the user stream
             result.update(order_state(order.order_id, events, record.time))
-        result["events"] = [json_edge.to_wire(e) for e in events]
+        else:
+            result["events"] = [json_edge.to_wire(e) for e in events]
         return {"id": req_id, "ok": True, "result": result}
 
     def _subscribe(self, conn: Connection, req_id, streams: list[str]) -> dict:
@@ -548,12 +552,14 @@ class Server:
         return {"id": req_id, "ok": True, "result": result}
 
     def _publish(self, record: LogRecord, depth: list[tuple[str, dict]]) -> None:
-        public, private = self.publisher.messages(record)
-        for stream, data in public + depth:
-            if stream.startswith("trade@"):
+        for ev in record.events:
+            t = type(ev)
+            if t is V.Trade:
                 self.stats["trades"] += 1
-            elif stream == "!forceOrder":
+            elif t is V.LiquidationStarted:
                 self.stats["liquidations"] += 1
+        public, private = self.publisher.messages(record, self.user_subscribers, self.subscribers)
+        for stream, data in public + depth:
             for conn in tuple(self.subscribers.get(stream, ())):
                 self.send(conn, {"stream": stream, "data": data}, stream=True)
         for aid, messages in private.items():
@@ -631,7 +637,7 @@ class Server:
 def order_state(order_id: int, events: list, time_ms: int) -> dict:
     """The order as Binance's order endpoints return it, from the events of one record."""
     state: dict = {"orderId": order_id}
-    orig = executed = notional = 0
+    orig = executed = notional = trades = 0
     status = "NEW"
     for ev in events:
         t = type(ev)
@@ -646,6 +652,7 @@ def order_state(order_id: int, events: list, time_ms: int) -> dict:
         elif t is V.Trade and order_id in (ev.taker_order_id, ev.maker_order_id):
             executed += ev.quantity
             notional += ev.quantity * ev.price
+            trades += 1
         elif t is V.OrderCanceled and ev.order_id == order_id:
             status = "CANCELED"
             state.setdefault("symbol", ev.symbol)
@@ -654,7 +661,8 @@ def order_state(order_id: int, events: list, time_ms: int) -> dict:
     if status == "NEW" and executed:
         status = "FILLED" if executed == orig else "PARTIALLY_FILLED"
     state.update(status=status, executedQty=fmt(executed),
-                 avgPrice=fmt(notional // executed if executed else 0), updateTime=time_ms)
+                 avgPrice=fmt(notional // executed if executed else 0), updateTime=time_ms,
+                 trades=trades)
     if orig:
         state["origQty"] = fmt(orig)
     return state

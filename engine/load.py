@@ -226,9 +226,11 @@ class Stats:
             self.max_ns = ns
         if msg["ok"]:
             self.ok[op] += 1
-            events = msg["result"].get("events")
-            if events:
-                for ev in events:
+            result = msg["result"]
+            if "trades" in result:  # an order's reply counts its fills
+                self.trades_acked += result["trades"]
+            else:
+                for ev in result.get("events") or ():
                     if ev.get("e") == "trade":
                         self.trades_acked += 1
         else:

@@ -31,23 +31,32 @@ class StreamPublisher:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.last_depth_u: dict[str, int] = {}
+        # one set for every book, so a record's touched levels are found without a scan
+        self.touched: set[tuple[str, str, int]] = set()
         for sym in engine.symbols.values():
-            sym.book.touched = set()
+            sym.book.touched = self.touched
 
-    def depth_diffs(self, record: LogRecord) -> list[tuple[str, dict]]:
-        """Call right after the core handled `record`, before the next command."""
+    def depth_diffs(self, record: LogRecord, wanted) -> list[tuple[str, dict]]:
+        """Call right after the core handled `record`, before the next command. Diffs are
+        built only for the symbols in `wanted` (those with subscribers); for the others only
+        the update id moves on."""
         out = []
-        for name, sym in self.engine.symbols.items():
-            touched = sym.book.touched
-            if not touched:
+        if not self.touched:
+            return out
+        by_symbol: dict[str, list[tuple[str, int]]] = {}
+        for name, side, price in self.touched:
+            by_symbol.setdefault(name, []).append((side, price))
+        self.touched.clear()
+        for name in sorted(by_symbol):
+            if name not in wanted:
+                self.last_depth_u[name] = record.seq
                 continue
-            book = sym.book
+            book = self.engine.symbols[name].book
             bids, asks = [], []
-            for side, price in sorted(touched):
+            for side, price in sorted(by_symbol[name]):
                 levels = book.bids if side == "BUY" else book.asks
                 level = levels.get(price)
                 (bids if side == "BUY" else asks).append([fmt(price), fmt(level.total if level else 0)])
-            touched.clear()
             pu = self.last_depth_u.get(name, 0)
             self.last_depth_u[name] = record.seq
             out.append((f"depth@{name}", {"e": "depthUpdate", "E": record.time, "s": name,
@@ -61,8 +70,11 @@ class StreamPublisher:
                 "bids": [[fmt(p), fmt(q)] for p, q in book.depth("BUY", limit)],
                 "asks": [[fmt(p), fmt(q)] for p, q in book.depth("SELL", limit)]}
 
-    def messages(self, record: LogRecord) -> tuple[list[tuple[str, dict]], dict[int, list[dict]]]:
-        """(public (stream, data) pairs, private messages by account) for one record."""
+    def messages(self, record: LogRecord, accounts_wanted, streams_wanted) \
+            -> tuple[list[tuple[str, dict]], dict[int, list[dict]]]:
+        """(public (stream, data) pairs, private messages by account) for one record; only
+        those somebody subscribed to (accounts_wanted / streams_wanted map names to sets of
+        subscribers) are built."""
         public: list[tuple[str, dict]] = []
         private: dict[int, list[dict]] = {}
         balance_touched: set[int] = set()
@@ -72,26 +84,24 @@ class StreamPublisher:
             wire = None
             for f in _ACCOUNT_FIELDS:
                 aid = getattr(ev, f, None)
-                if aid:
+                if aid and accounts_wanted.get(aid):
                     if wire is None:
                         wire = to_wire(ev)
                         wire["E"] = record.time
                     private.setdefault(aid, []).append(wire)
-            if t in _BALANCE_EVENTS:
-                for f in _ACCOUNT_FIELDS:
-                    aid = getattr(ev, f, None)
-                    if aid:
+                    if t in _BALANCE_EVENTS:
                         balance_touched.add(aid)
             if t is V.Trade:
-                public.append((f"trade@{ev.symbol}", {
-                    "e": "trade", "E": record.time, "s": ev.symbol, "t": ev.trade_id,
-                    "p": fmt(ev.price), "q": fmt(ev.quantity), "T": record.time,
-                    "m": ev.taker_side == "SELL"}))
+                if streams_wanted.get(f"trade@{ev.symbol}"):
+                    public.append((f"trade@{ev.symbol}", {
+                        "e": "trade", "E": record.time, "s": ev.symbol, "t": ev.trade_id,
+                        "p": fmt(ev.price), "q": fmt(ev.quantity), "T": record.time,
+                        "m": ev.taker_side == "SELL"}))
                 if ev.taker_order_id in force:
                     _force_fill(force[ev.taker_order_id], ev.quantity, ev.price)
             elif t is V.AdlTrade and ev.order_id in force:
                 _force_fill(force[ev.order_id], ev.quantity, ev.price)
-            elif t is V.MarkPriceUpdated:
+            elif t is V.MarkPriceUpdated and streams_wanted.get(f"markPrice@{ev.symbol}"):
                 public.append((f"markPrice@{ev.symbol}", {
                     "e": "markPriceUpdate", "E": record.time, "s": ev.symbol,
                     "p": fmt(ev.mark_price), "i": fmt(ev.index_price)}))

@@ -43,9 +43,7 @@ class BadInput(ValueError):
 
 
 def _validation_code(msg: str) -> int:
-    if "unknown field" in msg or "Invalid value" in msg and "$.op" in msg:
-        return -1103
-    return -1102
+    return -1103 if "unknown field" in msg else -1102
 
 
 def _decimal(value, where: str) -> int:
@@ -58,12 +56,19 @@ def _decimal(value, where: str) -> int:
         raise BadInput(f"field '{where}': {exc}") from None
 
 
+# op tag -> command type: converting to the one type is ~70x faster than to the union
+COMMAND_TYPES = {t.__struct_config__.tag: t for t in AnyCommand.__args__}
+
+
 def decode_command(obj: dict[str, Any]) -> AnyCommand:
     """A dict with decimal strings -> a validated command. Raises BadInput."""
     if not isinstance(obj, dict):
         raise BadInput("expected a JSON object")
     if "op" not in obj:
         raise BadInput("Object missing required field `op`")
+    command_type = COMMAND_TYPES.get(obj["op"]) if isinstance(obj["op"], str) else None
+    if command_type is None:
+        raise BadInput(f"unknown message op={obj['op']!r}", -1103)
     converted = dict(obj)
     for key in DECIMAL_FIELDS.intersection(converted):
         converted[key] = _decimal(converted[key], key)
@@ -73,12 +78,9 @@ def decode_command(obj: dict[str, Any]) -> AnyCommand:
             raise BadInput(f"field '{key}': expected an object of decimal strings")
         converted[key] = {name: _decimal(v, f"{key}.{name}") for name, v in value.items()}
     try:
-        return msgspec.convert(converted, AnyCommand)
+        return msgspec.convert(converted, command_type)
     except msgspec.ValidationError as exc:
-        msg = str(exc)
-        if "Invalid value" in msg and "$.op" in msg:
-            msg = f"unknown message op={obj.get('op')!r}"
-        raise BadInput(msg, _validation_code(str(exc))) from None
+        raise BadInput(str(exc), _validation_code(str(exc))) from None
 
 
 def parse_json(line: bytes | str) -> Any:
