@@ -147,23 +147,25 @@ class RiskConsumer:
         full |= index.always
         lo, hi = min(old, new) - index.widest, max(old, new) + index.widest + 1
         called, requested = self.called, self.requested
+        append, margin_call, liquidate = out.append, C.MarginCall, C.Liquidate  # hot loop
         for book, long in ((index.longs, True), (index.shorts, False)):
             for price, aid, level, scope, near in book.irange((lo,), (hi,),
                                                               inclusive=(True, False)):
-                if -near <= new - price <= near:
+                d = new - price
+                if -near <= d <= near:
                     full.add(aid)
                     continue
-                beyond = new <= price if long else new >= price
+                beyond = d < 0 if long else d > 0  # |d| > near here: its sign decides
                 key = (aid, scope)
-                if level == CALL:
-                    if not beyond:
-                        called.discard(key)
-                    elif key not in called:
-                        called.add(key)
-                        out.append(C.MarginCall(account=aid, symbol=scope))
-                elif beyond and key not in requested:
-                    requested.add(key)
-                    out.append(C.Liquidate(account=aid, symbol=scope))
+                if level == LIQUIDATE:
+                    if beyond and key not in requested:
+                        requested.add(key)
+                        append(liquidate(aid, scope))
+                elif not beyond:
+                    called.discard(key)
+                elif key not in called:
+                    called.add(key)
+                    append(margin_call(aid, scope))
 
     def _reindex(self, aid: int) -> None:
         """Re-derive the account's trigger prices after its state changed."""
