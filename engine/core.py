@@ -236,7 +236,7 @@ class Engine(LiquidationMixin, FundingMixin, TokensMixin, SpotMixin):
                            self.symbols[symbol].spec.taker_fee)
         return pos
 
-    def _position_figures(self, pos: Position, sym: SymbolState) -> tuple[int, int, int]:
+    def position_figures(self, pos: Position, sym: SymbolState) -> tuple[int, int, int]:
         """(signed notional at the mark, unrealized PnL, initial margin). Before any mark or
         trade price exists a position is valued at its entry."""
         if pos.qty == 0:
@@ -256,7 +256,7 @@ class Engine(LiquidationMixin, FundingMixin, TokensMixin, SpotMixin):
             if pos.margin_type == ISOLATED:
                 avail -= pos.isolated_margin
             elif pos.qty:
-                _, upnl, im = self._position_figures(pos, symbols[pos.symbol])
+                _, upnl, im = self.position_figures(pos, symbols[pos.symbol])
                 avail += upnl - im
         return avail
 
@@ -269,14 +269,14 @@ class Engine(LiquidationMixin, FundingMixin, TokensMixin, SpotMixin):
                 balance -= pos.isolated_margin
             elif pos.qty:
                 sym = self.symbols[pos.symbol]
-                notional, upnl, _ = self._position_figures(pos, sym)
+                notional, upnl, _ = self.position_figures(pos, sym)
                 balance += upnl
                 mm += sym.table_at(self.time).maint_margin(abs(notional))
         return risk.RiskFigures(mm, balance)
 
     def isolated_risk(self, pos: Position) -> risk.RiskFigures:
         sym = self.symbols[pos.symbol]
-        notional, upnl, _ = self._position_figures(pos, sym)
+        notional, upnl, _ = self.position_figures(pos, sym)
         mm = sym.table_at(self.time).maint_margin(abs(notional)) if pos.qty else 0
         return risk.RiskFigures(mm, pos.isolated_margin + upnl)
 
@@ -301,7 +301,7 @@ class Engine(LiquidationMixin, FundingMixin, TokensMixin, SpotMixin):
         does not fit the available balance."""
         table = sym.table_at(self.time)
         cap = sym.max_notional(table, pos.leverage)
-        pos_notional = self._position_figures(pos, sym)[0]
+        pos_notional = self.position_figures(pos, sym)[0]
         bq, bn = pos.open_buy_qty, pos.open_buy_notional
         sq, sn = pos.open_sell_qty, pos.open_sell_notional
         if side == BUY:
@@ -645,7 +645,7 @@ class Engine(LiquidationMixin, FundingMixin, TokensMixin, SpotMixin):
                                "Leverage reduction is not supported in Isolated Margin Mode with "
                                "open positions.")
             cap = sym.max_notional(table, cmd.leverage)
-            pos_notional = self._position_figures(pos, sym)[0]
+            pos_notional = self.position_figures(pos, sym)[0]
             reach = max(pos_notional + pos.open_buy_notional, -pos_notional + pos.open_sell_notional)
             if reach > cap:
                 raise Rejected(E.MAX_POSITION_AT_LEVERAGE,
@@ -713,7 +713,7 @@ class Engine(LiquidationMixin, FundingMixin, TokensMixin, SpotMixin):
                     raise Rejected(E.MARGIN_INSUFFICIENT, "Margin is insufficient.")
                 delta = cmd.amount
             else:
-                _, upnl, im = self._position_figures(pos, sym)
+                _, upnl, im = self.position_figures(pos, sym)
                 if pos.isolated_margin - cmd.amount + min(upnl, 0) < im:
                     raise Rejected(E.ISOLATED_BALANCE_INSUFFICIENT,
                                    "Isolated balance insufficient: the position must keep its "

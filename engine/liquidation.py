@@ -127,7 +127,7 @@ class LiquidationMixin:
         """Close one position; returns the notional liquidated (book fills and ADL)."""
         sym = self.symbols[pos.symbol]
         spec = sym.spec
-        notional, upnl, _ = self._position_figures(pos, sym)
+        notional, upnl, _ = self.position_figures(pos, sym)
         if pos.margin_type == ISOLATED:
             backing = pos.isolated_margin
         else:  # the cross balance without this position's own PnL
@@ -170,7 +170,7 @@ class LiquidationMixin:
         leverage when at a loss; PnL% = uPnL / |entry notional|, effective leverage =
         |notional| / margin balance. Exact fractions: ranking never touches a float."""
         sym = self.symbols[pos.symbol]
-        notional, upnl, _ = self._position_figures(pos, sym)
+        notional, upnl, _ = self.position_figures(pos, sym)
         if pos.margin_type == ISOLATED:
             balance = pos.isolated_margin + upnl
         else:

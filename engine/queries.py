@@ -20,7 +20,7 @@ def _lp(engine: Engine, acct: Account, pos: Position) -> int | None:
             wallet -= p.isolated_margin
         elif p.qty and p is not pos:
             s = engine.symbols[p.symbol]
-            notional, upnl, _ = engine._position_figures(p, s)
+            notional, upnl, _ = engine.position_figures(p, s)
             other_mm += s.table_at(engine.time).maint_margin(abs(notional))
             other_upnl += upnl
     return risk.liquidation_price(table, wallet, other_mm, other_upnl, pos.qty, pos.cost)
@@ -37,7 +37,7 @@ def position_risk(engine: Engine, account: int, symbol: str | None = None) -> li
             continue
         pos = acct.positions[name]
         sym = engine.symbols[name]
-        notional, upnl, _ = engine._position_figures(pos, sym)
+        notional, upnl, _ = engine.position_figures(pos, sym)
         figures = engine.isolated_risk(pos) if pos.margin_type == ISOLATED else cross
         mm = sym.table_at(engine.time).maint_margin(abs(notional)) if pos.qty else 0
         lp = _lp(engine, acct, pos) if pos.qty else None
@@ -63,7 +63,7 @@ def account_info(engine: Engine, account: int) -> dict:
     for name in sorted(acct.positions):
         pos = acct.positions[name]
         sym = engine.symbols[name]
-        notional, upnl, im = engine._position_figures(pos, sym)
+        notional, upnl, im = engine.position_figures(pos, sym)
         mm = sym.table_at(engine.time).maint_margin(abs(notional)) if pos.qty else 0
         total_upnl += upnl
         total_mm += mm
