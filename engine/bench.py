@@ -27,7 +27,7 @@ from engine.synthetic import START_MS, order_flow, setup_commands
 from proto import commands as C
 
 
-def _pct(sorted_ns: list[int], p: float) -> float:
+def _pct(sorted_ns: list[int], p: float) -> float:  # edge: timing and statistics, not money
     return sorted_ns[min(len(sorted_ns) - 1, int(len(sorted_ns) * p))] / 1000
 
 
@@ -151,8 +151,8 @@ print(resting, base, vm("VmHWM:"), el, vm("VmRSS:"))
     return {"resting_orders": int(resting_n), "peak_rss_mb": round(int(peak_kb) / 1024, 1),
             "rss_with_orders_mb": round(int(now_kb) / 1024, 1),
             "rss_before_orders_mb": round(int(base_kb) / 1024, 1),
-            "placement_seconds": round(float(el), 2),
-            "placement_orders_per_s": round(int(resting_n) / float(el))}
+            "placement_seconds": round(float(el), 2),  # edge: timing and statistics, not money
+            "placement_orders_per_s": round(int(resting_n) / float(el))}  # edge: timing and statistics, not money
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -93,7 +93,7 @@ class _Driver:
 BATCHES = 5
 
 
-def _timed(fn, n: int) -> float:
+def _timed(fn, n: int) -> float:  # edge: timing and statistics, not money
     """Microseconds per call: the best of BATCHES consecutive batches of n / BATCHES calls (the
     machine's noise only ever adds time), gc off while timing."""
     per = max(1, n // BATCHES)

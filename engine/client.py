@@ -83,11 +83,15 @@ class Client:
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
-            self.closed.set()
-            for f in self._waiting.values():
-                if not f.done():
-                    f.set_exception(ConnectionError("connection closed"))
-            self._waiting.clear()
+            self._connection_lost()
+
+    def _connection_lost(self) -> None:
+        """Every request still waiting fails with ConnectionError."""
+        self.closed.set()
+        for f in self._waiting.values():
+            if not f.done():
+                f.set_exception(ConnectionError("connection closed"))
+        self._waiting.clear()
 
     def submit(self, op: str, **fields) -> asyncio.Future:
         """Send a request now; the future resolves to the raw response."""

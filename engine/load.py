@@ -131,11 +131,7 @@ class LoadClient(Client):
         except (ConnectionError, asyncio.IncompleteReadError, msgspec.DecodeError):
             pass
         finally:
-            self.closed.set()
-            for f in self._waiting.values():
-                if not f.done():
-                    f.set_exception(ConnectionError("connection closed"))
-            self._waiting.clear()
+            self._connection_lost()
 
     def _dispatch(self, msg, rx: int) -> None:
         if "stream" in msg:
@@ -181,7 +177,7 @@ class Market:
     def qty(self, steps: int) -> str:
         return fixed.fmt(steps * self.step)
 
-    def frac_ticks(self, fraction: float) -> int:
+    def frac_ticks(self, fraction: float) -> int:  # edge: timing and statistics, not money
         """A distance from the mark, in whole ticks (at least one)."""
         return max(1, int(self.mark * fraction))
 
@@ -236,7 +232,7 @@ class Stats:
         else:
             self.rejected[msg.get("code", 0)] += 1
 
-    def hist_quantile(self, q: float) -> float:
+    def hist_quantile(self, q: float) -> float:  # edge: timing and statistics, not money
         """ms, from the histogram (cheap enough for a progress line)."""
         total = len(self.lat)
         if not total:
@@ -745,7 +741,7 @@ def plan_roles(args) -> list[str]:
             k, _, v = part.partition("=")
             if k.strip() not in mix:
                 raise SystemExit(f"error: --mix: unknown role {k!r} (roles: {', '.join(ROLES)})")
-            mix[k.strip()] = float(v)
+            mix[k.strip()] = float(v)  # edge: timing and statistics, not money
     total = sum(mix.values()) or 1.0
     n = args.accounts
     counts = {r: int(round(mix[r] / total * n)) for r in ROLES}

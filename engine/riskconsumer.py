@@ -264,7 +264,7 @@ class RiskConsumer:
 
     # -- the asyncio task -----------------------------------------------------------------------
     async def follow(self, path: str, submit: Callable[[C.Command], Awaitable[None]],
-                     stop: asyncio.Event, poll_interval: float = 0.002) -> None:
+                     stop: asyncio.Event, poll_ms: int = 2) -> None:
         """Tail the log from the record after `last_seq`; submit what it asks for."""
         tail = LogTail(path)
         while True:
@@ -275,7 +275,7 @@ class RiskConsumer:
             if not records:
                 if stop.is_set():
                     return
-                await asyncio.sleep(poll_interval)
+                await asyncio.sleep(poll_ms / 1000)
 
     def lag(self, head_seq: int) -> int:
         return head_seq - self.last_seq

@@ -398,7 +398,7 @@ async def test_consumer_task_follows_a_log_file_and_its_liquidations_come_back(t
     inbox: asyncio.Queue = asyncio.Queue()
     stop = asyncio.Event()
     consumer = RiskConsumer(c)
-    task = asyncio.create_task(consumer.follow(str(path), inbox.put, stop, poll_interval=0.001))
+    task = asyncio.create_task(consumer.follow(str(path), inbox.put, stop, poll_ms=1))
     script = [C.CreateAccount(account=1, registered_at=0), C.CreateAccount(account=2, registered_at=0),
               C.Deposit(account=1, amount=d("1000")), C.Deposit(account=2, amount=d("1000000")),
               C.SetLeverage(account=1, symbol=BTC, leverage=50),
