@@ -461,8 +461,14 @@ class Engine(LiquidationMixin, FundingMixin, TokensMixin, SpotMixin):
         spec = sym.spec
         maker_side = SELL if taker.side == BUY else BUY
         is_buy = taker.side == BUY
-        if limit is None and taker.type == "LIMIT":
-            limit = taker.price
+        if limit is None:
+            if taker.type == "LIMIT":
+                limit = taker.price
+            elif sym.mark:  # market price protection: no fill beyond the band around the mark
+                if is_buy:
+                    limit = sym.mark * spec.multiplier_up // SCALE
+                else:
+                    limit = -(-(sym.mark * spec.multiplier_down) // SCALE)
         stp = taker.stp if taker.tif not in ("FOK", "GTX") else "NONE"
         taker_acct = self.accounts[taker.account]
         expired_in_match = False

@@ -87,6 +87,7 @@ class ServerConfig:
     batch_max: int = 4096
     summary_every_s: int = 5
     checkpoint_every: int = 10_000
+    drain_s: int = 5  # on stop, how long to let queued requests and liquidations finish
     snapshot_every: int = 100_000  # events between snapshots; 0: none
     snapshot_dir: str | None = None  # default: <log>.snapshots
     catalogue_path: str | None = None
@@ -149,6 +150,7 @@ class Server:
         self.consumer = RiskConsumer(self.catalogue, self.engine.config,
                                      restore(self.catalogue, take(self.engine)))
         self.publisher = StreamPublisher(self.engine)
+        self.fatal: asyncio.Event = asyncio.Event()  # the sequencer could not go on
         self.inbox: asyncio.Queue = asyncio.Queue()
         self.risk_queue: asyncio.Queue = asyncio.Queue()
         self.connections: set[Connection] = set()
@@ -187,6 +189,9 @@ class Server:
         self._server = await asyncio.start_server(self._on_connect, self.config.host,
                                                   self.config.port, limit=self.config.max_frame * 2)
         self.address = self._server.sockets[0].getsockname()[:2]
+        # an account left under water by a crash is found now, not at its next event
+        for cmd in self.consumer.evaluate_all():
+            self.inbox.put_nowait(("internal", None, None, cmd))
         self._tasks = [asyncio.create_task(self._sequence(), name="sequencer"),
                        asyncio.create_task(self._risk(), name="risk"),
                        asyncio.create_task(self._summaries(), name="summary")]
@@ -194,11 +199,19 @@ class Server:
             self._tasks.append(asyncio.create_task(self._fsync_loop(), name="fsync"))
 
     async def stop(self) -> None:
-        """Drain: stop accepting, finish every queued request, flush the log, close."""
+        """Drain: stop accepting, finish every queued request and every liquidation the risk
+        consumer asks for meanwhile (for at most `drain_s`), flush the log, close."""
         if self._server is not None:
             self._server.close()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.drain_s
+        quiet = 0
+        while quiet < 3 and loop.time() < deadline and not self._sequencer_failed():
+            idle = self.inbox.empty() and self.risk_queue.empty()
+            quiet = quiet + 1 if idle else 0
+            await asyncio.sleep(0.01)
         await self.inbox.put(None)
-        await self._tasks[0]
+        await asyncio.gather(self._tasks[0], return_exceptions=True)
         await self.risk_queue.put(None)
         await self._tasks[1]
         for t in self._tasks[2:]:
@@ -242,7 +255,15 @@ class Server:
                     break
                 message = wire.decode_body(body, conn.mode)
                 requests += 1
-                await self._on_request(conn, message)
+                try:
+                    await self._on_request(conn, message)
+                except wire.FrameError:
+                    raise  # not a request at all: answered, then the connection closes
+                except (TypeError, ValueError, KeyError, AttributeError) as exc:
+                    log.exception("request failed", conn=conn.number)
+                    req_id = message.get("id") if isinstance(message, dict) else None
+                    self._error(conn, req_id if isinstance(req_id, (int, str)) else None,
+                                -1000, f"request could not be handled: {type(exc).__name__}")
         except wire.FrameError as exc:
             self.send(conn, {"id": None, "ok": False, "code": exc.code, "msg": exc.msg})
         except (ConnectionError, asyncio.IncompleteReadError):
@@ -348,6 +369,8 @@ class Server:
         op = message.get("op")
         if req_id is None or not isinstance(req_id, (int, str)) or isinstance(req_id, bool):
             return self._error(conn, None, -1102, "every request needs an 'id' (int or string)")
+        if not isinstance(op, str):
+            return self._error(conn, req_id, -1102, "'op' must be a string")
         if not conn.bucket.take():
             return self._error(conn, req_id, -1003, "Too many requests; current limit is "
                                f"{self.config.rate_per_s} requests per second.")
@@ -414,6 +437,12 @@ class Server:
 
     async def _request_query(self, conn: Connection, req_id, message: dict) -> None:
         name = message.get("query")
+        for field in ("query", "symbol", "tokenName"):
+            if field in message and not isinstance(message[field], str):
+                return self._error(conn, req_id, -1102, f"'{field}' must be a string")
+        if "account" in message and (not isinstance(message["account"], int) or
+                                     isinstance(message["account"], bool)):
+            return self._error(conn, req_id, -1102, "'account' must be an integer")
         if name in ACCOUNT_QUERIES:
             account = message.get("account", conn.account) if conn.admin else conn.account
             if account is None or (not conn.admin and message.get("account", account) != account):
@@ -469,7 +498,12 @@ class Server:
                     continue
                 kind, conn, req_id, payload = it
                 if kind == "cmd" or kind == "internal":
-                    record = self.sequencer.submit(payload, self._now())
+                    try:
+                        record = self.sequencer.submit(payload, self._now())
+                    except Exception:  # a bug in the core: stop rather than serve a state
+                        log.exception("the core raised; stopping (restart rebuilds from the log)")
+                        self.fatal.set()  # that the log does not describe
+                        raise
                     records.append(record)
                     fanout.append(self.publisher.depth_diffs(record, depth_wanted))
                     if kind == "cmd":
@@ -477,9 +511,19 @@ class Server:
                 elif kind == "subscribe":
                     replies.append((conn, self._subscribe(conn, req_id, payload)))
                 elif kind == "query":
-                    replies.append((conn, self._query(req_id, *payload)))
+                    try:
+                        replies.append((conn, self._query(req_id, *payload)))
+                    except Exception as exc:  # a read; the state is untouched
+                        log.exception("query failed", query=payload[0])
+                        replies.append((conn, {"id": req_id, "ok": False, "code": -1000,
+                                               "msg": f"query failed: {type(exc).__name__}"}))
             if records:
-                await loop.run_in_executor(None, self.sequencer.flush)
+                try:
+                    await loop.run_in_executor(None, self.sequencer.flush)
+                except OSError:  # the log cannot be written: acknowledge nothing more
+                    log.exception("log write failed; stopping")
+                    self.fatal.set()
+                    raise
                 self._events_since_snapshot += sum(len(r.events) for r in records)
                 every = self.config.snapshot_every
                 if every and self._events_since_snapshot >= every:
@@ -589,6 +633,9 @@ class Server:
                 os._exit(code)
         self._snapshot_child = pid
         log.info("snapshot started", seq=seq, child=pid)
+
+    def _sequencer_failed(self) -> bool:
+        return self._tasks[0].done()
 
     # -- background tasks -----------------------------------------------------------------------
     async def _risk(self) -> None:
@@ -702,8 +749,13 @@ async def serve(config: ServerConfig) -> int:
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    stopped, fatal = asyncio.create_task(stop.wait()), asyncio.create_task(server.fatal.wait())
+    await asyncio.wait({stopped, fatal}, return_when=asyncio.FIRST_COMPLETED)
     await server.stop()
+    if server.fatal.is_set():
+        print("perpengine: stopped after an internal error (see the log above); the event log "
+              "holds every acknowledged command", flush=True)
+        return 1
     s = server.summary()
     print(f"perpengine: stopped cleanly; {s['commands']} commands this run, log flushed "
           f"at seq {server.sequencer.seq}", flush=True)

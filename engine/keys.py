@@ -45,7 +45,8 @@ class KeyStore:
         key = self.keys.get(api_key) if isinstance(api_key, str) else None
         if key is None or not isinstance(signature, str):
             return None
-        return key if hmac.compare_digest(sign(key.secret, nonce), signature) else None
+        expected = sign(key.secret, nonce).encode()
+        return key if hmac.compare_digest(expected, signature.encode("utf-8", "replace")) else None
 
     def _save(self) -> None:
         if self.path is None:

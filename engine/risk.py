@@ -26,14 +26,21 @@ class RiskFigures:
 
     @property
     def liquidatable(self) -> bool:
-        return self.maint_margin > 0 and (self.margin_balance <= 0 or
+        """Ratio >= 100 % with positions, or a negative margin balance even without any (a
+        position closed below its bankruptcy price): the liquidation then has the insurance
+        fund cover the deficit."""
+        if self.margin_balance < 0:
+            return True
+        return self.maint_margin > 0 and (self.margin_balance == 0 or
                                           self.maint_margin >= self.margin_balance)
 
     @property
     def margin_call(self) -> bool:
         """Ratio >= 80 % (the warning level recommended by seed 002)."""
+        if self.margin_balance < 0:
+            return True
         return self.maint_margin > 0 and (
-            self.margin_balance <= 0 or
+            self.margin_balance == 0 or
             MARGIN_CALL_DEN * self.maint_margin >= MARGIN_CALL_NUM * self.margin_balance)
 
     @property

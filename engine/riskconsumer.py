@@ -211,6 +211,15 @@ class RiskConsumer:
         if entries:
             self._entries[aid] = entries
 
+    def evaluate_all(self) -> list[C.Command]:
+        """Evaluate every account once (after a restart: one may have been left under water
+        with its Liquidate never sequenced)."""
+        out: list[C.Command] = []
+        for aid in sorted(self.projection.accounts):
+            self._evaluate(aid, out)
+        out.sort(key=lambda c: type(c) is C.Liquidate)
+        return out
+
     def _update_holders(self, symbol: str, accounts: list[int]) -> None:
         holders = self.holders.setdefault(symbol, set())
         for aid in accounts:

@@ -342,3 +342,55 @@ async def test_clean_shutdown_keeps_every_acknowledged_order_in_the_log(tmp_path
     assert reader.problem is None
     for seq, order_id in acked.items():
         assert any(getattr(e, "order_id", None) == order_id for e in logged[seq].events)
+
+
+async def test_fields_of_the_wrong_type_get_an_error_and_everything_goes_on(server):
+    c = await server.client(wire.JSONL)
+    for bad, code in (({"op": ["newOrder"]}, -1102),
+                      ({"op": "query", "query": ["depth"]}, -1102),
+                      ({"op": "query", "query": "depth", "symbol": ["BTCUSDT"]}, -1102),
+                      ({"op": "login", "apiKey": server.admin["apiKey"], "signature": "é" * 64},
+                       -1022)):
+        with pytest.raises(ClientError) as e:
+            await c.request(bad.pop("op"), **bad)
+        assert e.value.code == code
+    admin = await server.admin_client()
+    with pytest.raises(ClientError) as e:
+        await admin.query("positionRisk", account=[1])
+    assert e.value.code == -1102
+    # the same connections, and the server, are still fine
+    assert (await c.query("depth", symbol="BTCUSDT"))["bids"] == []
+    assert (await admin.query("state"))["seq"] == 0
+    await c.close()
+    await admin.close()
+
+
+async def test_a_restart_liquidates_an_account_the_crash_left_under_water(tmp_path):
+    """The last record before the crash put account 1 past 100 %; its Liquidate was never
+    sequenced. The restarted server finds it at start."""
+    import io
+
+    from engine import catalogue as catalogue_mod
+    from engine.core import EngineConfig
+    from replay.feed import run_feed
+    lines = [json.dumps(x) for x in (
+        {"op": "createAccount", "account": 1, "registeredAt": 0, "time": 1_700_000_000_000},
+        {"op": "createAccount", "account": 2, "registeredAt": 0},
+        {"op": "deposit", "account": 1, "amount": "1000"},
+        {"op": "deposit", "account": 2, "amount": "1000000"},
+        {"op": "setLeverage", "account": 1, "symbol": "BTCUSDT", "leverage": 50},
+        {"op": "newOrder", "account": 2, "symbol": "BTCUSDT", "side": "SELL", "type": "LIMIT",
+         "quantity": "1", "price": "30000", "timeInForce": "GTC"},
+        {"op": "newOrder", "account": 1, "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT",
+         "quantity": "1", "price": "30000", "timeInForce": "GTC"},
+        {"op": "setMarkPrice", "symbol": "BTCUSDT", "markPrice": "29000"})]
+    run_feed(lines, io.BytesIO(), catalogue_mod.load(), EngineConfig(),
+             log_path=str(tmp_path / "engine.log"), risk=False)  # as if the consumer died
+    server = ServerProcess(tmp_path)
+    admin = await server.admin_client()
+    risk = await admin.query("positionRisk", account=1, symbol="BTCUSDT")
+    assert risk[0]["positionAmt"] == "0"
+    await admin.close()
+    assert server.stop() == 0
+    kinds = [type(e).__name__ for _, r in LogReader(server.log).records() for e in r.events]
+    assert "LiquidationStarted" in kinds

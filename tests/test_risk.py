@@ -9,7 +9,7 @@ from engine.pipeline import Pipeline
 from engine.timeutil import parse_iso_ms
 from proto import commands as C
 from proto import events as V
-from tests.harness import Harness, d, kinds, rejection
+from tests.harness import Harness, d, kinds, rejection, trades
 
 BTC, ETH = "BTCUSDT", "ETHUSDT"
 NO_FEES = [{"symbol": s, "makerFee": "0", "takerFee": "0"} for s in (BTC, ETH)]
@@ -498,3 +498,38 @@ def test_trigger_index_finds_exactly_what_a_full_scan_finds(seed):
         assert consumer.called == brute(), step
         assert consumer.requested == ever_liquidatable, step
     assert len(ever_liquidatable) >= 5  # the walk really crosses the levels
+
+
+# -- found in review ---------------------------------------------------------------------------
+def test_a_position_closed_below_bankruptcy_leaves_no_negative_wallet():
+    """Closing a cross position at a loss larger than the cross balance is not margin-checked;
+    the negative balance (no MM left) is liquidatable, and the insurance fund covers it."""
+    h = RiskHarness()
+    h.account(1, "1200")
+    h.account(99, "10000000")
+    h.mark(BTC, "20000")
+    h.mark(ETH, "1600")
+    h.send(C.SetMarginType(account=1, symbol=BTC, margin_type="ISOLATED"))
+    h.order(99, BTC, "SELL", "1", "20000")
+    assert rejection(h.order(1, BTC, "BUY", "1", "20000")) is None
+    h.order(99, ETH, "SELL", "1", "1600")
+    assert rejection(h.order(1, ETH, "BUY", "1", "1600")) is None
+    h.order(99, ETH, "BUY", "1", "1360")  # the band's lowest price: mark x 0.85
+    ev = h.order(1, ETH, "SELL", "1", "1360", reduce_only=True)
+    assert any(isinstance(e, V.InsuranceCovered) for e in ev)
+    assert h.wallet(1) >= h.position(1, BTC).isolated_margin >= 0
+    h.order(99, BTC, "BUY", "1", "19000")
+    h.mark(BTC, "19040")  # the isolated position goes too
+    assert h.position(1, BTC).qty == 0 and h.wallet(1) >= 0
+
+
+def test_market_orders_do_not_fill_beyond_the_price_band():
+    h = Harness()
+    h.account(1, "1100")
+    h.account(99, "10000000")
+    h.mark(BTC, "20000")
+    h.order(99, BTC, "SELL", "0.5", "22000")
+    h.order(99, BTC, "SELL", "1", "30000")  # far above mark x 1.15 = 23,000
+    ev = h.order(1, BTC, "BUY", "1")
+    assert [(t.price, t.quantity) for t in trades(ev)] == [(d("22000"), d("0.5"))]
+    assert isinstance(ev[-1], V.OrderExpired) and ev[-1].quantity == d("0.5")
