@@ -3,6 +3,7 @@
 Layout (all O(1) except adding or removing a price level, O(log levels)):
     bids/asks      dict price -> Level (a doubly linked FIFO of resting orders)
     bid_prices     SortedList of bid prices (best = last); ask_prices (best = first)
+    bid, ask       the best prices, cached (None when a side is empty)
     orders         dict order_id -> Order, for O(1) lookup and cancel
 
 The book only stores and unlinks orders; deciding what trades is the engine's job
@@ -65,7 +66,8 @@ class Level:
 
 
 class OrderBook:
-    __slots__ = ("symbol", "bids", "asks", "bid_prices", "ask_prices", "orders", "touched")
+    __slots__ = ("symbol", "bids", "asks", "bid_prices", "ask_prices", "orders", "touched",
+                 "bid", "ask")
 
     def __init__(self, symbol: str) -> None:
         self.symbol = symbol
@@ -74,21 +76,23 @@ class OrderBook:
         self.bid_prices = SortedList()
         self.ask_prices = SortedList()
         self.orders: dict[int, Order] = {}
+        self.bid: int | None = None  # best prices, kept as levels appear and empty
+        self.ask: int | None = None
         # when a set, every mutation records its (symbol, side, price) level: depth diffs
         self.touched: set[tuple[str, str, int]] | None = None
 
     # -- queries -------------------------------------------------------------------------------
     def best_bid(self) -> int | None:
-        return self.bid_prices[-1] if self.bid_prices else None
+        return self.bid
 
     def best_ask(self) -> int | None:
-        return self.ask_prices[0] if self.ask_prices else None
+        return self.ask
 
     def best_level(self, side: str) -> Level | None:
         """Best level of `side` (the side a taker of the other side would hit)."""
         if side == BUY:
-            return self.bids[self.bid_prices[-1]] if self.bid_prices else None
-        return self.asks[self.ask_prices[0]] if self.ask_prices else None
+            return None if self.bid is None else self.bids[self.bid]
+        return None if self.ask is None else self.asks[self.ask]
 
     def levels(self, side: str):
         """Levels of `side` from best to worst."""
@@ -110,14 +114,20 @@ class OrderBook:
     # -- mutations -----------------------------------------------------------------------------
     def add(self, order: Order) -> None:
         """Append at the tail of its price level (time priority)."""
+        price = order.price
         if order.side == BUY:
             levels, prices = self.bids, self.bid_prices
         else:
             levels, prices = self.asks, self.ask_prices
-        level = levels.get(order.price)
+        level = levels.get(price)
         if level is None:
-            level = levels[order.price] = Level(order.price)
-            prices.add(order.price)
+            level = levels[price] = Level(price)
+            prices.add(price)
+            if order.side == BUY:
+                if self.bid is None or price > self.bid:
+                    self.bid = price
+            elif self.ask is None or price < self.ask:
+                self.ask = price
             level.head = level.tail = order
             order.prev = None
         else:
@@ -156,12 +166,19 @@ class OrderBook:
         order.level = None
         del self.orders[order.order_id]
         if level.count == 0:
+            price = level.price
             if order.side == BUY:
-                del self.bids[level.price]
-                self.bid_prices.remove(level.price)
+                del self.bids[price]
+                prices = self.bid_prices
+                prices.remove(price)
+                if price == self.bid:
+                    self.bid = prices[-1] if prices else None
             else:
-                del self.asks[level.price]
-                self.ask_prices.remove(level.price)
+                del self.asks[price]
+                prices = self.ask_prices
+                prices.remove(price)
+                if price == self.ask:
+                    self.ask = prices[0] if prices else None
 
     def load_side(self, side: str, orders: list[Order]) -> None:
         """Bulk-load an empty side from orders already in priority order (best price first,
@@ -185,7 +202,12 @@ class OrderBook:
             level.total += order.remaining
             level.count += 1
             book_orders[order.order_id] = order
-        (self.bid_prices if side == BUY else self.ask_prices).update(levels)
+        prices = self.bid_prices if side == BUY else self.ask_prices
+        prices.update(levels)
+        if side == BUY:
+            self.bid = prices[-1] if prices else None
+        else:
+            self.ask = prices[0] if prices else None
 
     def reduce(self, order: Order, qty: int) -> None:
         """A resting order loses `qty` (a fill or a quantity decrease keeping priority)."""
@@ -197,5 +219,4 @@ class OrderBook:
             self.remove(order)
 
     def is_crossed(self) -> bool:
-        return bool(self.bid_prices and self.ask_prices and
-                    self.bid_prices[-1] >= self.ask_prices[0])
+        return self.bid is not None and self.ask is not None and self.bid >= self.ask
