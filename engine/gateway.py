@@ -40,7 +40,7 @@ from pathlib import Path
 import structlog
 
 from engine import catalogue as catalogue_mod
-from engine import funding_queries, queries, token_queries
+from engine import funding_queries, logsetup, queries, token_queries
 from engine.core import Engine, EngineConfig
 from engine.eventlog import LogWriter, truncate_to_good
 from engine.fixed import fmt
@@ -793,7 +793,7 @@ def main(argv: list[str] | None = None) -> int:
                           checkpoint_every=a.checkpoint_every,
                           snapshot_every=a.snapshot_every, snapshot_dir=a.snapshots,
                           catalogue_path=a.catalogue)
-    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+    logsetup.configure()
     try:
         import uvloop
         return uvloop.run(serve(config))
