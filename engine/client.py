@@ -15,6 +15,7 @@ CLI:  python -m engine.client [--host H --port P --key K --secret S | --keys FIL
           order SYMBOL SIDE QTY [PRICE] [--tif GTC]    cancel SYMBOL ORDER_ID
           query positionRisk|account|openOrders|depth [SYMBOL]     watch STREAM...
           admin createAccount|deposit|setMarkPrice|createApiKey ...   (with an admin key)
+          sign NONCE      the login line to type into `nc` for the hello's nonce
 """
 from __future__ import annotations
 
@@ -147,6 +148,14 @@ def _credentials(args) -> tuple[str, str] | None:
 
 
 async def _cli(args) -> int:
+    if args.cmd == "sign":  # no connection: a person pastes the line into `nc`
+        creds = _credentials(args)
+        if creds is None:
+            print("error: sign needs --key/--secret or --keys", file=sys.stderr)
+            return 2
+        print(json.dumps({"id": 1, "op": "login", "apiKey": creds[0],
+                          "signature": sign(creds[1], args.nonce)}, separators=(",", ":")))
+        return 0
     client = Client(args.host, args.port, wire.JSONL)
     await client.connect()
     creds = _credentials(args)
@@ -223,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     a = sub.add_parser("admin", help="e.g. admin deposit account=1 amount=1000")
     a.add_argument("op")
     a.add_argument("fields", nargs="*")
+    g = sub.add_parser("sign", help="print the login line for a nonce (for typing into nc)")
+    g.add_argument("nonce")
     w = sub.add_parser("watch")
     w.add_argument("streams", nargs="+")
     w.add_argument("--count", type=int)

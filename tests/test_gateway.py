@@ -394,3 +394,16 @@ async def test_a_restart_liquidates_an_account_the_crash_left_under_water(tmp_pa
     assert server.stop() == 0
     kinds = [type(e).__name__ for _, r in LogReader(server.log).records() for e in r.events]
     assert "LiquidationStarted" in kinds
+
+
+async def test_a_person_can_log_in_with_nc_using_the_sign_helper(server):
+    r, w = await asyncio.open_connection("127.0.0.1", server.port)
+    hello = json.loads(await r.readline())
+    line = subprocess.run([sys.executable, "-m", "engine.client", "--keys",
+                           str(server.keys_path), "sign", hello["nonce"]],
+                          capture_output=True, text=True, cwd=ROOT, check=True).stdout
+    w.write(line.encode())  # exactly what a person would paste
+    await w.drain()
+    answer = json.loads(await asyncio.wait_for(r.readline(), 5))
+    assert answer == {"id": 1, "ok": True, "result": {"account": None, "admin": True}}
+    w.close()
