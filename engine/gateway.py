@@ -11,6 +11,9 @@ process (DESIGN.md's shape).
   power cut. While a batch is being flushed (in a thread) new requests queue up and form the
   next batch: group commit.
 * Time is the wall clock in ms, stamped here by the sequencer (never read by the core).
+* The risk consumer runs as a task here by default; with `risk_process` it runs as a child
+  process (`python -m engine.riskconsumer`) that reads the log file and sends its commands
+  back over TCP with a risk key, so it uses the second core (DESIGN.md's scale-out path).
 * Every `snapshot_every` events the whole state is written to `snapshot_dir` by a forked child
   (copy-on-write: the server pauses only for the fork). On start the state is the newest good
   snapshot plus the log's tail, after a torn or corrupt tail is cut off the log.
@@ -32,6 +35,7 @@ import secrets
 import signal
 import socket
 import struct
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -88,6 +92,7 @@ class ServerConfig:
     summary_every_s: int = 5
     checkpoint_every: int = 10_000
     drain_s: int = 5  # on stop, how long to let queued requests and liquidations finish
+    risk_process: bool = False  # run the risk consumer as a child process reading the log
     snapshot_every: int = 100_000  # events between snapshots; 0: none
     snapshot_dir: str | None = None  # default: <log>.snapshots
     catalogue_path: str | None = None
@@ -128,6 +133,7 @@ class Connection:
     mode: str | None = None
     account: int | None = None
     admin: bool = False
+    risk: bool = False
     streams: set = field(default_factory=set)
     closed: bool = False
     peer: str = ""
@@ -164,6 +170,7 @@ class Server:
         self._last_time = 0
         self._events_since_snapshot = 0
         self._snapshot_child: int | None = None
+        self._risk_child: subprocess.Popen | None = None
         self.address: tuple[str, int] | None = None
 
     # -- recovery -------------------------------------------------------------------------------
@@ -189,12 +196,20 @@ class Server:
         self._server = await asyncio.start_server(self._on_connect, self.config.host,
                                                   self.config.port, limit=self.config.max_frame * 2)
         self.address = self._server.sockets[0].getsockname()[:2]
-        # an account left under water by a crash is found now, not at its next event
-        for cmd in self.consumer.evaluate_all():
-            self.inbox.put_nowait(("internal", None, None, cmd))
         self._tasks = [asyncio.create_task(self._sequence(), name="sequencer"),
                        asyncio.create_task(self._risk(), name="risk"),
                        asyncio.create_task(self._summaries(), name="summary")]
+        if self.config.risk_process:  # the child catches up on the log and evaluates all
+            key = next((k for k in self.keys.keys.values() if k.risk), None) or \
+                self.keys.create(None, risk=True)
+            self._risk_child = subprocess.Popen(
+                [sys.executable, "-m", "engine.riskconsumer", "--log", self.config.log_path,
+                 "--port", str(self.address[1]), "--key", key.apiKey],
+                stdin=subprocess.DEVNULL,  # the secret travels in the environment, not argv
+                env={**os.environ, "PERPENGINE_RISK_SECRET": key.secret})
+        else:  # an account left under water by a crash is found now, not at its next event
+            for cmd in self.consumer.evaluate_all():
+                self.inbox.put_nowait(("internal", None, None, cmd))
         if self.config.fsync == "interval":
             self._tasks.append(asyncio.create_task(self._fsync_loop(), name="fsync"))
 
@@ -214,6 +229,9 @@ class Server:
         await asyncio.gather(self._tasks[0], return_exceptions=True)
         await self.risk_queue.put(None)
         await self._tasks[1]
+        if self._risk_child is not None:
+            self._risk_child.terminate()
+            await asyncio.get_running_loop().run_in_executor(None, self._risk_child.wait)
         for t in self._tasks[2:]:
             t.cancel()
         os.fsync(self.writer._fd)
@@ -378,7 +396,7 @@ class Server:
             key = self.keys.verify(message.get("apiKey"), conn.nonce, message.get("signature"))
             if key is None:
                 return self._error(conn, req_id, -1022, "Signature for this request is not valid.")
-            conn.account, conn.admin = key.account, key.admin
+            conn.account, conn.admin, conn.risk = key.account, key.admin, key.risk
             return self.send(conn, {"id": req_id, "ok": True,
                                     "result": {"account": key.account, "admin": key.admin}})
         if op == "subscribe":
@@ -396,10 +414,12 @@ class Server:
             return self.send(conn, {"id": req_id, "ok": True,
                                     "result": {"apiKey": key.apiKey, "secret": key.secret,
                                                "account": account}})
-        if op in INTERNAL_OPS:
+        if op in INTERNAL_OPS and not conn.risk:
             return self._error(conn, req_id, UNAUTHORISED, f"'{op}' is sent by the risk engine only.")
         obj = {k: v for k, v in message.items() if k != "id"}
-        if op in ADMIN_OPS:
+        if op in INTERNAL_OPS:
+            pass  # the risk key names the account it asks about
+        elif op in ADMIN_OPS:
             if not conn.admin:
                 return self._error(conn, req_id, UNAUTHORISED, UNAUTHORISED_MSG)
         elif op in ACCOUNT_OPS:
@@ -534,7 +554,8 @@ class Server:
                 self.reply(conn, reply)
             for record, depth in zip(records, fanout):
                 self._publish(record, depth)
-                self.risk_queue.put_nowait(record)
+                if not self.config.risk_process:
+                    self.risk_queue.put_nowait(record)
             self.stats["commands"] += len(records)
 
     def _command_reply(self, req_id, record: LogRecord) -> dict:
@@ -783,6 +804,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--snapshot-every", type=int, default=d.snapshot_every,
                    help="events between snapshots (0: none)")
     p.add_argument("--snapshots", help="snapshot directory (default: <log>.snapshots)")
+    p.add_argument("--risk-process", action="store_true",
+                   help="run the risk consumer as a child process reading the log")
     p.add_argument("--catalogue")
     a = p.parse_args(argv)
     config = ServerConfig(host=a.host, port=a.port, log_path=a.log, keys_path=a.keys,
@@ -792,7 +815,7 @@ def main(argv: list[str] | None = None) -> int:
                           rate_per_s=a.rate, rate_burst=a.burst, summary_every_s=a.summary_every,
                           checkpoint_every=a.checkpoint_every,
                           snapshot_every=a.snapshot_every, snapshot_dir=a.snapshots,
-                          catalogue_path=a.catalogue)
+                          risk_process=a.risk_process, catalogue_path=a.catalogue)
     logsetup.configure()
     try:
         import uvloop

@@ -20,6 +20,7 @@ class ApiKey:
     secret: str
     account: int | None
     admin: bool = False
+    risk: bool = False  # the out-of-process risk consumer: may send liquidate and marginCall
 
 
 def sign(secret: str, nonce: str) -> str:
@@ -35,8 +36,8 @@ class KeyStore:
                 key = ApiKey(**row)
                 self.keys[key.apiKey] = key
 
-    def create(self, account: int | None, admin: bool = False) -> ApiKey:
-        key = ApiKey(secrets.token_hex(16), secrets.token_hex(32), account, admin)
+    def create(self, account: int | None, admin: bool = False, risk: bool = False) -> ApiKey:
+        key = ApiKey(secrets.token_hex(16), secrets.token_hex(32), account, admin, risk)
         self.keys[key.apiKey] = key
         self._save()
         return key

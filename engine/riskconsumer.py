@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 from typing import Awaitable, Callable
 
 import msgspec
@@ -294,3 +295,73 @@ def _quiet(config: EngineConfig | None) -> EngineConfig:
     """The projection never emits checkpoints of its own."""
     base = config or EngineConfig()
     return EngineConfig(**{**base.__dict__, "checkpoint_every": 0})
+
+
+# -- as its own process ---------------------------------------------------------------------------
+async def _run_process(log_path: str, host: str, port: int, api_key: str, secret: str,
+                       poll_ms: int) -> int:
+    """Follow the log file from its start, and send what the consumer asks for to the server
+    over TCP with a risk key. Ends on SIGTERM or when the server goes away."""
+    import signal
+
+    from engine import catalogue as catalogue_mod
+    from engine.client import Client
+    from engine.eventlog import LogReader
+    from proto.json_edge import to_wire
+    from replay.common import config_from_header
+    reader = LogReader(log_path)
+    reader.read_header()
+    consumer = RiskConsumer(catalogue_mod.load(), config_from_header(reader.header))
+    client = Client(host, port)
+    await client.connect()
+    await client.login(api_key, secret)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+
+    async def submit(cmd: C.Command) -> None:
+        wire = to_wire(cmd)
+        reply = client.submit(wire.pop("op"), **wire)  # the core re-checks; no need to wait
+        reply.add_done_callback(lambda f: f.cancelled() or f.exception())
+
+    caught_up = False
+    tail = LogTail(log_path)
+    while not stop.is_set() and not client.closed.is_set():
+        records = tail.poll()
+        for rec in records:
+            for cmd in consumer.process(rec):
+                await submit(cmd)
+        if not records:
+            if not caught_up:  # after a restart: whoever the crash left under water
+                caught_up = True
+                for cmd in consumer.evaluate_all():
+                    await submit(cmd)
+            await asyncio.sleep(poll_ms / 1000)
+    await client.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import sys
+    p = argparse.ArgumentParser(prog="python -m engine.riskconsumer",
+                                description="the risk consumer as its own process")
+    p.add_argument("--log", required=True)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--key", required=True, help="an API key with the risk role")
+    p.add_argument("--secret", default=os.environ.get("PERPENGINE_RISK_SECRET"),
+                   help="default: $PERPENGINE_RISK_SECRET")
+    p.add_argument("--poll-ms", type=int, default=2)
+    a = p.parse_args(argv)
+    if not a.secret:
+        p.error("the risk key's secret: --secret or $PERPENGINE_RISK_SECRET")
+    try:
+        import uvloop
+        run = uvloop.run
+    except ImportError:
+        run = asyncio.run
+    return run(_run_process(a.log, a.host, a.port, a.key, a.secret, a.poll_ms))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -407,3 +407,32 @@ async def test_a_person_can_log_in_with_nc_using_the_sign_helper(server):
     answer = json.loads(await asyncio.wait_for(r.readline(), 5))
     assert answer == {"id": 1, "ok": True, "result": {"account": None, "admin": True}}
     w.close()
+
+
+async def test_the_risk_consumer_as_its_own_process_liquidates(tmp_path):
+    server = ServerProcess(tmp_path, "--risk-process")
+    admin = await server.admin_client()
+    maker = await server.trader(admin, 1)
+    gambler = await server.trader(admin, 2, deposit="700")
+    await admin.request("setMarkPrice", symbol="BTCUSDT", markPrice="30000")
+    await gambler.request("setLeverage", symbol="BTCUSDT", leverage=50)
+    await maker.request("newOrder", **order("SELL", "1", "30000"))
+    await gambler.request("newOrder", **order("BUY", "1", "30000"))
+    await maker.request("newOrder", **order("BUY", "1", "29400"))
+    # a client may not send what only the risk engine sends
+    with pytest.raises(ClientError) as e:
+        await admin.request("liquidate", account=2)
+    assert e.value.code == -2015
+    await admin.request("setMarkPrice", symbol="BTCUSDT", markPrice="29350")  # over 100 %
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        risk = await gambler.query("positionRisk", symbol="BTCUSDT")
+        if risk[0]["positionAmt"] == "0":
+            break
+        await asyncio.sleep(0.05)
+    assert risk[0]["positionAmt"] == "0"
+    for c in (admin, maker, gambler):
+        await c.close()
+    assert server.stop() == 0
+    kinds = [type(e).__name__ for _, r in LogReader(server.log).records() for e in r.events]
+    assert "MarginCallIssued" in kinds and "LiquidationStarted" in kinds
