@@ -383,7 +383,7 @@ OP_BYTES = 5
 OPS_PER_CHUNK = 5
 
 
-def ops_strategy(min_ops: int = 150, max_ops: int = 300):
+def ops_strategy(min_ops: int = 60, max_ops: int = 140):
     """A sequence of ops; an op is 5 random bytes that `decode` unpacks into fields. Drawing
     dominates the run time (a tuple of 9 fields per op cost 4x the engine's own work), so ops
     are drawn in chunks of 5 (one bytes draw per chunk); shrinking deletes chunks and zeroes
@@ -613,14 +613,15 @@ COMMON = dict(derandomize=True, deadline=None, print_blob=False,
                                      HealthCheck.large_base_example])
 
 
-@settings(max_examples=330, **COMMON)
+# 900 + 700 + 450 = 2,050 sequences of 60-140 random commands (after a fixed ladder)
+@settings(max_examples=900, **COMMON)
 @given(ops_strategy())
 def test_one_symbol_matches_naive_reference(ops):
     # three rich accounts and a small one: self-trades are frequent (one match in three)
     run_differential(ops, [BTC], [1, 2, 3, 4], small=4)
 
 
-@settings(max_examples=240, **COMMON)
+@settings(max_examples=700, **COMMON)
 @given(ops_strategy())
 def test_two_symbols_match_naive_reference(ops):
     run_differential(ops, [BTC, ALL], [11, 12, 13, 14, 15], small=15, levels=4)
@@ -649,7 +650,7 @@ def _run_plain(ops, markets, accounts, small, levels=4):
     return engine, records
 
 
-@settings(max_examples=200, **COMMON)
+@settings(max_examples=450, **COMMON)
 @given(ops_strategy())
 def test_deterministic_and_rebuildable_from_events(ops):
     markets, accounts, small = [BTC, ALL], [21, 22, 23, 24], 24
