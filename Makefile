@@ -21,10 +21,10 @@ test: $(STAMP)
 # benchmarks print figures (the README quotes them); they are not tests
 bench: $(STAMP)
 	$(PY) -m engine.bench
-	$(PY) -m engine.bench_risk
-	$(PY) -m engine.bench_funding
-	$(PY) -m engine.bench_tokens
-	$(PY) -m replay.bench
+	$(PY) -m engine.bench risk
+	$(PY) -m engine.bench funding
+	$(PY) -m engine.bench tokens
+	$(PY) -m engine.bench replay
 
 feed: $(STAMP)
 	$(PY) -m replay feed $(FILE)
@@ -34,7 +34,7 @@ clean:
 
 # synthetic traders against a server this starts itself (see README for the fixed settings)
 load: $(STAMP)
-	$(PY) -m engine.load $(ARGS)
+	$(PY) -m engine.sim.load $(ARGS)
 
 # verify a recorded log: make replay LOG=var/engine.log
 replay: $(STAMP)

@@ -6,10 +6,10 @@ import sys
 
 import msgspec
 
-from engine import catalogue as catalogue_mod
-from engine import fixed
-from engine.catalogue import BracketTable, Catalogue, SymbolSpec
-from engine.timeutil import parse_iso_ms
+from engine.core import catalogue as catalogue_mod
+from engine.core import fixed
+from engine.core.catalogue import BracketTable, Catalogue, SymbolSpec
+from engine.core.timeutil import parse_iso_ms
 
 
 class UsageError(Exception):
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None:
         argv = sys.argv[1:]
     if argv[:1] == ["serve"]:
-        from engine.gateway import main as serve_main
+        from engine.server.app import main as serve_main
         return serve_main(argv[1:])
     args = parser.parse_args(argv)
     cat = catalogue_mod.load()

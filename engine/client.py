@@ -25,8 +25,8 @@ import itertools
 import json
 import sys
 
-from engine.keys import sign
 from proto import wire
+from proto.wire import sign
 
 
 class ClientError(Exception):

@@ -1,6 +1,6 @@
 """Wire and log messages: commands (imperative) and events (past tense), frozen msgspec Structs.
 
-Every price, quantity, amount and rate field is an int of 1e-8 units (see engine.fixed);
+Every price, quantity, amount and rate field is an int of 1e-8 units (see proto.decimals);
 times are Unix milliseconds. Field names follow Binance's USDⓈ-M API (camelCase on the wire).
 """
 from proto.commands import *  # noqa: F401,F403

@@ -270,7 +270,7 @@ class DelistingScheduled(Event, tag="delistingScheduled"):
     delist_time: int
 
 
-# -- leveraged tokens and the spot wallet (engine.tokens_core, engine.spot) ------------------------
+# -- leveraged tokens and the spot wallet (engine.core.tokens, engine.core.spot) ---------------
 class TokenLaunched(Event, tag="tokenLaunched"):
     """`account` is the token's issuer (created just before, by AccountCreated)."""
     token_name: str

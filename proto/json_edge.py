@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 
-from engine import fixed
+from proto import decimals
 from proto.commands import AnyCommand
 from proto.events import Event
 
@@ -51,8 +51,8 @@ def _decimal(value, where: str) -> int:
     if isinstance(value, float):
         raise BadInput(f"field '{where}': send decimals as strings, e.g. \"0.001\"")
     try:
-        return fixed.parse(value)
-    except fixed.DecimalFormatError as exc:
+        return decimals.parse(value)
+    except decimals.DecimalFormatError as exc:
         raise BadInput(f"field '{where}': {exc}") from None
 
 
@@ -97,8 +97,8 @@ def to_wire(value: Any) -> Any:
 
 def _decimalize(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k: (fixed.fmt(v) if k in DECIMAL_FIELDS and type(v) is int else
-                    {n: fixed.fmt(x) if type(x) is int else x for n, x in v.items()}
+        return {k: (decimals.fmt(v) if k in DECIMAL_FIELDS and type(v) is int else
+                    {n: decimals.fmt(x) if type(x) is int else x for n, x in v.items()}
                     if k in DECIMAL_MAP_FIELDS and isinstance(v, dict) else _decimalize(v))
                 for k, v in value.items()}
     if isinstance(value, list):

@@ -22,6 +22,8 @@ Server -> client:
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
 import struct
 from typing import Any
 
@@ -34,6 +36,11 @@ _mp_encode = msgspec.msgpack.Encoder().encode
 _mp_decode = msgspec.msgpack.Decoder().decode
 _js_encode = msgspec.json.Encoder().encode
 _js_decode = msgspec.json.Decoder().decode
+
+
+def sign(secret: str, nonce: str) -> str:
+    """The login signature: hex HMAC-SHA256 of the connection's nonce with the key's secret."""
+    return hmac.new(secret.encode(), nonce.encode(), hashlib.sha256).hexdigest()
 
 
 class FrameError(ValueError):

@@ -10,9 +10,9 @@ import json
 import sys
 from pathlib import Path
 
-from engine import catalogue as catalogue_mod
+from engine.core import catalogue as catalogue_mod
 from engine.core import EngineConfig
-from engine.fixed import fmt
+from engine.core.fixed import fmt
 
 
 def _print(report: dict, as_json: bool, lines: list[str]) -> None:
@@ -93,7 +93,7 @@ def cmd_whatif(args, cat) -> int:
 
 def cmd_restore(args, cat) -> int:
     from replay.common import config_from_header
-    from replay.snapshots import restore
+    from engine.recovery import restore
     from engine.eventlog import LogReader
     reader = LogReader(args.log)
     reader.read_header()
@@ -136,12 +136,12 @@ def main(argv: list[str] | None = None) -> int:
     feed.add_argument("--fsync", action="store_true", help="fsync every batch")
     feed.add_argument("--checkpoint-every", type=int, default=EngineConfig.checkpoint_every)
     feed.add_argument("--no-risk", action="store_true", help="without the risk consumer")
-    for name, helptext in (("verify", "check CRCs, sequence and checkpoint hashes"),
-                           ("redrive", "re-run the commands and compare events byte for byte")):
-        s = sub.add_parser(name, help=helptext)
+    for name, aliases, helptext in (
+            ("verify", [], "check CRCs, sequence and checkpoint hashes"),
+            ("redrive", ["re-drive"], "re-run the commands and compare events byte for byte")):
+        s = sub.add_parser(name, aliases=aliases, help=helptext)
         s.add_argument("log")
         s.add_argument("--json", action="store_true")
-    sub._name_parser_map["re-drive"] = sub._name_parser_map["redrive"]
     w = sub.add_parser("whatif", help="replay the commands under changed risk rules")
     w.add_argument("log")
     w.add_argument("rules", help="JSON: 'tables', 'symbols' (catalogue format), 'engineConfig'")

@@ -11,9 +11,7 @@ from proto.records import LogHeader
 
 def config_from_header(header: LogHeader | None, **overrides) -> EngineConfig:
     """The EngineConfig recorded in the log header (defaults where it says nothing)."""
-    known = {f.name for f in dataclasses.fields(EngineConfig)}
-    recorded = {k: v for k, v in (header.engine_config if header else {}).items() if k in known}
-    return EngineConfig(**{**recorded, **overrides})
+    return EngineConfig.from_dict(header.engine_config if header else {}, **overrides)
 
 
 def config_dict(config: EngineConfig) -> dict:

@@ -20,12 +20,14 @@ import sys
 from dataclasses import dataclass, field
 from typing import IO, Iterable
 
-from engine import funding_queries, queries, token_queries
-from engine.catalogue import Catalogue
+from engine.views import funding as funding_queries
+from engine.views import positions as queries
+from engine.views import tokens as token_queries
+from engine.core.catalogue import Catalogue
 from engine.core import Engine, EngineConfig
 from engine.eventlog import LogWriter
-from engine.pipeline import Pipeline
-from engine.timeutil import parse_iso_ms
+from engine.sequencer import Pipeline
+from engine.core.timeutil import parse_iso_ms
 from proto import json_edge
 
 

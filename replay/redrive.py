@@ -8,10 +8,10 @@ from pathlib import Path
 
 import msgspec
 
-from engine.catalogue import Catalogue
+from engine.core.catalogue import Catalogue
 from engine.core import Engine
 from engine.eventlog import LogReader
-from engine.gcpause import without_gc
+from engine.core.gcpause import without_gc
 from proto.json_edge import to_wire
 from replay.common import Progress, config_from_header
 

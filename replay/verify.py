@@ -7,10 +7,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from engine.catalogue import Catalogue
+from engine.core.catalogue import Catalogue
 from engine.core import Engine
 from engine.eventlog import LogReader, Problem
-from engine.gcpause import without_gc
+from engine.core.gcpause import without_gc
 from proto import events as V
 from replay.common import Progress, config_from_header
 
@@ -87,7 +87,7 @@ def verify(path: str | Path, catalogue: Catalogue, progress: bool = True,
     report.state_hash = engine.state_hash()
     report.accounts = len(engine.accounts)
     report.resting_orders = sum(len(s.book.orders) for s in engine.symbols.values())
-    report.insurance_fund = engine.insurance_fund
+    report.insurance_fund = engine.ledger.insurance_fund
     report.seconds = round(meter.done(), 4) if meter else 0.0
     if engine_out is not None:
         engine_out.append(engine)

@@ -13,13 +13,13 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine import catalogue as catalogue_mod
-from engine.catalogue import Catalogue
+from engine.core import catalogue as catalogue_mod
+from engine.core.catalogue import Catalogue
 from engine.core import Engine
 from engine.eventlog import LogReader
-from engine.fixed import fmt
-from engine.pipeline import Pipeline
-from engine.timeutil import iso
+from engine.core.fixed import fmt
+from engine.sequencer import Pipeline
+from engine.core.timeutil import iso
 from proto import commands as C
 from proto import events as V
 from replay.common import config_from_header
@@ -60,7 +60,7 @@ class RunFacts:
                 self.liquidation_fees += ev.amount
             elif t is V.InsuranceCovered:
                 self.insurance_paid += ev.amount
-        self.insurance_fund = engine.insurance_fund
+        self.insurance_fund = engine.ledger.insurance_fund
 
 
 def _marks(engine: Engine) -> dict[str, str]:

@@ -1,9 +1,9 @@
 """A test harness: an engine driven with decimal strings, as a user would write them."""
 from __future__ import annotations
 
-from engine import catalogue as catalogue_mod
+from engine.core import catalogue as catalogue_mod
 from engine.core import Engine, EngineConfig
-from engine.fixed import parse
+from engine.core.fixed import parse
 from proto import commands as C
 from proto import events as V
 

@@ -5,9 +5,9 @@ import sys
 
 import pytest
 
-from engine import catalogue as catalogue_mod
-from engine.fixed import parse as d
-from engine.timeutil import parse_iso_ms
+from engine.core import catalogue as catalogue_mod
+from engine.core.fixed import parse as d
+from engine.core.timeutil import parse_iso_ms
 
 CAT = catalogue_mod.load()
 

@@ -6,14 +6,14 @@ from itertools import permutations
 import msgspec
 import pytest
 
-from engine import catalogue as catalogue_mod
-from engine import funding as F
-from engine import funding_queries as FQ
-from engine import markprice as M
-from engine import snapshot
+from engine.core import catalogue as catalogue_mod
+from engine.core import funding as F
+from engine.views import funding as FQ
+from engine.core import markprice as M
+from engine.core import snapshot
 from engine.core import Engine, EngineConfig
-from engine.fixed import SCALE
-from engine.timeutil import parse_iso_ms
+from engine.core.fixed import SCALE
+from engine.core.timeutil import parse_iso_ms
 from proto import commands as C
 from proto import events as V
 from proto import json_edge
@@ -47,8 +47,8 @@ def trade(h, long_acct, short_acct, symbol, qty, price):
 def conserved(e: Engine) -> bool:
     wallets = sum(a.wallet for a in e.accounts.values())
     costs = sum(p.cost for a in e.accounts.values() for p in a.positions.values())
-    return wallets + e.fees_collected + e.insurance_fund - costs == \
-        e.total_deposits - e.total_withdrawals
+    return wallets + e.ledger.fees_collected + e.ledger.insurance_fund - costs == \
+        e.ledger.total_deposits - e.ledger.total_withdrawals
 
 
 # -- the rate formula and its clamps ---------------------------------------------------------------
@@ -123,7 +123,7 @@ def test_settled_rates_are_capped_in_the_engine():
     h.order(3, BTC, "BUY", "1", "33000")  # 33,000 >= 25,000: +10 %
     prices = {s: d("30000") if s == BTC else d("2") for s in CAT.symbols if s != ALL}
     h.send(C.SetIndexPrices(prices=prices))
-    assert h.engine.funding[ALL].index == d("1000")  # the composite at its base value
+    assert h.engine.pricing.states[ALL].index == d("1000")  # the composite at its base value
     ev = h.send(C.SetIndexPrices(prices={BTC: d("30000")}), time=T8)
     rates = {e.symbol: e for e in of(ev, V.FundingRateSet)}
     assert rates[ALL].average_premium_index == pct("10")
@@ -391,7 +391,7 @@ def test_the_log_alone_rebuilds_the_state_and_a_snapshot_restores_it():
         assert enc(again.handle(cmd, seq, t)) == enc(events)
     restored = snapshot.restore(CAT, snapshot.take(h.engine), EngineConfig(checkpoint_every=0))
     assert restored.state_hash() == h.engine.state_hash()
-    assert restored.composite.total == h.engine.composite.total
+    assert restored.pricing.composite.total == h.engine.pricing.composite.total
     t = records[-1][1] + 9 * H  # both settle and rebalance the same way from here
     cmd = C.SetIndexPrices(prices={BTC: d("31000")})
     assert enc(restored.handle(cmd, 999, t)) == enc(h.engine.handle(cmd, 999, t))
@@ -404,7 +404,7 @@ def test_premium_index_query_in_binance_shape():
     assert set(row) >= {"symbol", "markPrice", "indexPrice", "estimatedSettlePrice",
                         "lastFundingRate", "interestRate", "nextFundingTime", "time"}
     assert row["interestRate"] == "0.0001"
-    assert d(row["indexPrice"]) == h.engine.composite.value()
+    assert d(row["indexPrice"]) == h.engine.pricing.composite.value()
     assert row["nextFundingTime"] % (8 * H) == 0 and row["nextFundingTime"] > h.engine.time
     assert len(FQ.premium_index(h.engine)) == len(CAT.symbols)
     assert FQ.premium_index(h.engine, "ETHUSDT_0924")["interestRate"] == "0"

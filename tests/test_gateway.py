@@ -370,7 +370,7 @@ async def test_a_restart_liquidates_an_account_the_crash_left_under_water(tmp_pa
     sequenced. The restarted server finds it at start."""
     import io
 
-    from engine import catalogue as catalogue_mod
+    from engine.core import catalogue as catalogue_mod
     from engine.core import EngineConfig
     from replay.feed import run_feed
     lines = [json.dumps(x) for x in (

@@ -3,11 +3,11 @@ import random
 
 import pytest
 
-from engine import catalogue as catalogue_mod
-from engine import funding_queries as FQ
-from engine import index as X
-from engine.fixed import SCALE
-from engine.timeutil import parse_iso_ms
+from engine.core import catalogue as catalogue_mod
+from engine.views import funding as FQ
+from engine.core import composite as X
+from engine.core.fixed import SCALE
+from engine.core.timeutil import parse_iso_ms
 from proto import commands as C
 from proto import events as V
 from tests.harness import Harness, d, rejection
@@ -57,7 +57,7 @@ def rebalances(events):
 
 
 def members(h):
-    return set(h.engine.composite.weights)
+    return set(h.engine.pricing.composite.weights)
 
 
 # -- the filter rule ---------------------------------------------------------------------------
@@ -96,7 +96,7 @@ def test_the_composite_is_computed_not_fed():
     assert rejection(h.send(C.SetIndexPrices(prices={"NOPEUSDT": d("1")}))) == -1121
     assert rejection(h.send(C.SetIndexPrices(prices={"BTCUSDT": 0}))) == -1130
     assert rejection(h.send(C.SetIndexPrices(prices={}))) == -1130
-    assert h.engine.funding == {} and not h.engine.composite.composed
+    assert h.engine.pricing.states == {} and not h.engine.pricing.composite.composed
 
 
 # -- listings and delistings --------------------------------------------------------------------
@@ -154,7 +154,7 @@ def test_weights_are_equal_value_at_each_rebalance():
     rng = random.Random(3)
     prices = {s: rng.randint(1, 10**12) for s in all_prices()}
     h.send(C.SetIndexPrices(prices=prices))
-    comp = h.engine.composite
+    comp = h.engine.pricing.composite
     n = len(comp.weights)
     for s, q in comp.weights.items():
         assert abs(q * comp.prices[s] - X.WEIGHT_SCALE) * 10**20 <= X.WEIGHT_SCALE  # 1e-20
@@ -174,7 +174,7 @@ def test_the_index_is_continuous_across_a_rebalance():
     h = Harness(CAT, time=T0)
     h.send(C.SetIndexPrices(prices=all_prices(price="100")))
     h.send(C.ScheduleDelisting(symbol="XRPUSDT", delist_time=parse_iso_ms("2025-08-08T00:00:00Z")))
-    comp = h.engine.composite
+    comp = h.engine.pricing.composite
     n = len(comp.weights)
     ev = h.send(C.SetIndexPrices(prices={"BTCUSDT": d("150"), "ETHUSDT": d("80")}))
     value = comp.value()
@@ -224,7 +224,7 @@ def test_next_rebalance_time():
 
 
 def test_listing_commands_are_checked_and_survive_a_snapshot():
-    from engine import snapshot
+    from engine.core import snapshot
     from engine.core import EngineConfig
     h = Harness(CAT, time=T0)
     assert rejection(h.send(C.ListSymbol(symbol="NOPEUSDT", onboard_time=T0))) == -1121
@@ -233,7 +233,7 @@ def test_listing_commands_are_checked_and_survive_a_snapshot():
     h.send(C.ListSymbol(symbol="NEWAUSDT", onboard_time=T0 + X.DAY_MS))
     assert h.engine.state_hash() != before
     restored = snapshot.restore(CAT, snapshot.take(h.engine), EngineConfig(checkpoint_every=0))
-    assert restored.listings == {"NEWAUSDT": T0 + X.DAY_MS}
+    assert restored.pricing.listings == {"NEWAUSDT": T0 + X.DAY_MS}
     assert restored.state_hash() == h.engine.state_hash()
 
 

@@ -1,4 +1,4 @@
-"""End to end: `python -m engine.load` starts its own server, trades for 3 s and reports."""
+"""End to end: `python -m engine.sim.load` starts its own server, trades for 3 s and reports."""
 import json
 import os
 import subprocess
@@ -10,7 +10,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def test_a_short_load_run_reports_acks_latencies_trades_and_a_clean_server_stop(tmp_path):
     report_path = tmp_path / "report.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "engine.load", "--duration", "3", "--accounts", "20",
+        [sys.executable, "-m", "engine.sim.load", "--duration", "3", "--accounts", "20",
          "--seed", "7", "--inflight", "8", "--tmpdir", str(tmp_path), "--report",
          str(report_path), "--quiet"],
         cwd=ROOT, capture_output=True, text=True, timeout=60)

@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from engine import catalogue as catalogue_mod
+from engine.core import catalogue as catalogue_mod
 from engine.core import Engine, EngineConfig
 from engine.eventlog import LogReader, LogWriter, truncate_to_good
 from proto.records import LogRecord

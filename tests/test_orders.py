@@ -1,9 +1,9 @@
 """Scenario tests: commands in, exact events out. Every order type, check and code."""
 import pytest
 
-from engine import catalogue as catalogue_mod
+from engine.core import catalogue as catalogue_mod
 from engine.core import EngineConfig
-from engine.timeutil import parse_iso_ms
+from engine.core.timeutil import parse_iso_ms
 from proto import commands as C
 from proto import events as V
 from tests.harness import Harness, d, kinds, rejection, trades

@@ -31,9 +31,9 @@ import msgspec
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
-from engine import catalogue
+from engine.core import catalogue
 from engine.core import Engine, EngineConfig
-from engine.fixed import SCALE
+from engine.core.fixed import SCALE
 from proto import commands as C
 from proto import events as V
 
@@ -307,7 +307,7 @@ def engine_book(engine: Engine, symbol: str, side: str) -> list[tuple[int, int, 
 
 def check_invariants(engine: Engine, symbols) -> None:
     """Books and open-order totals of `symbols`; OI, caches and money of everything."""
-    assert engine.pending == {}, "a taker was left pending after its command"
+    assert engine.ledger.pending == {}, "a taker was left pending after its command"
     # (account, symbol) -> [orders, buy qty, buy notional, sell qty, sell notional] of the book
     totals: dict[tuple[int, str], list[int]] = {}
     for s in symbols:
@@ -368,8 +368,8 @@ def check_invariants(engine: Engine, symbols) -> None:
                 f"stale order margin of account {a.account_id}"
     assert matched == len(totals), "a resting order's account has no position entry"
     assert longs == shorts, f"long OI {longs} != short OI {shorts}"
-    assert wallets + engine.fees_collected - costs == \
-        engine.total_deposits - engine.total_withdrawals, "money not conserved"
+    assert wallets + engine.ledger.fees_collected - costs == \
+        engine.ledger.total_deposits - engine.ledger.total_withdrawals, "money not conserved"
 
 
 # == generation ===================================================================================
@@ -674,8 +674,8 @@ def test_deterministic_and_rebuildable_from_events(ops):
     assert checkpoints == len(records) // 32
     assert engine3.state_hash() == engine1.state_hash()
     assert engine3.canonical_state() == engine1.canonical_state()
-    assert (engine3.seq, engine3.next_order_id, engine3.next_trade_id) == \
-        (engine1.seq, engine1.next_order_id, engine1.next_trade_id)
+    assert (engine3.seq, engine3.ledger.next_order_id, engine3.ledger.next_trade_id) == \
+        (engine1.seq, engine1.ledger.next_order_id, engine1.ledger.next_trade_id)
     # derived figures (not in the hash) agree too
     for aid, acct in engine1.accounts.items():
-        assert engine3.available_balance(engine3.accounts[aid]) == engine1.available_balance(acct)
+        assert engine3.ledger.available_balance(engine3.accounts[aid]) == engine1.ledger.available_balance(acct)

@@ -11,11 +11,11 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from engine import catalogue as catalogue_mod
-from engine import snapshot
+from engine.core import catalogue as catalogue_mod
+from engine.core import snapshot
 from engine.core import Engine, EngineConfig
 from engine.eventlog import MAGIC, LogFormatError, LogReader, LogWriter, frame
-from replay import snapshots
+from engine import recovery as snapshots
 from replay.feed import run_feed
 from replay.redrive import redrive
 from replay.verify import verify

@@ -1,12 +1,13 @@
 """Risk: margin ratio, liquidation price, margin modes, liquidation and the consumer."""
 import pytest
 
-from engine import catalogue as catalogue_mod
-from engine import queries, risk
+from engine.core import catalogue as catalogue_mod
+from engine.views import positions as queries
+from engine.core import risk
 from engine.core import EngineConfig
-from engine.fixed import SCALE, round_half_up
-from engine.pipeline import Pipeline
-from engine.timeutil import parse_iso_ms
+from engine.core.fixed import SCALE, round_half_up
+from engine.sequencer import Pipeline
+from engine.core.timeutil import parse_iso_ms
 from proto import commands as C
 from proto import events as V
 from tests.harness import Harness, d, kinds, rejection, trades
@@ -82,8 +83,8 @@ def _ratio_at(h, account, symbol, mark):
     h.mark(symbol, mark)
     acct = h.engine.accounts[account]
     pos = acct.positions[symbol]
-    return (h.engine.isolated_risk(pos) if pos.margin_type == "ISOLATED"
-            else h.engine.cross_risk(acct)).ratio
+    return (h.engine.ledger.isolated_risk(pos) if pos.margin_type == "ISOLATED"
+            else h.engine.ledger.cross_risk(acct)).ratio
 
 
 @pytest.mark.parametrize("side", ["BUY", "SELL"])
@@ -130,7 +131,7 @@ def test_99_99_percent_is_not_liquidated_100_percent_is():
     h = _boundary_setup()
     # balance = mark - 29,000; MM = 0.4 % x mark; MR = 100 % at mark 29,116.4658...
     ev = h.mark(BTC, "29116.47")
-    ratio = h.engine.cross_risk(h.engine.accounts[1]).ratio
+    ratio = h.engine.ledger.cross_risk(h.engine.accounts[1]).ratio
     assert d("0.9999") <= ratio < SCALE
     assert not any(isinstance(e, (V.LiquidationStarted, V.LiquidationDeclined)) for e in ev)
     assert any(isinstance(e, V.MarginCallIssued) for e in ev)  # above 80 %
@@ -170,7 +171,7 @@ def test_liquidation_closes_on_the_book_and_charges_the_fee():
     assert trade.price == d("29200") and trade.taker_fee == 0
     fee = next(e for e in ev if isinstance(e, V.LiquidationFeeCharged))
     # 1.25 % of 29,200 = 365, capped at what was left: 1,000 + (29,200 - 30,000) = 200
-    assert fee.amount == d("200") and h.wallet(1) == 0 and h.engine.insurance_fund == d("200")
+    assert fee.amount == d("200") and h.wallet(1) == 0 and h.engine.ledger.insurance_fund == d("200")
 
 
 def test_liquidation_without_liquidity_is_auto_deleveraged_at_the_bankruptcy_price():
@@ -195,7 +196,7 @@ def test_a_gap_past_bankruptcy_is_paid_by_the_insurance_fund_then_adl():
     covered = [e for e in ev if isinstance(e, V.InsuranceCovered)]
     assert [c.amount for c in covered] == [d("250")]
     assert h.wallet(1) == 0 and h.position(1, BTC).qty == 0
-    assert h.engine.insurance_fund == d("50")
+    assert h.engine.ledger.insurance_fund == d("50")
 
 
 def test_without_an_insurance_fund_the_whole_gap_is_auto_deleveraged():
@@ -204,7 +205,7 @@ def test_without_an_insurance_fund_the_whole_gap_is_auto_deleveraged():
     ev = h.mark(BTC, "28500")
     assert not [e for e in ev if isinstance(e, V.Trade)]
     assert [(a.price, a.quantity) for a in ev if isinstance(a, V.AdlTrade)] == [(d("29000"), d("1"))]
-    assert h.wallet(1) == 0 and h.engine.insurance_fund == 0
+    assert h.wallet(1) == 0 and h.engine.ledger.insurance_fund == 0
 
 
 def test_isolated_liquidation_touches_only_that_position():
@@ -278,7 +279,7 @@ def test_young_account_above_20x_may_only_reduce():
     h.order(2, BTC, "SELL", "0.1", "30000")
     h.order(1, BTC, "BUY", "0.1", "30000")
     # the same account seen as young (a what-if with a longer new-account period)
-    h.engine.config = EngineConfig(checkpoint_every=0, new_account_days=200)
+    h.engine.ledger.config = EngineConfig(checkpoint_every=0, new_account_days=200)
     assert rejection(h.order(1, BTC, "BUY", "0.01", "29000")) == -2027
     assert rejection(h.order(1, BTC, "SELL", "0.05", "31000", reduce_only=True)) is None
     assert kinds(h.leverage(1, BTC, 20)) == ["LeverageChanged"]
@@ -296,7 +297,7 @@ def test_ethusdt_switch_liquidates_at_0700_not_before():
     # balance 3,000 - 1,800 = 1,200; notional 198,200: old MM 1,138.3 (95 %), new MM 1,288.3
     ev = h.send(C.SetMarkPrice(symbol=ETH, mark_price=d("1982")), time=before)
     assert not any(isinstance(e, V.LiquidationStarted) for e in ev)
-    ratio = h.engine.cross_risk(h.engine.accounts[1]).ratio
+    ratio = h.engine.ledger.cross_risk(h.engine.accounts[1]).ratio
     assert round_half_up(ratio, 4) == d("0.9486")
     ev = h.send(C.SetMarkPrice(symbol=ETH, mark_price=d("1982")),
                 time=parse_iso_ms("2022-09-13T07:00:00Z"))
@@ -335,10 +336,10 @@ def test_seeded_swings_liquidate_every_account_at_100_percent_and_conserve_money
         e = h.engine
         for acct in e.accounts.values():
             assert acct.wallet >= 0
-            assert not e.cross_risk(acct).liquidatable  # nobody stays at >= 100 %
+            assert not e.ledger.cross_risk(acct).liquidatable  # nobody stays at >= 100 %
         costs = sum(p.cost for a in e.accounts.values() for p in a.positions.values())
         wallets = sum(a.wallet for a in e.accounts.values())
-        assert wallets + e.fees_collected + e.insurance_fund - costs == e.total_deposits - e.total_withdrawals
+        assert wallets + e.ledger.fees_collected + e.ledger.insurance_fund - costs == e.ledger.total_deposits - e.ledger.total_withdrawals
         longs = sum(p.qty for a in e.accounts.values() for p in a.positions.values() if p.qty > 0)
         shorts = -sum(p.qty for a in e.accounts.values() for p in a.positions.values() if p.qty < 0)
         assert longs == shorts
@@ -477,8 +478,8 @@ def test_trigger_index_finds_exactly_what_a_full_scan_finds(seed):
     def brute():
         called = set()
         for aid, acct in engine.accounts.items():
-            scopes = [("", engine.cross_risk(acct))] + [
-                (s, engine.isolated_risk(p)) for s, p in acct.positions.items()
+            scopes = [("", engine.ledger.cross_risk(acct))] + [
+                (s, engine.ledger.isolated_risk(p)) for s, p in acct.positions.items()
                 if p.margin_type == "ISOLATED" and p.qty]
             for scope, fig in scopes:
                 if fig.margin_call:

@@ -9,13 +9,13 @@ from fractions import Fraction
 import msgspec
 import pytest
 
-from engine import catalogue as catalogue_mod
-from engine import snapshot
-from engine import token_queries as TQ
-from engine import tokens as T
+from engine.core import catalogue as catalogue_mod
+from engine.core import snapshot
+from engine.views import tokens as TQ
+from engine.core import token_specs as T
 from engine.core import Engine, EngineConfig
-from engine.fixed import SCALE
-from engine.timeutil import parse_iso_ms
+from engine.core.fixed import SCALE
+from engine.core.timeutil import parse_iso_ms
 from proto import commands as C
 from proto import events as V
 from proto import json_edge
@@ -64,13 +64,13 @@ class TokenHarness(Harness):
                                         time_in_force=tif, **kw))
 
     def ts(self, name):
-        return self.engine.tokens[name]
+        return self.engine.tokens.tokens[name]
 
     def nav(self, name):
-        return self.engine.token_nav(self.ts(name))
+        return self.engine.tokens.token_nav(self.ts(name))
 
     def balance(self, account, asset="USDT"):
-        w = self.engine.spot.get(account)
+        w = self.engine.spot.wallets.get(account)
         if w is None:
             return 0
         return w.usdt if asset == "USDT" else w.tokens.get(asset, 0)
@@ -78,31 +78,31 @@ class TokenHarness(Harness):
 
 def invariants(e: Engine) -> None:
     """Supply, NAV vs equity, conservation, locks; raises AssertionError."""
-    for name, ts in e.tokens.items():
+    for name, ts in e.tokens.tokens.items():
         assert ts.issued_total - ts.redeemed_total == ts.outstanding
-        held = sum(w.tokens.get(name, 0) for w in e.spot.values())
-        assert held + ts.fee_tokens == ts.outstanding
-        equity, _, _ = e._token_figures(ts)
-        nav, _ = e.token_nav(ts)
+        held = sum(w.tokens.get(name, 0) for w in e.spot.wallets.values())
+        assert held + e.spot.markets[ts.spec.spot_symbol].fee_tokens == ts.outstanding
+        equity, _, _ = e.tokens.figures(ts)
+        nav, _ = e.tokens.token_nav(ts)
         if ts.outstanding and equity > 0:
             # NAV rounded down to 1e-8: NAV x N <= equity < (NAV + 1e-8) x N
             assert nav * ts.outstanding <= equity * SCALE < (nav + 1) * ts.outstanding
-    for aid, w in e.spot.items():
+    for aid, w in e.spot.wallets.items():
         assert w.usdt >= 0 and all(q >= 0 for q in w.tokens.values())
         assert w.usdt_locked <= w.usdt
     # locks are what the resting orders hold
     locked: dict[int, int] = {}
-    for m in e.spot_markets.values():
+    for m in e.spot.markets.values():
         for o in m.book.orders.values():
             if o.side == "BUY":
                 locked[o.account] = locked.get(o.account, 0) + o.remaining * o.price // SCALE
-    assert {a: w.usdt_locked for a, w in e.spot.items() if w.usdt_locked} == \
+    assert {a: w.usdt_locked for a, w in e.spot.wallets.items() if w.usdt_locked} == \
         {a: v for a, v in locked.items() if v}
     wallets = sum(a.wallet for a in e.accounts.values())
-    spot = sum(w.usdt for w in e.spot.values())
+    spot = sum(w.usdt for w in e.spot.wallets.values())
     costs = sum(p.cost for a in e.accounts.values() for p in a.positions.values())
-    assert wallets + spot + e.fees_collected + e.insurance_fund - costs == \
-        e.total_deposits - e.total_withdrawals
+    assert wallets + spot + e.ledger.fees_collected + e.ledger.insurance_fund - costs == \
+        e.ledger.total_deposits - e.ledger.total_withdrawals
 
 
 def book(h, symbol, bids=(), asks=(), account=MM):
@@ -374,7 +374,7 @@ def test_spot_trading_balances_locks_fees_and_no_futures_effect():
     futures = {a: (h.wallet(a), dict(h.engine.accounts[a].positions)) for a in (1, 2)}
     ev = h.spot(1, "BTCUPUSDT", "SELL", "100", "10.5")
     (acc,) = of(ev, V.SpotOrderAccepted)
-    assert acc.rest and h.engine.spot[1].tokens_locked["BTCUP"] == d("100")
+    assert acc.rest and h.engine.spot.wallets[1].tokens_locked["BTCUP"] == d("100")
     assert rejection(h.redeem(1, "BTCUP", "901")) == -5013  # 100 are locked
     ev = h.spot(2, "BTCUPUSDT", "BUY", "40", "11")  # takes 40 at 10.5
     (tr,) = of(ev, V.SpotTrade)
@@ -382,15 +382,15 @@ def test_spot_trading_balances_locks_fees_and_no_futures_effect():
         d("10.5"), d("40"), d("0.04"), d("0.42"))
     assert h.balance(2, "BTCUP") == d("39.96") and h.balance(2) == d("100000") - d("420")
     assert h.balance(1) == d("100000") - d("10010") + d("420") - d("0.42")
-    assert h.ts("BTCUP").fee_tokens == d("0.04")
+    assert h.engine.spot.markets["BTCUPUSDT"].fee_tokens == d("0.04")
     h.spot(2, "BTCUPUSDT", "BUY", "10", "10")  # rests: 100 USDT locked
-    assert h.engine.spot[2].usdt_locked == d("100")
+    assert h.engine.spot.wallets[2].usdt_locked == d("100")
     ev = h.spot(1, "BTCUPUSDT", "SELL", "5")  # market sell into the 10 bid
     assert of(ev, V.SpotTrade)[0].price == d("10")
-    oid = h.engine.spot_markets["BTCUPUSDT"].book.best_level("BUY").head.order_id
+    oid = h.engine.spot.markets["BTCUPUSDT"].book.best_level("BUY").head.order_id
     assert kinds(h.send(C.CancelSpotOrder(account=2, symbol="BTCUPUSDT", order_id=oid))) == \
         ["SpotOrderCanceled"]
-    assert h.engine.spot[2].usdt_locked == 0
+    assert h.engine.spot.wallets[2].usdt_locked == 0
     assert rejection(h.send(C.CancelSpotOrder(account=2, symbol="BTCUPUSDT", order_id=oid))) \
         == -2011
     ev = h.spot(2, "BTCUPUSDT", "BUY", "100")  # market buy: 60 left at 10.5
@@ -525,15 +525,15 @@ def test_invariants_hold_through_a_random_session_and_replay_exactly():
         r = rng.random()
         a = rng.choice(users)
         t = rng.choice(tokens)
-        w = h.engine.spot.get(a)
+        w = h.engine.spot.wallets.get(a)
         if r < 0.25:
             ev = h.send(C.SubscribeToken(account=a, token_name=t,
                                          cost=d(str(rng.randint(10, 4000)))))
         elif r < 0.4 and w and w.free_token(t) > 0:
             amt = w.free_token(t) * rng.choice([1, 2, 3]) // 4 or w.free_token(t)
             ev = h.send(C.RedeemToken(account=a, token_name=t, amount=amt))
-        elif r < 0.6 and t in h.engine.tokens:
-            nav = h.engine.tokens[t].nav
+        elif r < 0.6 and t in h.engine.tokens.tokens:
+            nav = h.engine.tokens.tokens[t].nav
             price = max(nav * rng.randint(80, 120) // 100 // 10_000 * 10_000, 10_000)
             side = rng.choice(["BUY", "SELL"])
             qty = d(str(rng.randint(1, 30)))
@@ -545,7 +545,7 @@ def test_invariants_hold_through_a_random_session_and_replay_exactly():
                                            quantity=qty, price=price,
                                            time_in_force=rng.choice(["GTC", "GTC", "IOC"])))
         elif r < 0.67:
-            book_ = h.engine.spot_markets[t + "USDT"].book
+            book_ = h.engine.spot.markets[t + "USDT"].book
             mine = [o.order_id for o in book_.orders.values() if o.account == a]
             if not mine:
                 continue
@@ -566,7 +566,7 @@ def test_invariants_hold_through_a_random_session_and_replay_exactly():
     assert {"TokenSubscribed", "TokenRedeemed", "SpotTrade", "TokenRebalanced",
             "TokenFundingApplied", "SpotOrderCanceled"} <= seen
     e = h.engine
-    assert any(ts.outstanding for ts in e.tokens.values())
+    assert any(ts.outstanding for ts in e.tokens.tokens.values())
     # the risk consumer's projection, fed only the log, agrees
     assert h.pipeline.consumer.projection.state_hash() == e.state_hash()
     # the log alone rebuilds the state

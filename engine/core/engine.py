@@ -1,0 +1,179 @@
+"""The core: a pure, synchronous state machine. `handle(command, seq, time)` validates, then
+emits events; every event is applied as it is emitted, and appliers are the only code that
+mutates state. Rebuilding from a log is therefore `apply_record` over its events, and cannot
+drift from live.
+
+No I/O, no clock, no randomness: time arrives with the command. A failed check is a rejection
+event carrying Binance's code; validation finishes before the first state-changing event.
+All numbers are ints of 1e-8 units (engine.core.fixed); times are ms.
+
+The Engine is assembled from parts that share one Ledger (engine.core.ledger: the state and
+`emit`) and each own the commands and events of one concern:
+
+    Accounting   accounts, deposits, withdrawals, leverage, margin type, isolated margin
+    Orders       validation, matching, cancel, modify (everyone's orders go through it)
+    Liquidator   margin calls, liquidation, ADL, insurance fund          (uses Orders)
+    Pricing      index, composite, mark price, premium, funding settlement
+    SpotDesk     spot wallets and the tokens' spot books
+    TokenDesk    leveraged tokens: issuers, NAV, subscriptions, rebalancing
+                                                  (uses Orders and SpotDesk; Pricing calls it
+                                                   at each settlement)
+"""
+from __future__ import annotations
+
+import hashlib
+
+import msgspec
+
+from engine.core.accounting import Accounting
+from engine.core.book import BUY, SELL
+from engine.core.catalogue import Catalogue
+from engine.core.ledger import Applier, EngineConfig, Ledger
+from engine.core.liquidation import Liquidator
+from engine.core.orders import Orders
+from engine.core.pricing import Pricing
+from engine.core.spot import SpotDesk
+from engine.core.tokens import TokenDesk
+from proto import commands as C
+from proto import events as V
+
+__all__ = ["Engine", "EngineConfig"]
+
+
+class Engine:
+    def __init__(self, catalogue: Catalogue, config: EngineConfig | None = None) -> None:
+        self.catalogue = catalogue
+        ledger = self.ledger = Ledger(catalogue, config or EngineConfig())
+        self.accounting = Accounting(ledger)
+        self.orders = Orders(ledger)
+        self.liquidator = Liquidator(ledger, self.orders)
+        self.pricing = Pricing(ledger)
+        self.spot = SpotDesk(ledger)
+        self.tokens = TokenDesk(ledger, self.orders, self.spot)
+        self.pricing.on_settled = self.tokens.on_funding
+        parts = (self.accounting, self.orders, self.liquidator, self.pricing, self.spot,
+                 self.tokens)
+        self._handlers: dict[type, Applier] = {}
+        for part in parts:
+            self._handlers.update(part.handlers())
+            ledger.register(part.appliers())
+        ledger.register({V.BracketTableSwitched: self._on_table_switched,
+                         V.Checkpoint: _ignore})
+        # the shared state, under the names the rest of the project reads
+        self.symbols = ledger.symbols
+        self.accounts = ledger.accounts
+        self._next_switch = self._earliest_switch()
+
+    # == entry points =============================================================================
+    @property
+    def config(self) -> EngineConfig:
+        return self.ledger.config
+
+    @property
+    def seq(self) -> int:
+        return self.ledger.seq
+
+    @property
+    def time(self) -> int:
+        return self.ledger.time
+
+    def handle(self, cmd: C.Command, seq: int, time: int) -> list[V.Event]:
+        """Run one sequenced command; returns the events it caused (already applied)."""
+        ledger = self.ledger
+        first = ledger.seq == 0
+        ledger.seq = seq
+        ledger.time = time
+        out: list[V.Event] = []
+        ledger.out = out
+        if self._next_switch is not None and time >= self._next_switch:
+            self._switch_tables(time, announce=not first)
+        if time >= self.pricing.next_due:  # funding settlements and index rebalances
+            self.pricing.run_due(time)
+        self._handlers[type(cmd)](cmd)
+        if self.tokens.by_symbol:  # leveraged tokens: NAV and rebalancing on mark moves
+            self.tokens.after_command(out)
+        every = ledger.config.checkpoint_every
+        if every and seq % every == 0:
+            ledger.emit(V.Checkpoint(seq=seq, state_hash=self.state_hash()))
+        return out
+
+    def apply_record(self, seq: int, time: int, events: list[V.Event]) -> None:
+        """Rebuild: apply a logged command's events without running the command."""
+        ledger = self.ledger
+        ledger.seq = seq
+        ledger.time = time
+        appliers = ledger.appliers
+        for ev in events:
+            appliers[type(ev)](ev)
+
+    # == effective-dated bracket tables ===========================================================
+    def _earliest_switch(self) -> int | None:
+        times = [s.table_until for s in self.symbols.values() if s.table_until is not None]
+        return min(times) if times else None
+
+    def _switch_tables(self, time: int, announce: bool) -> None:
+        """A table took effect since the last command: announce it; every figure computed from
+        now on (re-checks, liquidation, queries, the risk consumer) uses the new tiers. Before
+        the first command there is no "since": the tables are simply those in force."""
+        for name in sorted(self.symbols):
+            sym = self.symbols[name]
+            if sym.table_until is not None and time >= sym.table_until:
+                table, since, _ = sym.spec.window(time)
+                if announce:
+                    self.ledger.emit(V.BracketTableSwitched(symbol=name, table=table.name,
+                                                            effective_time=since))
+                else:
+                    sym.table_at(time)
+        self._next_switch = self._earliest_switch()
+
+    def _on_table_switched(self, ev: V.BracketTableSwitched) -> None:
+        self.symbols[ev.symbol].table_at(ev.effective_time)
+        self._next_switch = self._earliest_switch()
+
+    def restored(self) -> None:
+        """After a snapshot restore set the state: re-derive the bracket windows."""
+        for sym in self.symbols.values():
+            sym.table_at(self.ledger.time)
+        self._next_switch = self._earliest_switch()
+
+    # == state hash ===============================================================================
+    def canonical_state(self) -> list:
+        """Everything that defines the state, in a fixed order (for hashing and snapshots)."""
+        ledger = self.ledger
+        accounts = []
+        for aid in sorted(self.accounts):
+            a = self.accounts[aid]
+            positions = [[p.symbol, p.qty, p.cost, p.leverage, p.margin_type, p.isolated_margin,
+                          p.open_buy_qty, p.open_buy_notional, p.open_sell_qty,
+                          p.open_sell_notional, p.open_orders]
+                         for _, p in sorted(a.positions.items())]
+            accounts.append([aid, a.registered_at, a.wallet, positions, sorted(a.client_ids.items())])
+        books = []
+        for name in sorted(self.symbols):
+            s = self.symbols[name]
+            if not s.book.orders and not s.mark and not s.last_price:
+                continue
+            sides = []
+            for side in (BUY, SELL):
+                sides.append([[o.order_id, o.account, o.price, o.quantity, o.remaining, o.tif,
+                               o.reduce_only, o.client_id, o.stp]
+                              for level in s.book.levels(side) for o in level.orders()])
+            books.append([name, s.mark, s.index, s.last_price, sides])
+        state = [accounts, books, ledger.fees_collected, ledger.insurance_fund,
+                 ledger.total_deposits, ledger.total_withdrawals, ledger.next_order_id,
+                 ledger.next_trade_id]
+        funding = self.pricing.canonical()  # None until index prices or listings arrive
+        tokens = self.tokens.canonical()  # None until a token or a spot wallet exists
+        if funding is not None or tokens is not None:
+            state.append(funding)
+        if tokens is not None:
+            state.append(tokens)
+        return state
+
+    def state_hash(self) -> str:
+        blob = msgspec.msgpack.encode(self.canonical_state())
+        return hashlib.blake2b(blob, digest_size=16).hexdigest()
+
+
+def _ignore(_ev: V.Event) -> None:
+    return None

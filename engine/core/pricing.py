@@ -1,0 +1,361 @@
+"""Index prices, the composite index, mark prices and funding: a part of the core
+(engine.core.engine). The arithmetic is in engine.core.composite, engine.core.markprice and
+engine.core.funding; this part decides when it runs and which events it emits. As everywhere
+in the core, appliers (`_on_*`) are the only code that mutates state.
+
+Commands
+    SetIndexPrices   index prices by symbol. Per symbol, in symbol order: IndexPriceUpdated
+                     (with the premium index sampled from its book) then MarkPriceUpdated (the
+                     computed mark). Then, if a member of the composite moved, the same pair for
+                     ALLUSDT with the composite's value. The first SetIndexPrices that leaves at
+                     least one member composes the index (CompositeRebalanced at BASE_VALUE).
+    ListSymbol, ScheduleDelisting   listing times for composite membership.
+    SetMarkPrice     rejected (-1130) for a symbol that has an index price: its mark is
+                     computed; it still sets the mark of symbols without one.
+
+Time hook (`run_due`, called by Engine.handle before the command runs, at the first command
+whose time is >= the due time; one integer compare otherwise): settlements at 00:00, 08:00 and
+16:00 UTC and the composite's rebalance at 08:00 UTC, each missed due time in order (a
+settlement before a rebalance at the same time), events stamped with the due time:
+    FundingRateSet per perpetual symbol with an index price, then FundingPaid per open position
+    (account order), then whatever `on_settled` adds (the leveraged tokens' funding into NAV,
+    engine.core.tokens); CompositeRebalanced.
+Funding is charged on the mark at the settlement (the last computed one). An isolated
+position's funding moves its isolated margin with the wallet (the position's margin pays it).
+
+Marks and premium samples are recomputed at each index price update of the symbol (not on
+trades): the feed's index cadence is the mark cadence.
+"""
+from __future__ import annotations
+
+from collections import deque
+from typing import Callable
+
+from engine.core import errors as E
+from engine.core import funding as F
+from engine.core import composite as X
+from engine.core import markprice as M
+from engine.core.accounts import ISOLATED
+from engine.core.book import BUY, SELL
+from engine.core.errors import Rejected
+from engine.core.ledger import Applier, Ledger
+from proto import commands as C
+from proto import events as V
+
+NEVER = 1 << 62
+
+
+class FundingState:
+    """One symbol's index, premium-index accumulator, basis window and funding history."""
+    __slots__ = ("symbol", "perpetual", "index", "premium", "sample_time", "acc", "acc_ms",
+                 "impact_bid", "impact_ask", "mid", "basis", "basis_sum", "last_rate",
+                 "history")
+
+    def __init__(self, symbol: str, perpetual: bool, time: int) -> None:
+        self.symbol = symbol
+        self.perpetual = perpetual
+        self.index = 0
+        self.premium = 0  # the premium index in force since sample_time
+        self.sample_time = time
+        self.acc = 0  # sum of premium x ms over the current interval
+        self.acc_ms = 0  # ms covered in the current interval
+        self.impact_bid = self.impact_ask = self.mid = 0
+        self.basis: deque[int] = deque()  # the last BASIS_WINDOW (mid - index) samples
+        self.basis_sum = 0
+        self.last_rate = 0  # the last settled funding rate
+        self.history: list[tuple[int, int, int]] = []  # (funding time, rate, mark)
+
+    def basis_average(self) -> int:
+        return M.basis_average(self.basis_sum, len(self.basis))
+
+    def canonical(self) -> list:
+        return [self.symbol, self.index, self.premium, self.sample_time, self.acc, self.acc_ms,
+                self.impact_bid, self.impact_ask, self.mid, list(self.basis), self.last_rate,
+                [list(h) for h in self.history]]
+
+
+# called after a symbol's FundingPaid events: (symbol, funding time, rate, payments as
+# (account, amount, position quantity))
+SettlementHook = Callable[[str, int, int, list[tuple[int, int, int]]], None]
+
+
+class Pricing:
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self.on_settled: SettlementHook | None = None
+        self.states: dict[str, FundingState] = {}
+        self.funding_next: int | None = None  # the next settlement (set by the first index)
+        self.listings: dict[str, int] = {}  # symbol -> onboard time
+        self.delistings: dict[str, int] = {}  # symbol -> delist time
+        comp = X.COMPOSITE_SYMBOL
+        self.composite = X.CompositeIndex(comp) if comp in ledger.symbols else None
+        self.rebalance_next: int | None = None
+        self.last_rebalance: int | None = None
+        self.next_due = NEVER  # the earliest settlement or rebalance not yet run
+
+    def handlers(self) -> dict[type, Applier]:
+        return {C.SetMarkPrice: self._set_mark_price, C.SetIndexPrices: self._set_index_prices,
+                C.ListSymbol: self._list_symbol, C.ScheduleDelisting: self._schedule_delisting}
+
+    def appliers(self) -> dict[type, Applier]:
+        return {V.MarkPriceUpdated: self._on_mark_price, V.IndexPriceUpdated: self._on_index_price,
+                V.CompositeRebalanced: self._on_composite_rebalanced,
+                V.FundingRateSet: self._on_funding_rate, V.FundingPaid: self._on_funding_paid,
+                V.SymbolListed: self._on_symbol_listed,
+                V.DelistingScheduled: self._on_delisting_scheduled}
+
+    def has_index(self, symbol: str) -> bool:
+        return symbol in self.states
+
+    def _refresh_due(self) -> None:
+        self.next_due = min(self.funding_next if self.funding_next is not None else NEVER,
+                             self.rebalance_next if self.rebalance_next is not None else NEVER)
+
+    # == commands =================================================================================
+    def _set_index_prices(self, cmd: C.SetIndexPrices) -> None:
+        prices = cmd.prices
+        comp = self.composite
+        if not prices:
+            return self.ledger.reject_command(cmd, E.INVALID_VALUE, "prices must not be empty.")
+        for name, price in prices.items():
+            if name not in self.ledger.symbols:
+                return self.ledger.reject_command(cmd, E.INVALID_SYMBOL, f"Invalid symbol {name!r}.")
+            if comp is not None and name == comp.symbol:
+                return self.ledger.reject_command(cmd, E.INVALID_VALUE,
+                                            f"The index of {name} is computed, not fed.")
+            if price <= 0:
+                return self.ledger.reject_command(cmd, E.INVALID_VALUE,
+                                            f"indexPrice of {name} must be positive.")
+        for name in sorted(prices):
+            self._index_update(name, prices[name])
+        if comp is None:
+            return
+        if comp.composed:
+            weights = comp.weights
+            if any(name in weights for name in prices):
+                self._index_update(comp.symbol, comp.value())
+        else:
+            members = self._members_at(self.ledger.time)
+            if members:
+                self._emit_rebalance(self.ledger.time, members, X.BASE_VALUE)
+                self._index_update(comp.symbol, comp.value())
+
+    def _index_update(self, name: str, index: int) -> None:
+        """Sample the premium index from the book at this index, then compute the mark."""
+        sym = self.ledger.symbols[name]
+        book = sym.book
+        notional = F.impact_notional(sym.table_at(self.ledger.time).max_leverage)
+        ib = F.impact_price(book, BUY, notional)
+        ia = F.impact_price(book, SELL, notional)
+        bids, asks = book.bid_prices, book.ask_prices
+        mid = (bids[-1] + asks[0]) // 2 if bids and asks else 0
+        self.ledger.emit(V.IndexPriceUpdated(symbol=name, index_price=index, impact_bid_price=ib,
+                                       impact_ask_price=ia, mid_price=mid,
+                                       premium_index=F.premium_index(ib, ia, index)))
+        fs = self.states[name]
+        if fs.perpetual and self.funding_next is not None:
+            rate, to_funding = fs.last_rate, self.funding_next - self.ledger.time
+        else:
+            rate, to_funding = 0, 0
+        mark = M.mark_price(index, rate, to_funding, fs.basis_average(), sym.last_price)
+        self.ledger.emit(V.MarkPriceUpdated(symbol=name, mark_price=mark, index_price=index))
+
+    def _set_mark_price(self, cmd: C.SetMarkPrice) -> None:
+        ledger = self.ledger
+        try:
+            ledger.symbol(cmd.symbol)
+            if cmd.mark_price <= 0 or cmd.index_price < 0:
+                raise Rejected(E.INVALID_VALUE, "markPrice must be positive.")
+            if self.has_index(cmd.symbol):
+                raise Rejected(E.INVALID_VALUE, f"The mark price of {cmd.symbol} is computed "
+                                                f"from its index price; send setIndexPrices.")
+        except Rejected as r:
+            return ledger.reject_command(cmd, r.code, r.msg)
+        ledger.emit(V.MarkPriceUpdated(symbol=cmd.symbol, mark_price=cmd.mark_price,
+                                       index_price=cmd.index_price))
+
+    def _list_symbol(self, cmd: C.ListSymbol) -> None:
+        if cmd.symbol not in self.ledger.symbols:
+            return self.ledger.reject_command(cmd, E.INVALID_SYMBOL, f"Invalid symbol {cmd.symbol!r}.")
+        self.ledger.emit(V.SymbolListed(symbol=cmd.symbol, onboard_time=cmd.onboard_time))
+
+    def _schedule_delisting(self, cmd: C.ScheduleDelisting) -> None:
+        if cmd.symbol not in self.ledger.symbols:
+            return self.ledger.reject_command(cmd, E.INVALID_SYMBOL, f"Invalid symbol {cmd.symbol!r}.")
+        if cmd.delist_time <= 0:
+            return self.ledger.reject_command(cmd, E.INVALID_VALUE, "delistTime must be positive.")
+        self.ledger.emit(V.DelistingScheduled(symbol=cmd.symbol, delist_time=cmd.delist_time))
+
+    # == the time hook ============================================================================
+    def run_due(self, time: int) -> None:
+        """Run every settlement and rebalance due at or before `time`, oldest first."""
+        while self.next_due <= time:
+            due = self.next_due
+            if self.funding_next == due:
+                self._settle_funding(due)
+            if self.rebalance_next == due:
+                self._rebalance(due)
+            if self.next_due <= due:  # cannot happen: each step advances its own clock
+                raise RuntimeError(f"due time {due} did not advance")
+
+    def _settle_funding(self, due: int) -> None:
+        names = sorted(s for s, fs in self.states.items() if fs.perpetual)
+        positions: dict[str, list[tuple[int, int]]] = {s: [] for s in names}
+        accounts = self.ledger.accounts
+        for aid in sorted(accounts):
+            for s, pos in accounts[aid].positions.items():
+                if pos.qty:
+                    bucket = positions.get(s)
+                    if bucket is not None:
+                        bucket.append((aid, pos.qty))
+        emit = self.ledger.emit
+        for s in names:
+            fs = self.states[s]
+            sym = self.ledger.symbols[s]
+            elapsed = max(due - fs.sample_time, 0)
+            avg = F.average_premium(fs.acc + fs.premium * elapsed, fs.acc_ms + elapsed,
+                                    fs.premium)
+            cap = F.funding_cap(sym.spec, due)
+            rate = F.settlement_rate(avg, cap)
+            mark = sym.mark
+            emit(V.FundingRateSet(symbol=s, funding_time=due, funding_rate=rate,
+                                  average_premium_index=avg, interest_rate=F.INTEREST_RATE,
+                                  funding_cap=cap, mark_price=mark, index_price=fs.index))
+            payments = F.allocate(positions[s], mark, rate)
+            for aid, amount, qty in payments:
+                emit(V.FundingPaid(account=aid, symbol=s, amount=amount, position_amt=qty,
+                                   funding_rate=rate, mark_price=mark, funding_time=due))
+            if self.on_settled is not None:  # leveraged tokens: funding into NAV
+                self.on_settled(s, due, rate, payments)
+
+    def _members_at(self, r: int) -> list[str]:
+        listings, delistings, funding = self.listings, self.delistings, self.states
+        out = []
+        for name in sorted(self.ledger.symbols):
+            if name in funding and X.is_eligible(self.ledger.symbols[name].spec) and \
+                    X.is_member_at(r, listings.get(name, X.FOREVER), delistings.get(name)):
+                out.append(name)
+        return out
+
+    def _rebalance(self, due: int) -> None:
+        comp = self.composite
+        members = self._members_at(due) or sorted(comp.weights)
+        self._emit_rebalance(due, members, comp.value())
+
+    def _emit_rebalance(self, time: int, members: list[str], value: int) -> None:
+        comp = self.composite
+        prices = {s: self.states[s].index for s in members}
+        trial = X.CompositeIndex(comp.symbol)
+        trial.rebalance(value, prices)  # for the display weights only
+        self.ledger.emit(V.CompositeRebalanced(
+            symbol=comp.symbol, time=time, index_price=value,
+            constituents=[V.CompositeConstituent(symbol=s, price=prices[s],
+                                                 weight_in_quantity=trial.weight_in_quantity(s))
+                          for s in members],
+            added=[s for s in members if s not in comp.weights],
+            removed=sorted(s for s in comp.weights if s not in prices)))
+
+    # == appliers =================================================================================
+    def _on_mark_price(self, ev: V.MarkPriceUpdated) -> None:
+        sym = self.ledger.symbols[ev.symbol]
+        sym.mark = ev.mark_price
+        sym.index = ev.index_price
+
+    def _on_index_price(self, ev: V.IndexPriceUpdated) -> None:
+        now = self.ledger.time
+        fs = self.states.get(ev.symbol)
+        if fs is None:
+            perpetual = self.ledger.symbols[ev.symbol].spec.contract_type == "PERPETUAL"
+            fs = self.states[ev.symbol] = FundingState(ev.symbol, perpetual, now)
+            if perpetual and self.funding_next is None:
+                self.funding_next = F.next_funding_after(now)
+                self._refresh_due()
+        else:
+            elapsed = now - fs.sample_time
+            if elapsed > 0:
+                fs.acc += fs.premium * elapsed
+                fs.acc_ms += elapsed
+                fs.sample_time = now
+        fs.premium = ev.premium_index
+        fs.index = ev.index_price
+        fs.impact_bid, fs.impact_ask, fs.mid = ev.impact_bid_price, ev.impact_ask_price, ev.mid_price
+        if ev.mid_price:
+            basis = ev.mid_price - ev.index_price
+            window = fs.basis
+            window.append(basis)
+            fs.basis_sum += basis
+            if len(window) > M.BASIS_WINDOW:
+                fs.basis_sum -= window.popleft()
+        comp = self.composite
+        if comp is not None:
+            comp.move(ev.symbol, ev.index_price)
+
+    def _on_composite_rebalanced(self, ev: V.CompositeRebalanced) -> None:
+        self.composite.rebalance(ev.index_price, {c.symbol: c.price for c in ev.constituents})
+        self.last_rebalance = ev.time
+        self.rebalance_next = X.next_rebalance_after(ev.time)
+        self._refresh_due()
+
+    def _on_funding_rate(self, ev: V.FundingRateSet) -> None:
+        fs = self.states[ev.symbol]
+        fs.acc = fs.acc_ms = 0
+        fs.sample_time = ev.funding_time
+        fs.last_rate = ev.funding_rate
+        fs.history.append((ev.funding_time, ev.funding_rate, ev.mark_price))
+        if len(fs.history) > F.HISTORY_LIMIT:
+            del fs.history[0]
+        self.funding_next = ev.funding_time + F.FUNDING_INTERVAL_MS
+        self._refresh_due()
+
+    def _on_funding_paid(self, ev: V.FundingPaid) -> None:
+        acct = self.ledger.accounts[ev.account]
+        acct.wallet += ev.amount
+        pos = acct.positions[ev.symbol]
+        if pos.margin_type == ISOLATED:
+            pos.isolated_margin += ev.amount
+
+    def _on_symbol_listed(self, ev: V.SymbolListed) -> None:
+        self.listings[ev.symbol] = ev.onboard_time
+
+    def _on_delisting_scheduled(self, ev: V.DelistingScheduled) -> None:
+        self.delistings[ev.symbol] = ev.delist_time
+
+    # == state ====================================================================================
+    def canonical(self) -> list | None:
+        """The state of this mixin for hashes and snapshots; None while it is untouched, so
+        the state hash of a log that never uses index prices is what it was without it."""
+        if not (self.states or self.listings or self.delistings):
+            return None
+        comp = self.composite
+        composite = None
+        if comp is not None and comp.composed:
+            composite = [comp.base_value, sorted(comp.base_prices.items()),
+                         sorted(comp.prices.items())]
+        return [self.funding_next, self.rebalance_next, self.last_rebalance,
+                sorted(self.listings.items()), sorted(self.delistings.items()), composite,
+                [self.states[s].canonical() for s in sorted(self.states)]]
+
+    def restore(self, data: list) -> None:
+        (funding_next, rebalance_next, last_rebalance, listings, delistings, composite,
+         states) = data
+        self.funding_next, self.rebalance_next = funding_next, rebalance_next
+        self.last_rebalance = last_rebalance
+        self.listings = dict(listings)
+        self.delistings = dict(delistings)
+        if composite is not None:
+            base_value, base_prices, prices = composite
+            comp = self.composite
+            comp.rebalance(base_value, dict(base_prices))
+            comp.prices = dict(prices)
+            comp.total = comp.recompute_total()
+        for (symbol, index, premium, sample_time, acc, acc_ms, ib, ia, mid, basis, last_rate,
+             history) in states:
+            perpetual = self.ledger.symbols[symbol].spec.contract_type == "PERPETUAL"
+            fs = self.states[symbol] = FundingState(symbol, perpetual, sample_time)
+            fs.index, fs.premium, fs.acc, fs.acc_ms = index, premium, acc, acc_ms
+            fs.impact_bid, fs.impact_ask, fs.mid = ib, ia, mid
+            fs.basis = deque(basis)
+            fs.basis_sum = sum(basis)
+            fs.last_rate = last_rate
+            fs.history = [tuple(h) for h in history]
+        self._refresh_due()

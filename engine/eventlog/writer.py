@@ -1,0 +1,55 @@
+"""Appending to the log: records are written in batches (one write call per batch); with
+`fsync=True` a batch is durable before `append` returns."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from engine.eventlog.frames import MAGIC, LogFormatError, encode, frame
+from engine.eventlog.reader import LogReader
+from proto.records import LOG_FORMAT_VERSION, LogHeader, LogRecord
+
+
+class LogWriter:
+    def __init__(self, path: str | Path, catalogue_version: str, fsync: bool = True,
+                 engine_config: dict | None = None) -> None:
+        self.path = Path(path)
+        self.fsync = fsync
+        exists = self.path.exists() and self.path.stat().st_size > 0
+        if exists:
+            reader = LogReader(self.path)
+            reader.read_header()
+            if reader.header is not None and reader.header.format_version != LOG_FORMAT_VERSION:
+                raise LogFormatError(
+                    f"{self.path} is log format {reader.header.format_version}; this version "
+                    f"writes {LOG_FORMAT_VERSION}: convert it with `python -m replay upgrade`")
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        if not exists:
+            header = LogHeader(format_version=LOG_FORMAT_VERSION,
+                               catalogue_version=catalogue_version,
+                               engine_config=engine_config or {})
+            os.write(self._fd, MAGIC + frame(encode(header)))
+            self._sync()
+
+    def append(self, records: list[LogRecord]) -> None:
+        self.append_encoded(b"".join(frame(encode(r)) for r in records))
+
+    def append_encoded(self, blob: bytes) -> None:
+        view = memoryview(blob)
+        while view:
+            n = os.write(self._fd, view)
+            view = view[n:]
+        self._sync()
+
+    def _sync(self) -> None:
+        if self.fsync:
+            os.fsync(self._fd)
+
+    def sync(self) -> None:
+        """Make everything written so far durable (the fsync=False writer's periodic flush)."""
+        os.fsync(self._fd)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1

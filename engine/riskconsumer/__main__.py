@@ -1,0 +1,5 @@
+import sys
+
+from engine.riskconsumer.process import main
+
+sys.exit(main())

@@ -1,0 +1,121 @@
+"""The server's sequencing loop: the one path to state, shared by every edge.
+
+    edges --submit(cmd) / read(fn)--> inbox --> batch: each command through the sequencer
+          (core + record), each read in its place --> the batch's records written and flushed
+          (fsync per batch, in a thread) --> the `done` callbacks in order (replies) -->
+          listeners' after_flush (streams, the risk consumer, snapshots)
+
+* A command's `done` runs only after its record is in the log: nothing is acknowledged that a
+  restart would not find. While a batch is flushed new requests queue up and form the next
+  batch (group commit).
+* A read (a query, a subscription) runs between two commands, so it sees the state exactly as
+  of the records before it; its `done` runs with the batch's replies.
+* Listeners (BatchListener) hear of every record right after the core handled it, before the
+  next command (the depth diff needs the books' touched levels of that record alone), of the
+  batch once it is flushed and before its replies, and again after the replies.
+* Time is stamped here by `clock()` (wall-clock ms, never backwards), never read by the core.
+* An exception in the core or a failed log write stops the loop and sets `fatal`: serving a
+  state the log does not hold is worse than stopping (a restart rebuilds from the log).
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Callable
+
+import structlog
+
+from engine.sequencer import Sequencer
+from proto.commands import Command
+from proto.records import LogRecord
+
+log = structlog.get_logger("sequencing")
+
+Done = Callable[[Any], None]
+
+
+class BatchListener:
+    """What a listener may hear of; each does nothing unless overridden."""
+
+    def after_command(self, record: LogRecord) -> None:
+        """Right after the core handled `record`, before the next command."""
+
+    def before_replies(self, records: list[LogRecord]) -> None:
+        """The batch is in the log; its replies go out next."""
+
+    def after_flush(self, records: list[LogRecord]) -> None:
+        """The batch is in the log and its replies went out."""
+
+
+class SequencingLoop:
+    def __init__(self, sequencer: Sequencer, clock: Callable[[], int],
+                 batch_max: int = 4096) -> None:
+        self.sequencer = sequencer
+        self.clock = clock
+        self.batch_max = batch_max
+        self.inbox: asyncio.Queue = asyncio.Queue()
+        self.listeners: list[BatchListener] = []
+        self.fatal = asyncio.Event()
+        self.commands = 0  # sequenced since start
+
+    def submit(self, cmd: Command, done: Done | None = None) -> None:
+        """Sequence `cmd`; `done(record)` once its record is in the log."""
+        self.inbox.put_nowait((cmd, None, done))
+
+    def read(self, fn: Callable[[], Any], done: Done) -> None:
+        """Run `fn()` between two commands; `done(result)` with the batch's replies."""
+        self.inbox.put_nowait((None, fn, done))
+
+    def idle(self) -> bool:
+        return self.inbox.empty()
+
+    async def stop(self) -> None:
+        """Finish what is queued, then end `run`."""
+        self.inbox.put_nowait(None)
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        inbox = self.inbox
+        sequencer = self.sequencer
+        listeners = self.listeners
+        stopping = False
+        while not stopping:
+            item = await inbox.get()
+            batch = [item]
+            while len(batch) < self.batch_max and not inbox.empty():
+                batch.append(inbox.get_nowait())
+            replies: list[tuple[Done, Any]] = []
+            records: list[LogRecord] = []
+            for it in batch:
+                if it is None:
+                    stopping = True
+                    continue
+                cmd, fn, done = it
+                if cmd is not None:
+                    try:
+                        record = sequencer.submit(cmd, self.clock())
+                    except Exception:  # a bug in the core: stop rather than serve a state
+                        log.exception("the core raised; stopping (restart rebuilds from the log)")
+                        self.fatal.set()  # that the log does not describe
+                        raise
+                    records.append(record)
+                    for listener in listeners:
+                        listener.after_command(record)
+                    if done is not None:
+                        replies.append((done, record))
+                else:
+                    replies.append((done, fn()))
+            if records:
+                try:
+                    await loop.run_in_executor(None, sequencer.flush)
+                except OSError:  # the log cannot be written: acknowledge nothing more
+                    log.exception("log write failed; stopping")
+                    self.fatal.set()
+                    raise
+                self.commands += len(records)
+                for listener in listeners:
+                    listener.before_replies(records)
+            for done, result in replies:
+                done(result)
+            if records:
+                for listener in listeners:
+                    listener.after_flush(records)

@@ -1,0 +1,257 @@
+"""A load run's figures: the statistics kept while it runs, CPU use from /proc, and the
+report (JSON, text, latency histogram)."""
+from __future__ import annotations
+
+import array
+import math
+import os
+from collections import Counter
+from pathlib import Path
+from time import perf_counter
+from typing import Any
+
+ORDER_OPS = ("newOrder", "cancelOrder", "modifyOrder")
+
+
+class Stats:
+    HIST_FINE = 10_000  # 1 us buckets below 10 ms, then 100 us buckets to 10 s
+
+    def __init__(self) -> None:
+        self.sent = Counter()
+        self.acked = Counter()
+        self.ok = Counter()
+        self.rejected = Counter()  # code -> count
+        self.queries = 0
+        self.lat = array.array("q")  # ns, order requests only
+        self.hist = [0] * (self.HIST_FINE + 100_001)
+        self.max_ns = 0
+        self.trades_acked = 0
+        self.trades_stream = 0
+        self.liquidations = 0
+        self.wipeouts = 0  # gambler positions closed by the venue
+        self.timeouts = 0
+        self.lost = 0  # requests failed by a closed connection
+        self.conn_lost = 0
+        self.connect_failures = 0
+        self.feed_updates = 0
+        self.unpaced_orders = 0  # the gamblers': --rate leaves room for them
+        self.feed_jumps = 0
+        self.jump_log: list = []
+        self.feed_rejected = 0
+        self.topups = 0
+        self.first_send = 0.0
+        self.last_ack = 0.0
+
+    def record(self, op: str, ns: int, msg: dict) -> None:
+        self.acked[op] += 1
+        self.lat.append(ns)
+        us = ns // 1000
+        h = us if us < self.HIST_FINE else min(self.HIST_FINE + us // 100, len(self.hist) - 1)
+        self.hist[h] += 1
+        if ns > self.max_ns:
+            self.max_ns = ns
+        if msg["ok"]:
+            self.ok[op] += 1
+            result = msg["result"]
+            if "trades" in result:  # an order's reply counts its fills
+                self.trades_acked += result["trades"]
+            else:
+                for ev in result.get("events") or ():
+                    if ev.get("e") == "trade":
+                        self.trades_acked += 1
+        else:
+            self.rejected[msg.get("code", 0)] += 1
+
+    def hist_quantile(self, q: float) -> float:  # edge: timing and statistics, not money
+        """ms, from the histogram (cheap enough for a progress line)."""
+        total = len(self.lat)
+        if not total:
+            return 0.0
+        target = q * total
+        acc = 0
+        for i, c in enumerate(self.hist):
+            if c:
+                acc += c
+                if acc >= target:
+                    return (i if i < self.HIST_FINE else (i - self.HIST_FINE) * 100) / 1000
+        return self.max_ns / 1e6
+
+
+def quantiles(sorted_ns, qs) -> dict:
+    n = len(sorted_ns)
+    out = {}
+    for name, q in qs:
+        i = min(n - 1, max(0, math.ceil(q * n) - 1))
+        out[name] = round(sorted_ns[i] / 1e6, 3) if n else None
+    return out
+
+
+class CpuMeter:
+    """CPU use per interval, from /proc (Linux; silent elsewhere): the server's, this process's
+    and every other process's, in % of one core, so a report shows whether the server was
+    saturated and whether something else on the machine competed with the run."""
+
+    def __init__(self, server_pid: int | None) -> None:
+        self.pid = server_pid
+        self.hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        self.last = self._read()
+
+    def _read(self):
+        try:
+            with open("/proc/stat") as f:
+                fields = [int(x) for x in f.readline().split()[1:]]
+            total_busy = sum(fields) - fields[3] - (fields[4] if len(fields) > 4 else 0)
+            server = 0
+            if self.pid:
+                with open(f"/proc/{self.pid}/stat") as f:
+                    parts = f.read().rsplit(")", 1)[1].split()
+                server = int(parts[11]) + int(parts[12])
+            t = os.times()
+            return perf_counter(), total_busy, server, (t.user + t.system) * self.hz
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def sample(self) -> dict | None:
+        now = self._read()
+        last, self.last = self.last, now
+        if now is None or last is None or now[0] <= last[0]:
+            return None
+        ticks = (now[0] - last[0]) * self.hz / 100  # ticks in 1% of one core
+        busy, server, me = (now[i] - last[i] for i in (1, 2, 3))
+        return {"server_cpu": round(server / ticks), "loadgen_cpu": round(me / ticks),
+                "other_cpu": max(0, round((busy - server - me) / ticks))}
+
+
+def build_report(run: Any, nofile: dict) -> dict:
+    a, st, srv = run.args, run.stats, run.server
+    window = max(1e-9, (run.t_stop or perf_counter()) - run.t_start)
+    ack_window = max(1e-9, (st.last_ack or run.t_stop) - run.t_start)
+    sent = sum(st.sent[o] for o in ORDER_OPS)
+    acked = len(st.lat)
+    lat = sorted(st.lat)
+    lat_ms = quantiles(lat, (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p99.9", 0.999)))
+    lat_ms["max"] = round(lat[-1] / 1e6, 3) if lat else None
+    lat_ms["min"] = round(lat[0] / 1e6, 3) if lat else None
+    lat_ms["mean"] = round(sum(lat) / len(lat) / 1e6, 3) if lat else None
+    lat_ms["count"] = acked
+    return {
+        "ok": True,
+        "stopped_by": run.stop_reason,
+        "config": {k: v for k, v in vars(a).items() if k not in ("report",)},
+        "duration_s": round(window, 3),
+        "setup_s": run.setup_s,
+        "orders": {
+            "sent": sent, "acknowledged": acked, "accepted": sum(st.ok[o] for o in ORDER_OPS),
+            "rejected": sum(st.rejected.values()),
+            "sent_per_s": round(sent / window, 1),
+            "acknowledged_per_s": round(acked / ack_window, 1),
+            "offered_rate": a.rate or "max",
+            "by_op": {o: {"sent": st.sent[o], "acknowledged": st.acked[o], "accepted": st.ok[o]}
+                      for o in ORDER_OPS},
+        },
+        "latency_ms": lat_ms,
+        "rejections": {str(k): v for k, v in sorted(st.rejected.items())},
+        "trades": st.trades_acked,
+        "trades_stream": st.trades_stream,
+        "liquidations": st.liquidations,
+        "gambler_positions_closed": st.wipeouts,
+        "feed": {"updates": st.feed_updates, "jumps": st.feed_jumps,
+                 "jump_log": st.jump_log[:200], "rejected": st.feed_rejected,
+                 "topups": st.topups},
+        "queries": st.queries,
+        "errors": {"connection_lost": st.conn_lost, "connect_failures": st.connect_failures,
+                   "requests_lost": st.lost, "timeouts": st.timeouts,
+                   "unanswered_at_end": getattr(st, "unanswered", 0),
+                   "observer_lost": run.observer_lost},
+        "connections": {"requested": a.connections or a.accounts, "opened": len(run.traders),
+                        "held_at_end": getattr(run, "held_at_end", run.held()),
+                        "peak": run.peak_connections},
+        "roles": dict(Counter(t.role for t in run.traders)),
+        "gamblers": [t.log for t in run.traders if t.role == "gambler"],
+        "server": {"own": a.connect is None, "address": srv.address,
+                   "pid": srv.proc.pid if srv.proc else None, "exit_code": srv.exit_code,
+                   "stop_s": srv.stop_s, "log_bytes": srv.log_bytes,
+                   "log": str(srv.log_path) if srv.log_path and a.keep_log else None,
+                   "stderr": str(srv.stderr_path) if srv.stderr_path else None,
+                   "last_lines": srv.lines[-3:]},
+        "cpu_percent_mean": {k: round(sum(r[k] for r in run.timeline) / len(run.timeline))
+                             for k in ("server_cpu", "loadgen_cpu", "other_cpu")}
+        if run.timeline and all("server_cpu" in r for r in run.timeline) else None,
+        "loadgen_loop_lag_ms": quantiles([int(x * 1e9) for x in sorted(run.lags)],
+                                         (("p50", 0.5), ("p99", 0.99), ("max", 1.0))),
+        "nofile": nofile,
+        "timeline": run.timeline,
+    }
+
+
+def print_report(rep: dict) -> None:
+    o, l, e, c = rep["orders"], rep["latency_ms"], rep["errors"], rep["connections"]
+    rej = ", ".join(f"{k}: {v:,}" for k, v in rep["rejections"].items()) or "none"
+
+    def ms(x):
+        return "-" if x is None else f"{x:.3f}"
+    lines = [
+        f"perpengine load: {rep['duration_s']:.1f} s ({rep['stopped_by']}), "
+        f"{c['opened']} connections, offered rate {o['offered_rate']}",
+        f"  orders     sent {o['sent']:,} ({o['sent_per_s']:,.0f}/s), acknowledged "
+        f"{o['acknowledged']:,} ({o['acknowledged_per_s']:,.0f}/s), accepted {o['accepted']:,}, "
+        f"rejected {o['rejected']:,}",
+        "  by op      " + ", ".join(f"{k} {v['acknowledged']:,}/{v['sent']:,}"
+                                    for k, v in o["by_op"].items()),
+        f"  ack        p50 {ms(l['p50'])} ms  p99 {ms(l['p99'])} ms  p99.9 {ms(l['p99.9'])} ms  "
+        f"max {ms(l['max'])} ms  (mean {ms(l['mean'])} ms, n={l['count']:,})",
+        f"  rejections {rej}",
+        f"  trades     {rep['trades']:,} in acks, {rep['trades_stream']:,} on trade streams; "
+        f"liquidations {rep['liquidations']} (!forceOrder)",
+        f"  gamblers   {rep['gambler_positions_closed']} positions closed (liquidated or "
+        f"auto-deleveraged); mark updates {rep['feed']['updates']:,} "
+        f"({rep['feed']['jumps']} jumps)",
+        f"  errors     {e['connection_lost']} connections lost, {e['connect_failures']} connect "
+        f"failures, {e['requests_lost']} requests lost, {e['timeouts']} timeouts, "
+        f"{e['unanswered_at_end']} unanswered at end"
+        f"{', observer lost' if e['observer_lost'] else ''}",
+        f"  connections held {c['held_at_end']}/{c['requested']} at the end (peak {c['peak']})",
+    ]
+    cpu, lag = rep.get("cpu_percent_mean"), rep.get("loadgen_loop_lag_ms") or {}
+    if cpu:
+        lines.append(f"  cpu        server {cpu['server_cpu']}%, load generator "
+                     f"{cpu['loadgen_cpu']}%, other processes {cpu['other_cpu']}% (means, % of "
+                     f"one core); load generator loop lag p99 {lag.get('p99')} ms")
+    s = rep["server"]
+    if s["own"]:
+        lines.append(f"  server     pid {s['pid']} exit code {s['exit_code']} "
+                     f"({s['stop_s']} s to stop), log {s['log_bytes'] or 0:,} bytes")
+    print("\n".join(lines), flush=True)
+
+
+def write_png(lat_ns, path: Path) -> bool:
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except Exception:
+        return False
+    try:
+        data = [x / 1e6 for x in lat_ns]
+        if not data:
+            return False
+        lo, hi = max(min(data), 1e-3), max(data)
+        bins = [lo * (hi / lo) ** (i / 80) for i in range(81)] if hi > lo else 80
+        fig, ax = plt.subplots(figsize=(8, 4.5))
+        ax.hist(data, bins=bins)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("ack latency (ms)")
+        ax.set_ylabel("orders")
+        s = sorted(lat_ns)
+        for name, q in (("p50", 0.5), ("p99", 0.99), ("p99.9", 0.999)):
+            v = s[min(len(s) - 1, int(q * len(s)))] / 1e6
+            ax.axvline(v, linestyle="--", linewidth=1)
+            ax.text(v, ax.get_ylim()[1] * 0.5, f" {name} {v:.2f}", fontsize=8)
+        ax.set_title("perpengine load: ack latency")
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        return True
+    except Exception:
+        return False

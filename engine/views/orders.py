@@ -1,0 +1,61 @@
+"""Orders in Binance's shapes (decimal strings): an order's state after a command, and an
+account's open orders. Reads only: they change nothing and are not logged."""
+from __future__ import annotations
+
+from engine.core import Engine
+from engine.core.fixed import fmt
+from proto import events as V
+
+
+def order_state(order_id: int, events: list, time_ms: int) -> dict:
+    """The order as Binance's order endpoints return it, from the events of one record."""
+    state: dict = {"orderId": order_id}
+    orig = executed = notional = trades = 0
+    status = "NEW"
+    for ev in events:
+        t = type(ev)
+        if t is V.OrderAccepted and ev.order_id == order_id:
+            state.update(symbol=ev.symbol, side=ev.side, type=ev.type, timeInForce=ev.time_in_force,
+                         price=fmt(ev.price), clientOrderId=ev.client_order_id,
+                         reduceOnly=ev.reduce_only)
+            orig = ev.quantity
+        elif t is V.OrderModified and ev.order_id == order_id:
+            state.update(symbol=ev.symbol, price=fmt(ev.price))
+            orig = ev.quantity
+        elif t is V.Trade and order_id in (ev.taker_order_id, ev.maker_order_id):
+            executed += ev.quantity
+            notional += ev.quantity * ev.price
+            trades += 1
+        elif t is V.OrderCanceled and ev.order_id == order_id:
+            status = "CANCELED"
+            state.setdefault("symbol", ev.symbol)
+        elif t is V.OrderExpired and ev.order_id == order_id:
+            status = ev.status
+    if status == "NEW" and executed:
+        status = "FILLED" if executed == orig else "PARTIALLY_FILLED"
+    state.update(status=status, executedQty=fmt(executed),
+                 avgPrice=fmt(notional // executed if executed else 0), updateTime=time_ms,
+                 trades=trades)
+    if orig:
+        state["origQty"] = fmt(orig)
+    return state
+
+
+def open_orders(engine: Engine, account: int, symbol: str | None) -> list[dict]:
+    if account not in engine.accounts:
+        raise KeyError(f"unknown account {account}")
+    out = []
+    for name, sym in sorted(engine.symbols.items()):
+        if symbol and name != symbol:
+            continue
+        pos = engine.accounts[account].positions.get(name)
+        if pos is None or not pos.open_orders:
+            continue
+        for o in sorted((o for o in sym.book.orders.values() if o.account == account),
+                        key=lambda o: o.order_id):
+            out.append({"orderId": o.order_id, "symbol": name, "side": o.side,
+                        "price": fmt(o.price), "origQty": fmt(o.quantity),
+                        "executedQty": fmt(o.quantity - o.remaining), "timeInForce": o.tif,
+                        "reduceOnly": o.reduce_only, "clientOrderId": o.client_id,
+                        "status": "PARTIALLY_FILLED" if o.remaining < o.quantity else "NEW"})
+    return out
