@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench feed load replay clean
+.PHONY: run test test-slow bench feed load replay clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,8 +15,12 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(PY) -m engine serve
 
+# the fast suite; the slow end-to-end, load and browser tests run with `make test-slow`
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -m "not slow"
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -m slow
 
 # benchmarks print figures (the README quotes them); they are not tests
 bench: $(STAMP)

@@ -4,9 +4,12 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.mark.slow
 def test_a_short_load_run_reports_acks_latencies_trades_and_a_clean_server_stop(tmp_path):
     report_path = tmp_path / "report.json"
     proc = subprocess.run(
