@@ -6,10 +6,19 @@ from typing import Literal, Union
 import msgspec
 
 Side = Literal["BUY", "SELL"]
-OrderType = Literal["LIMIT", "MARKET"]
-TimeInForce = Literal["GTC", "IOC", "FOK", "GTX"]
+# the conditional types are listed so that an ordinary order of one gets Binance's -4120 from
+# the core (they are placed with NewAlgoOrder)
+OrderType = Literal["LIMIT", "MARKET", "STOP", "STOP_MARKET", "TAKE_PROFIT",
+                    "TAKE_PROFIT_MARKET", "TRAILING_STOP_MARKET"]
+ConditionalType = Literal["STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET",
+                          "TRAILING_STOP_MARKET"]
+TimeInForce = Literal["GTC", "IOC", "FOK", "GTX", "GTD"]
 StpMode = Literal["NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"]
 MarginType = Literal["CROSSED", "ISOLATED"]
+PositionSide = Literal["BOTH", "LONG", "SHORT"]
+PriceMatch = Literal["NONE", "OPPONENT", "OPPONENT_5", "OPPONENT_10", "OPPONENT_20", "QUEUE",
+                     "QUEUE_5", "QUEUE_10", "QUEUE_20"]
+WorkingType = Literal["MARK_PRICE", "CONTRACT_PRICE"]
 
 
 class Command(msgspec.Struct, frozen=True, tag_field="op", rename="camel", forbid_unknown_fields=True):
@@ -37,11 +46,14 @@ class NewOrder(Command, tag="newOrder"):
     side: Side
     type: OrderType
     quantity: int
-    price: int = 0  # required for LIMIT, absent for MARKET
+    price: int = 0  # required for LIMIT (unless priceMatch), absent for MARKET
     time_in_force: TimeInForce | None = None  # LIMIT default GTC
-    reduce_only: bool = False
+    reduce_only: bool | None = None  # None: not sent (hedge mode refuses it even false)
     new_client_order_id: str = ""
     self_trade_prevention_mode: StpMode | None = None  # None: the engine's default
+    position_side: PositionSide | None = None  # None: not sent (BOTH in one-way mode)
+    price_match: PriceMatch | None = None  # the price from the book instead of `price`
+    good_till_date: int = 0  # ms, with timeInForce GTD
 
 
 class CancelOrder(Command, tag="cancelOrder"):
@@ -90,20 +102,68 @@ class AdjustIsolatedMargin(Command, tag="adjustIsolatedMargin"):
     symbol: str
     amount: int
     type: Literal[1, 2]
+    position_side: PositionSide = "BOTH"
+
+
+class SetPositionMode(Command, tag="setPositionMode"):
+    """Binance's POST /fapi/v1/positionSide/dual: hedge mode (true) or one-way (false)."""
+    account: int
+    dual_side_position: bool
+
+
+class NewAlgoOrder(Command, tag="newAlgoOrder"):
+    """Binance's POST /fapi/v1/algoOrder (algoType CONDITIONAL): an order that waits in the
+    core until its trigger, then is placed as an ordinary order. Prices and `callback_rate`
+    (percent: 1 = 1 %) in 1e-8 units."""
+    account: int
+    symbol: str
+    side: Side
+    type: ConditionalType
+    quantity: int = 0
+    price: int = 0  # the limit price of STOP / TAKE_PROFIT
+    trigger_price: int = 0
+    working_type: WorkingType = "CONTRACT_PRICE"
+    price_protect: bool = False
+    close_position: bool = False
+    reduce_only: bool | None = None
+    activate_price: int = 0  # TRAILING_STOP_MARKET; 0: the latest price
+    callback_rate: int = 0  # TRAILING_STOP_MARKET, percent, 0.1 to 10
+    time_in_force: TimeInForce | None = None
+    client_algo_id: str = ""
+    self_trade_prevention_mode: StpMode | None = None
+    position_side: PositionSide | None = None
+    price_match: PriceMatch | None = None
+    good_till_date: int = 0
+
+
+class CancelAlgoOrder(Command, tag="cancelAlgoOrder"):
+    """Binance's DELETE /fapi/v1/algoOrder: by algoId or clientAlgoId."""
+    account: int
+    algo_id: int = 0
+    client_algo_id: str = ""
+
+
+class CancelAllAlgoOrders(Command, tag="cancelAllAlgoOrders"):
+    """Binance's DELETE /fapi/v1/algoOpenOrders."""
+    account: int
+    symbol: str
 
 
 class Liquidate(Command, tag="liquidate"):
     """From the risk consumer: liquidate the account's cross positions (symbol "") or its
-    isolated position in `symbol`. The core re-checks before acting."""
+    isolated position in `symbol` (its `position_side` leg in hedge mode). The core re-checks
+    before acting."""
     account: int
     symbol: str = ""
+    position_side: PositionSide = "BOTH"
 
 
 class MarginCall(Command, tag="marginCall"):
-    """From the risk consumer: the account (cross, or isolated `symbol`) crossed 80 %. The core
-    records it with the margin ratio it computes itself."""
+    """From the risk consumer: the account (cross, or isolated `symbol` / leg) crossed 80 %.
+    The core records it with the margin ratio it computes itself."""
     account: int
     symbol: str = ""
+    position_side: PositionSide = "BOTH"
 
 
 class FundInsurance(Command, tag="fundInsurance"):
@@ -169,10 +229,10 @@ class NewSpotOrder(Command, tag="newSpotOrder"):
     account: int
     symbol: str
     side: Side
-    type: OrderType
+    type: Literal["LIMIT", "MARKET"]
     quantity: int
     price: int = 0
-    time_in_force: TimeInForce | None = None
+    time_in_force: Literal["GTC", "IOC", "FOK", "GTX"] | None = None
     new_client_order_id: str = ""
     self_trade_prevention_mode: StpMode | None = None
 
@@ -187,7 +247,8 @@ AnyCommand = Union[
     CreateAccount, Deposit, Withdraw, NewOrder, CancelOrder, CancelAllOrders, ModifyOrder,
     SetLeverage, SetMarkPrice, SetMarginType, AdjustIsolatedMargin, Liquidate, MarginCall,
     FundInsurance, SetIndexPrices, ListSymbol, ScheduleDelisting, LaunchToken, FuturesTransfer,
-    SubscribeToken, RedeemToken, NewSpotOrder, CancelSpotOrder,
+    SubscribeToken, RedeemToken, NewSpotOrder, CancelSpotOrder, SetPositionMode, NewAlgoOrder,
+    CancelAlgoOrder, CancelAllAlgoOrders,
 ]
 
 __all__ = [
@@ -195,6 +256,8 @@ __all__ = [
     "CancelAllOrders", "ModifyOrder", "SetLeverage", "SetMarkPrice", "SetMarginType",
     "AdjustIsolatedMargin", "Liquidate", "MarginCall", "FundInsurance",
     "SetIndexPrices", "ListSymbol", "ScheduleDelisting", "LaunchToken", "FuturesTransfer",
-    "SubscribeToken", "RedeemToken", "NewSpotOrder", "CancelSpotOrder",
-    "Side", "OrderType", "TimeInForce", "StpMode", "MarginType",
+    "SubscribeToken", "RedeemToken", "NewSpotOrder", "CancelSpotOrder", "SetPositionMode",
+    "NewAlgoOrder", "CancelAlgoOrder", "CancelAllAlgoOrders",
+    "Side", "OrderType", "ConditionalType", "TimeInForce", "StpMode", "MarginType",
+    "PositionSide", "PriceMatch", "WorkingType",
 ]

@@ -47,6 +47,12 @@ class OrderAccepted(Event, tag="orderAccepted"):
     stp_mode: str
     rest: bool
     liquidation: bool = False  # a liquidation order (IOC at the bankruptcy price)
+    position_side: str = "BOTH"
+    # for the open-order margin (engine.core.accounts): the assumed price and the open loss
+    # per unit (1e-8 USDT per unit of quantity); 0 under rules 1
+    cost_price: int = 0
+    loss_unit: int = 0
+    good_till_date: int = 0  # ms; with timeInForce GTD the order expires then
 
 
 class OrderRested(Event, tag="orderRested"):
@@ -96,15 +102,19 @@ class OrderModified(Event, tag="orderModified"):
     price: int
     quantity: int
     kept_priority: bool
+    cost_price: int = 0  # the new price's assumed price and open loss per unit (rules 2)
+    loss_unit: int = 0
 
 
 class OrderRejected(Event, tag="orderRejected"):
+    """`msg` is Binance's text for `code`; `detail` what the engine adds (the limit hit)."""
     account: int
     symbol: str
     code: int
     msg: str
     client_order_id: str = ""
     order_id: int = 0
+    detail: str = ""
 
 
 class CommandRejected(Event, tag="commandRejected"):
@@ -113,6 +123,7 @@ class CommandRejected(Event, tag="commandRejected"):
     code: int
     msg: str
     account: int = 0
+    detail: str = ""
 
 
 class LeverageChanged(Event, tag="leverageChanged"):
@@ -144,6 +155,13 @@ class IsolatedMarginChanged(Event, tag="isolatedMarginChanged"):
     symbol: str
     amount: int  # signed: added (+) or removed (-)
     isolated_margin: int  # after
+    position_side: str = "BOTH"
+
+
+class PositionModeChanged(Event, tag="positionModeChanged"):
+    """Hedge mode (dual_side_position) or one-way, for every symbol of the account."""
+    account: int
+    dual_side_position: bool
 
 
 class BracketTableSwitched(Event, tag="bracketTableSwitched"):
@@ -157,6 +175,7 @@ class MarginCallIssued(Event, tag="marginCall"):
     account: int
     symbol: str  # "" for cross
     margin_ratio: int
+    position_side: str = "BOTH"  # the isolated leg in hedge mode
 
 
 class LiquidationStarted(Event, tag="liquidationStarted"):
@@ -164,6 +183,7 @@ class LiquidationStarted(Event, tag="liquidationStarted"):
     symbol: str  # "" for cross
     maint_margin: int
     margin_balance: int
+    position_side: str = "BOTH"  # the isolated leg in hedge mode
 
 
 class LiquidationDeclined(Event, tag="liquidationDeclined"):
@@ -172,6 +192,7 @@ class LiquidationDeclined(Event, tag="liquidationDeclined"):
     symbol: str
     maint_margin: int
     margin_balance: int
+    position_side: str = "BOTH"
 
 
 class AdlTrade(Event, tag="adlTrade"):
@@ -186,12 +207,15 @@ class AdlTrade(Event, tag="adlTrade"):
     counterparty: int
     realized_pnl: int
     counterparty_realized_pnl: int
+    position_side: str = "BOTH"  # the liquidated leg
+    counterparty_position_side: str = "BOTH"  # the counterparty's leg
 
 
 class LiquidationFeeCharged(Event, tag="liquidationFee"):
     account: int
     symbol: str
     amount: int  # to the insurance fund
+    position_side: str = "BOTH"
 
 
 class InsuranceCovered(Event, tag="insuranceCovered"):
@@ -199,6 +223,7 @@ class InsuranceCovered(Event, tag="insuranceCovered"):
     account: int
     symbol: str
     amount: int
+    position_side: str = "BOTH"
 
 
 class InsuranceFunded(Event, tag="insuranceFunded"):
@@ -258,6 +283,70 @@ class FundingPaid(Event, tag="fundingPaid"):
     funding_rate: int
     mark_price: int
     funding_time: int
+    position_side: str = "BOTH"
+
+
+# -- conditional orders (Binance's Algo service; engine.core.conditional) --------------------
+class AlgoOrderAccepted(Event, tag="algoOrderAccepted"):
+    """A conditional order waits for its trigger (algo status NEW). Prices in 1e-8 units;
+    `callback_rate` in percent (1 = 1 %); `quantity` 0 with close_position."""
+    algo_id: int
+    account: int
+    symbol: str
+    side: Side
+    position_side: str
+    order_type: str
+    quantity: int
+    price: int
+    trigger_price: int
+    working_type: str
+    price_protect: bool
+    close_position: bool
+    reduce_only: bool
+    activate_price: int
+    callback_rate: int
+    time_in_force: str
+    client_algo_id: str
+    stp_mode: str
+    price_match: str
+    good_till_date: int
+
+
+class AlgoOrderCanceled(Event, tag="algoOrderCanceled"):
+    """Canceled by its owner (status CANCELED)."""
+    algo_id: int
+    account: int
+    symbol: str
+
+
+class AlgoOrderExpired(Event, tag="algoOrderExpired"):
+    """Canceled by the system (status EXPIRED): its position closed (closePosition and
+    reduce-only orders), or a liquidation took the account's orders."""
+    algo_id: int
+    account: int
+    symbol: str
+    reason: str
+
+
+class AlgoOrderTriggered(Event, tag="algoOrderTriggered"):
+    """Its trigger was reached at `price` (the working price): it becomes the ordinary order
+    `order_id`, whose OrderAccepted follows (status TRIGGERED)."""
+    algo_id: int
+    account: int
+    symbol: str
+    price: int
+    order_id: int
+
+
+class AlgoOrderRejected(Event, tag="algoOrderRejected"):
+    """Its trigger was reached, but the ordinary order failed a check (status REJECTED)."""
+    algo_id: int
+    account: int
+    symbol: str
+    price: int
+    code: int
+    msg: str
+    detail: str = ""
 
 
 class SymbolListed(Event, tag="symbolListed"):
@@ -420,7 +509,8 @@ AnyEvent = Union[
     CompositeRebalanced, FundingRateSet, FundingPaid, SymbolListed, DelistingScheduled,
     TokenLaunched, TokenSubscribed, TokenRedeemed, TokenNavUpdated, TokenFundingApplied,
     TokenRebalanced, FuturesTransferred, SpotOrderAccepted, SpotOrderRested, SpotTrade,
-    SpotOrderCanceled, SpotOrderExpired,
+    SpotOrderCanceled, SpotOrderExpired, PositionModeChanged, AlgoOrderAccepted,
+    AlgoOrderCanceled, AlgoOrderExpired, AlgoOrderTriggered, AlgoOrderRejected,
 ]
 
 __all__ = [
@@ -433,5 +523,6 @@ __all__ = [
     "FundingRateSet", "FundingPaid", "SymbolListed", "DelistingScheduled", "TokenLaunched",
     "TokenSubscribed", "TokenRedeemed", "TokenNavUpdated", "TokenFundingApplied",
     "TokenRebalanced", "FuturesTransferred", "SpotOrderAccepted", "SpotOrderRested", "SpotTrade",
-    "SpotOrderCanceled", "SpotOrderExpired",
+    "SpotOrderCanceled", "SpotOrderExpired", "PositionModeChanged", "AlgoOrderAccepted",
+    "AlgoOrderCanceled", "AlgoOrderExpired", "AlgoOrderTriggered", "AlgoOrderRejected",
 ]

@@ -58,6 +58,8 @@ def cmd_redrive(args, cat) -> int:
     if r.identical:
         lines = [f"identical: {r.records:,} commands re-driven, {r.events:,} events equal byte "
                  f"for byte; {_rate(r.records, r.seconds, 'commands')}; state {r.state_hash}"]
+        if r.note:
+            lines.append(f"note: {r.note}")
     elif r.divergence:
         dv = r.divergence
         lines = [f"DIVERGENCE at record {dv['record_number']} (seq {dv['seq']}, byte "

@@ -240,8 +240,15 @@ def _btc_positions(h):
     h.order(3, BTC, "BUY", "1", "30030")  # impact bid 30,030
 
 
-def test_settlement_at_exactly_0800_and_not_a_tick_before():
-    h = Harness(CAT, time=T7)
+# rules 2 (Binance's): 540 five-second samples at 0.1 % (07:00:00 to 07:44:55), then 181 at 0
+# (07:45:00 to 08:00:00), weighted 1..721: P = 0.001 x (540 x 541 / 2) / (721 x 722 / 2)
+# = 0.00056120 (rounded toward zero); F = P + clamp(0.01 % - P, +-0.05 %) = 0.01 %.
+# rules 1 (the first release's time weighting): 0.1 % for 45 of 60 minutes = 0.075 %.
+@pytest.mark.parametrize("rules,average,rate,payment", [
+    (2, 100_000 * 540 * 541 // (721 * 722), "0.01", "3.003"),
+    (1, pct("0.075"), "0.025", "7.5075")])
+def test_settlement_at_exactly_0800_and_not_a_tick_before(rules, average, rate, payment):
+    h = Harness(CAT, config=EngineConfig(checkpoint_every=0, rules=rules), time=T7)
     _btc_positions(h)
     h.send(C.SetIndexPrices(prices={BTC: d("30000")}))  # premium 0.1 % from 07:00
     h.send(C.SetIndexPrices(prices={BTC: d("30030")}), time=T7 + 45 * 60_000)  # 0 from 07:45
@@ -254,13 +261,13 @@ def test_settlement_at_exactly_0800_and_not_a_tick_before():
     assert kinds(ev)[:4] == ["FundingRateSet", "FundingRateSet", "FundingPaid", "FundingPaid"]
     fr = ev[1]
     assert fr.funding_time == T8 and fr.symbol == BTC
-    assert fr.average_premium_index == pct("0.075")  # 0.1 % for 45 of 60 minutes
-    assert fr.funding_rate == pct("0.025")  # P - 0.05 %
+    assert fr.average_premium_index == average == (56120 if rules == 2 else 75000)
+    assert fr.funding_rate == pct(rate)
     assert fr.mark_price == d("30030")
     paid = of(ev, V.FundingPaid)
     assert [(p.account, p.amount, p.funding_time) for p in paid] == [
-        (1, -d("7.5075"), T8), (2, d("7.5075"), T8)]  # 30,030 x 0.025 %
-    assert h.wallet(1) == d("100000") - d("7.5075")
+        (1, -d(payment), T8), (2, d(payment), T8)]  # 30,030 x the rate
+    assert h.wallet(1) == d("100000") - d(payment)
     ev = h.send(C.CancelAllOrders(account=3, symbol=BTC), time=T8 + 1)
     assert not of(ev, V.FundingRateSet)  # once
 

@@ -151,17 +151,20 @@ BAD_LINES = [
 ]
 
 REJECTED_LINES = [
-    ('{"op": "newOrder", "account": 1, "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0", "price": "30000"}', -4003),
-    ('{"op": "newOrder", "account": 1, "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "-1", "price": "30000"}', -4003),
-    ('{"op": "newOrder", "account": 1, "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.001", "price": "30000.05"}', -4014),
-    ('{"op": "newOrder", "account": 1, "symbol": "DOGECOINUSDT", "side": "BUY", "type": "LIMIT", "quantity": "1", "price": "1"}', -1121),
+    ('{"op": "newOrder", "account": 1, "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0", "price": "30000", "timeInForce": "GTC"}', -4003),
+    ('{"op": "newOrder", "account": 1, "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "-1", "price": "30000", "timeInForce": "GTC"}', -4003),
+    ('{"op": "newOrder", "account": 1, "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.001", "price": "30000.05", "timeInForce": "GTC"}', -4014),
+    ('{"op": "newOrder", "account": 1, "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.001", "price": "30000"}', -1102),
+    ('{"op": "newOrder", "account": 1, "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.001", "timeInForce": "GTC"}', -1102),
+    ('{"op": "newOrder", "account": 1, "symbol": "BTCUSDT", "side": "BUY", "type": "STOP_MARKET", "quantity": "0.001"}', -4120),
+    ('{"op": "newOrder", "account": 1, "symbol": "DOGECOINUSDT", "side": "BUY", "type": "LIMIT", "quantity": "1", "price": "1", "timeInForce": "GTC"}', -1121),
     ('{"op": "cancelOrder", "account": 2, "symbol": "BTCUSDT", "orderId": 1}', -2011),
 ]
 
 SETUP = [
     '{"op": "createAccount", "account": 1}', '{"op": "createAccount", "account": 2}',
     '{"op": "deposit", "account": 1, "amount": "10000"}',
-    '{"op": "newOrder", "account": 1, "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.001", "price": "29000"}',
+    '{"op": "newOrder", "account": 1, "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.001", "price": "29000", "timeInForce": "GTC"}',
 ]
 
 

@@ -211,7 +211,8 @@ def test_default_stp_mode_is_configurable():
 @pytest.mark.parametrize("side,qty,price,code", [
     ("BUY", "0", "30000", -4003),
     ("BUY", "-0.001", "30000", -4003),
-    ("BUY", "0.001", "0", -4001),
+    ("BUY", "0.001", "0", -1102),  # no price: Binance's mandatory-parameter code
+    ("BUY", "0.001", "-1", -4001),
     ("BUY", "0.001", "30000.05", -4014),
     ("BUY", "0.001", "20000000", -4002),
     ("BUY", "0.0001", "30000", -4004),

@@ -308,7 +308,8 @@ def engine_book(engine: Engine, symbol: str, side: str) -> list[tuple[int, int, 
 def check_invariants(engine: Engine, symbols) -> None:
     """Books and open-order totals of `symbols`; OI, caches and money of everything."""
     assert engine.ledger.pending == {}, "a taker was left pending after its command"
-    # (account, symbol) -> [orders, buy qty, buy notional, sell qty, sell notional] of the book
+    # (account, symbol) -> [orders, buy qty, buy notional, sell qty, sell notional, buy cost,
+    # buy open loss, sell cost, sell open loss] of the book
     totals: dict[tuple[int, str], list[int]] = {}
     for s in symbols:
         book = engine.symbols[s].book
@@ -327,10 +328,12 @@ def check_invariants(engine: Engine, symbols) -> None:
                     count += 1
                     t = totals.get((o.account, s))
                     if t is None:
-                        t = totals[(o.account, s)] = [0, 0, 0, 0, 0]
+                        t = totals[(o.account, s)] = [0] * 9
                     t[0] += 1
                     t[at] += r
                     t[at + 1] += r * price // SCALE
+                    t[4 + at] += r * o.cost_price // SCALE
+                    t[5 + at] += r * o.loss_unit // SCALE
                 assert count and lv.count == count, f"{s} level {price}: empty or bad count"
                 assert lv.total == total, f"{s} level {price}: total != sum of remaining"
                 seen += count
@@ -349,23 +352,21 @@ def check_invariants(engine: Engine, symbols) -> None:
                 shorts[p.symbol] = shorts.get(p.symbol, 0) - p.qty
             else:
                 assert p.cost == 0, "flat position with a cost"
-            if hasattr(p, "order_margin"):  # a derived cache: must equal a fresh computation
-                fresh = p.compute_order_margin(p.open_buy_qty, p.open_buy_notional,
-                                               p.open_sell_qty, p.open_sell_notional) \
-                    if p.open_orders else 0
-                assert p.order_margin == fresh, f"stale order margin of {a.account_id} {p.symbol}"
+            # a derived cache: must equal a fresh computation
+            assert p.order_margin == p.compute_order_margin(), \
+                f"stale order margin of {a.account_id} {p.symbol}"
             if p.symbol not in symbols:
                 continue
             t = totals.get((a.account_id, p.symbol))
             if t is None:
-                t = [0, 0, 0, 0, 0]
+                t = [0] * 9
             else:
                 matched += 1
-            assert [p.open_orders, p.open_buy_qty, p.open_buy_notional, p.open_sell_qty,
-                    p.open_sell_notional] == t, f"open-order totals of {a.account_id} {p.symbol}"
-        if hasattr(a, "order_margin"):
-            assert a.order_margin == sum(p.order_margin for p in a.positions.values()), \
-                f"stale order margin of account {a.account_id}"
+            assert [p.open_orders, p.buys.qty, p.buys.notional, p.sells.qty, p.sells.notional,
+                    p.buys.cost, p.buys.loss, p.sells.cost, p.sells.loss] == t, \
+                f"open-order totals of {a.account_id} {p.symbol}"
+        assert a.order_margin == sum(p.order_margin for p in a.positions.values()), \
+            f"stale order margin of account {a.account_id}"
     assert matched == len(totals), "a resting order's account has no position entry"
     assert longs == shorts, f"long OI {longs} != short OI {shorts}"
     assert wallets + engine.ledger.fees_collected - costs == \

@@ -265,7 +265,9 @@ def test_new_accounts_may_not_go_above_20x():
     h = Harness(time=100 * day)
     h.account(1, registered_at=100 * day - 59 * day)  # 59 days old
     h.account(2, registered_at=100 * day - 60 * day)  # 60 days old: allowed
-    assert rejection(h.leverage(1, BTC, 21)) == -4028
+    ev = h.leverage(1, BTC, 21)
+    assert rejection(ev) == -4205 and ev[0].msg == ("More than 20x leverage is available 60 "
+                                                    "days after Futures account registration.")
     assert kinds(h.leverage(1, BTC, 20)) == ["LeverageChanged"]
     assert kinds(h.leverage(2, BTC, 125)) == ["LeverageChanged"]
 
@@ -526,7 +528,9 @@ def test_a_position_closed_below_bankruptcy_leaves_no_negative_wallet():
 
 def test_market_orders_do_not_fill_beyond_the_price_band():
     h = Harness()
-    h.account(1, "1100")
+    # Binance's cost of a market buy: best ask x 1.0005 = 22,011 / 20 + open loss
+    # (22,011 - mark 20,000) = 3,111.55
+    h.account(1, "3111.55")
     h.account(99, "10000000")
     h.mark(BTC, "20000")
     h.order(99, BTC, "SELL", "0.5", "22000")
@@ -534,3 +538,16 @@ def test_market_orders_do_not_fill_beyond_the_price_band():
     ev = h.order(1, BTC, "BUY", "1")
     assert [(t.price, t.quantity) for t in trades(ev)] == [(d("22000"), d("0.5"))]
     assert isinstance(ev[-1], V.OrderExpired) and ev[-1].quantity == d("0.5")
+
+
+def test_a_market_order_whose_best_price_is_outside_the_band_is_rejected():
+    h = Harness()
+    h.account(1, "100000")
+    h.account(99, "10000000")
+    h.mark(BTC, "20000")
+    h.order(99, BTC, "SELL", "1", "23000.1")  # just above mark x 1.15
+    h.order(99, BTC, "BUY", "1", "16999.9")  # just below mark x 0.85
+    for side in ("BUY", "SELL"):
+        ev = h.order(1, BTC, side, "0.1")
+        assert rejection(ev) == -4131 and ev[0].msg == ("The counterparty's best price does "
+                                                        "not meet the PERCENT_PRICE filter limit")

@@ -1,10 +1,13 @@
-"""Accounts, their money and their per-symbol settings: create, deposit, withdraw, leverage,
-margin type and isolated margin (SEED-NOTES §5), with Binance's codes, and the appliers of
-their events."""
+"""Accounts, their money and their settings: create, deposit, withdraw, leverage, margin type,
+isolated margin (SEED-NOTES §5) and the position mode (one-way or hedge), with Binance's codes,
+and the appliers of their events. Leverage and margin type are per symbol: in hedge mode both
+legs of a symbol carry the same."""
 from __future__ import annotations
 
+from typing import Callable
+
 from engine.core import errors as E
-from engine.core.accounts import ISOLATED, Account
+from engine.core.accounts import ISOLATED, Account, Position, position_key
 from engine.core.errors import Rejected
 from engine.core.fixed import fmt
 from engine.core.ledger import Applier, Ledger
@@ -15,26 +18,33 @@ from proto import events as V
 class Accounting:
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
+        # set by the engine: the number of an account's open conditional orders (a position
+        # mode change is refused while any order is open)
+        self.open_conditional: Callable[[int], int] = _none_open
 
     def handlers(self) -> dict[type, Applier]:
         return {C.CreateAccount: self._create_account, C.Deposit: self._deposit,
                 C.Withdraw: self._withdraw, C.SetLeverage: self._set_leverage,
                 C.SetMarginType: self._set_margin_type,
-                C.AdjustIsolatedMargin: self._adjust_isolated_margin}
+                C.AdjustIsolatedMargin: self._adjust_isolated_margin,
+                C.SetPositionMode: self._set_position_mode}
 
     def appliers(self) -> dict[type, Applier]:
         return {V.AccountCreated: self._on_account_created, V.Deposited: self._on_deposited,
                 V.Withdrawn: self._on_withdrawn, V.LeverageChanged: self._on_leverage,
                 V.MarginTypeChanged: self._on_margin_type,
-                V.IsolatedMarginChanged: self._on_isolated, V.CommandRejected: _ignore}
+                V.IsolatedMarginChanged: self._on_isolated,
+                V.PositionModeChanged: self._on_position_mode, V.CommandRejected: _ignore}
 
     # == commands =================================================================================
     def _create_account(self, cmd: C.CreateAccount) -> None:
         ledger = self.ledger
         if cmd.account <= 0:
-            return ledger.reject_command(cmd, E.INVALID_VALUE, "account must be a positive integer.")
+            return ledger.reject_command(cmd, Rejected(E.INVALID_VALUE, "account must be a "
+                                                       "positive integer", arg="account"))
         if cmd.account in ledger.accounts:
-            return ledger.reject_command(cmd, E.INVALID_VALUE, f"Account {cmd.account} exists.")
+            return ledger.reject_command(cmd, Rejected(E.INVALID_VALUE, f"account {cmd.account} "
+                                                       f"exists", arg="account"))
         registered = ledger.time if cmd.registered_at is None else cmd.registered_at
         ledger.emit(V.AccountCreated(account=cmd.account, registered_at=registered))
 
@@ -43,9 +53,9 @@ class Accounting:
         try:
             acct = ledger.account(cmd.account)
             if cmd.amount <= 0:
-                raise Rejected(E.INVALID_VALUE, "Deposit amount must be positive.")
+                raise Rejected(E.INVALID_VALUE, "the amount must be positive", arg="amount")
         except Rejected as r:
-            return ledger.reject_command(cmd, r.code, r.msg)
+            return ledger.reject_command(cmd, r)
         ledger.emit(V.Deposited(account=cmd.account, amount=cmd.amount,
                                 balance=acct.wallet + cmd.amount))
 
@@ -54,13 +64,13 @@ class Accounting:
         try:
             acct = ledger.account(cmd.account)
             if cmd.amount <= 0:
-                raise Rejected(E.INVALID_VALUE, "Withdrawal amount must be positive.")
+                raise Rejected(E.INVALID_VALUE, "the amount must be positive", arg="amount")
             free = min(ledger.available_balance(acct), acct.wallet)
             if cmd.amount > free:
-                raise Rejected(E.BALANCE_INSUFFICIENT,
-                               f"Insufficient balance: {fmt(max(free, 0))} USDT available.")
+                raise Rejected(E.BALANCE_INSUFFICIENT, f"{fmt(max(free, 0))} USDT available",
+                               msg="Insufficient balance.")
         except Rejected as r:
-            return ledger.reject_command(cmd, r.code, r.msg)
+            return ledger.reject_command(cmd, r)
         ledger.emit(V.Withdrawn(account=cmd.account, amount=cmd.amount,
                                 balance=acct.wallet - cmd.amount))
 
@@ -71,41 +81,45 @@ class Accounting:
             acct = ledger.account(cmd.account)
             table = sym.table_at(ledger.time)
             if not 1 <= cmd.leverage <= table.max_leverage:
-                raise Rejected(E.INVALID_LEVERAGE, f"Leverage {cmd.leverage} is not valid: "
-                                                   f"1 to {table.max_leverage} for {cmd.symbol}.")
-            pos = ledger.position(acct, cmd.symbol)
+                raise Rejected(E.INVALID_LEVERAGE, f"1 to {table.max_leverage} for {cmd.symbol}",
+                               arg=cmd.leverage)
+            settings = ledger.symbol_settings(acct, cmd.symbol)
+            legs = acct.legs(cmd.symbol) or [settings]
             config = ledger.config
             young_cap = config.new_account_max_leverage
-            if cmd.leverage > young_cap and cmd.leverage > pos.leverage and ledger.is_young(acct):
-                raise Rejected(E.INVALID_LEVERAGE,
-                               f"Leverage {cmd.leverage} is not valid: accounts registered less "
-                               f"than {config.new_account_days} days ago may not go above "
-                               f"{young_cap}x.")
-            if pos.margin_type == ISOLATED and pos.qty and cmd.leverage < pos.leverage:
-                raise Rejected(E.ISOLATED_LEVERAGE_REDUCTION,
-                               "Leverage reduction is not supported in Isolated Margin Mode with "
-                               "open positions.")
+            if cmd.leverage > young_cap and cmd.leverage > settings.leverage and \
+                    ledger.is_young(acct):
+                if config.rules < 2:
+                    raise Rejected(E.INVALID_LEVERAGE, "young account", arg=cmd.leverage)
+                raise Rejected(E.YOUNG_ACCOUNT_LEVERAGE, arg=config.new_account_days)
+            if settings.margin_type == ISOLATED and cmd.leverage < settings.leverage and \
+                    any(leg.qty for leg in legs):
+                raise Rejected(E.ISOLATED_LEVERAGE_REDUCTION)
             cap = sym.max_notional(table, cmd.leverage)
-            pos_notional = ledger.position_figures(pos, sym)[0]
-            reach = max(pos_notional + pos.open_buy_notional, -pos_notional + pos.open_sell_notional)
+            if acct.dual_side:
+                reach = sum(abs(ledger.position_figures(leg, sym)[0]) +
+                            (leg.buys.notional if leg.qty >= 0 and leg.side == "LONG"
+                             else leg.sells.notional) for leg in legs)
+            else:
+                pos_notional = ledger.position_figures(settings, sym)[0]
+                reach = max(pos_notional + settings.buys.notional,
+                            -pos_notional + settings.sells.notional)
             if reach > cap:
                 raise Rejected(E.MAX_POSITION_AT_LEVERAGE,
-                               f"Exceeded the maximum allowable position at current leverage: "
-                               f"{fmt(reach)} > {fmt(cap)} USDT at {cmd.leverage}x.")
-            if cmd.leverage < pos.leverage and not pos.is_idle():
-                old = pos.leverage
-                pos.leverage = cmd.leverage  # trial; restored below
-                try:
-                    trial_margin = pos.compute_order_margin(
-                        pos.open_buy_qty, pos.open_buy_notional, pos.open_sell_qty,
-                        pos.open_sell_notional)
-                    short = ledger.available_balance(acct) + pos.order_margin - trial_margin < 0
-                finally:
-                    pos.leverage = old
-                if short:
-                    raise Rejected(E.MARGIN_INSUFFICIENT, "Margin is insufficient.")
+                               f"{fmt(reach)} > {fmt(cap)} USDT at {cmd.leverage}x")
+            if cmd.leverage < settings.leverage and not all(leg.is_idle() for leg in legs):
+                extra = 0
+                for leg in legs:
+                    old = leg.leverage
+                    leg.leverage = cmd.leverage  # trial; restored below
+                    try:
+                        extra += leg.margin_for(leg.buys, leg.sells) - leg.order_margin
+                    finally:
+                        leg.leverage = old
+                if extra > ledger.available_balance(acct):
+                    raise Rejected(E.MARGIN_INSUFFICIENT)
         except Rejected as r:
-            return ledger.reject_command(cmd, r.code, r.msg)
+            return ledger.reject_command(cmd, r)
         ledger.emit(V.LeverageChanged(account=cmd.account, symbol=cmd.symbol,
                                       leverage=cmd.leverage))
 
@@ -114,17 +128,16 @@ class Accounting:
         try:
             ledger.symbol(cmd.symbol)
             acct = ledger.account(cmd.account)
-            pos = ledger.position(acct, cmd.symbol)
-            if pos.margin_type == cmd.margin_type:
-                raise Rejected(E.NO_NEED_TO_CHANGE_MARGIN_TYPE, "No need to change margin type.")
-            if pos.qty:
-                raise Rejected(E.MARGIN_TYPE_POSITION_EXISTS,
-                               "Margin type cannot be changed if there exists position.")
-            if pos.open_orders:
-                raise Rejected(E.MARGIN_TYPE_OPEN_ORDERS,
-                               "Margin type cannot be changed if there exists open orders.")
+            settings = ledger.symbol_settings(acct, cmd.symbol)
+            legs = acct.legs(cmd.symbol)
+            if settings.margin_type == cmd.margin_type:
+                raise Rejected(E.NO_NEED_TO_CHANGE_MARGIN_TYPE)
+            if any(leg.qty for leg in legs):
+                raise Rejected(E.MARGIN_TYPE_POSITION_EXISTS)
+            if any(leg.open_orders for leg in legs):
+                raise Rejected(E.MARGIN_TYPE_OPEN_ORDERS)
         except Rejected as r:
-            return ledger.reject_command(cmd, r.code, r.msg)
+            return ledger.reject_command(cmd, r)
         ledger.emit(V.MarginTypeChanged(account=cmd.account, symbol=cmd.symbol,
                                         margin_type=cmd.margin_type))
 
@@ -133,27 +146,44 @@ class Accounting:
         try:
             sym = ledger.symbol(cmd.symbol)
             acct = ledger.account(cmd.account)
-            pos = acct.positions.get(cmd.symbol)
             if cmd.amount <= 0:
-                raise Rejected(E.INVALID_VALUE, "amount must be positive.")
+                raise Rejected(E.INVALID_VALUE, "the amount must be positive", arg="amount")
+            if acct.dual_side != (cmd.position_side != "BOTH"):
+                raise Rejected(E.POSITION_SIDE_NOT_MATCH)
+            pos = acct.positions.get(position_key(cmd.symbol, cmd.position_side))
             if pos is None or pos.margin_type != ISOLATED or pos.qty == 0:
-                raise Rejected(E.ISOLATED_MARGIN_NO_POSITION,
-                               "Cannot adjust margin: no isolated position in this symbol.")
+                raise Rejected(E.ISOLATED_MARGIN_NO_POSITION)
             if cmd.type == 1:
                 if cmd.amount > ledger.available_balance(acct):
-                    raise Rejected(E.MARGIN_INSUFFICIENT, "Margin is insufficient.")
+                    raise Rejected(E.MARGIN_INSUFFICIENT)
                 delta = cmd.amount
             else:
                 _, upnl, im = ledger.position_figures(pos, sym)
                 if pos.isolated_margin - cmd.amount + min(upnl, 0) < im:
                     raise Rejected(E.ISOLATED_BALANCE_INSUFFICIENT,
-                                   "Isolated balance insufficient: the position must keep its "
-                                   f"initial margin {fmt(im)}.")
+                                   f"the position must keep its initial margin {fmt(im)}")
                 delta = -cmd.amount
         except Rejected as r:
-            return ledger.reject_command(cmd, r.code, r.msg)
+            return ledger.reject_command(cmd, r)
         ledger.emit(V.IsolatedMarginChanged(account=cmd.account, symbol=cmd.symbol, amount=delta,
-                                            isolated_margin=pos.isolated_margin + delta))
+                                            isolated_margin=pos.isolated_margin + delta,
+                                            position_side=cmd.position_side))
+
+    def _set_position_mode(self, cmd: C.SetPositionMode) -> None:
+        ledger = self.ledger
+        try:
+            acct = ledger.account(cmd.account)
+            if acct.dual_side == cmd.dual_side_position:
+                raise Rejected(E.NO_NEED_TO_CHANGE_POSITION_SIDE)
+            if any(p.qty for p in acct.positions.values()):
+                raise Rejected(E.POSITION_SIDE_POSITION_EXISTS)
+            if any(p.open_orders for p in acct.positions.values()) or \
+                    self.open_conditional(cmd.account):
+                raise Rejected(E.POSITION_SIDE_OPEN_ORDERS)
+        except Rejected as r:
+            return ledger.reject_command(cmd, r)
+        ledger.emit(V.PositionModeChanged(account=cmd.account,
+                                          dual_side_position=cmd.dual_side_position))
 
     # == appliers =================================================================================
     def _on_account_created(self, ev: V.AccountCreated) -> None:
@@ -167,19 +197,47 @@ class Accounting:
         self.ledger.accounts[ev.account].wallet -= ev.amount
         self.ledger.total_withdrawals += ev.amount
 
+    def _legs_for_update(self, acct: Account, symbol: str) -> list[Position]:
+        """Every stored position of the symbol; one (stored) if there was none."""
+        legs = acct.legs(symbol)
+        if not legs:
+            side = "LONG" if acct.dual_side else "BOTH"
+            legs = [self.ledger.position_for_update(acct, symbol, side)]
+        return legs
+
     def _on_leverage(self, ev: V.LeverageChanged) -> None:
         acct = self.ledger.accounts[ev.account]
-        pos = self.ledger.position_for_update(acct, ev.symbol)
-        pos.leverage = ev.leverage
-        acct.refresh_order_margin(pos)
+        for pos in self._legs_for_update(acct, ev.symbol):
+            pos.leverage = ev.leverage
+            acct.refresh_order_margin(pos)
 
     def _on_margin_type(self, ev: V.MarginTypeChanged) -> None:
         acct = self.ledger.accounts[ev.account]
-        self.ledger.position_for_update(acct, ev.symbol).margin_type = ev.margin_type
+        for pos in self._legs_for_update(acct, ev.symbol):
+            pos.margin_type = ev.margin_type
 
     def _on_isolated(self, ev: V.IsolatedMarginChanged) -> None:
-        self.ledger.accounts[ev.account].positions[ev.symbol].isolated_margin = ev.isolated_margin
+        acct = self.ledger.accounts[ev.account]
+        acct.positions[position_key(ev.symbol, ev.position_side)].isolated_margin = \
+            ev.isolated_margin
+
+    def _on_position_mode(self, ev: V.PositionModeChanged) -> None:
+        """The switch: the account holds no position and no order, so its positions are only
+        settings (leverage, margin type) and move to the new mode's keys."""
+        acct = self.ledger.accounts[ev.account]
+        settings = {p.symbol: p for p in acct.positions.values()}
+        acct.positions.clear()
+        acct.dual_side = ev.dual_side_position
+        sides = ("LONG", "SHORT") if acct.dual_side else ("BOTH",)
+        for symbol, old in sorted(settings.items()):
+            for side in sides:
+                pos = self.ledger.position_for_update(acct, symbol, side)
+                pos.leverage, pos.margin_type = old.leverage, old.margin_type
 
 
 def _ignore(_ev: V.Event) -> None:
     return None
+
+
+def _none_open(_account: int) -> int:
+    return 0

@@ -1,4 +1,4 @@
-"""Accounts and one-way positions. Amounts are ints of 1e-8 USDT.
+"""Accounts and positions. Amounts are ints of 1e-8 USDT.
 
 A position keeps its signed quantity and its signed cost (the entry notional: quantity x entry
 price, negative for shorts). Then for any price P:
@@ -6,6 +6,21 @@ price, negative for shorts). Then for any price P:
 Reducing by `close` removes cost x close / |quantity| (truncated toward zero) and realizes
 sign x close x price - removed cost. Because removed cost leaves the position exactly as it is
 realized, sum(wallets) - sum(costs) + fees is conserved to the unit, whatever the rounding.
+
+One-way mode: one position per symbol (side BOTH, keyed by the symbol). Hedge mode
+(`Account.dual_side`): a LONG leg (quantity >= 0) and a SHORT leg (quantity <= 0) per symbol,
+keyed "SYMBOL:LONG" and "SYMBOL:SHORT" (`position_key`); both legs share the symbol's leverage
+and margin type, and an order names its leg with positionSide.
+
+Open-order margin (rules 2, Binance's "cost required to open a position"): each order's cost is
+its initial margin at an assumed price plus its open loss, no fee:
+    assumed price   a buy: its price; a sell: max(last price x 1.0015, mark, its price)
+    open loss       a buy above the mark: qty x (price - mark); a sell below: qty x (mark - price)
+Both per-unit figures are rounded up to the tick (the venue's side), so qty x figure is exact
+in 1e-8 units like a notional. The position keeps, per side, the sums of remaining x assumed
+price and remaining x open loss, and charges only the part of each side that would open rather
+than close the position. Rules 1 (logs written before) charged notional / leverage plus the
+taker fee on that opening part; `rules` on the position says which.
 """
 from __future__ import annotations
 
@@ -13,6 +28,12 @@ from engine.core.fixed import SCALE
 
 CROSSED = "CROSSED"
 ISOLATED = "ISOLATED"
+BOTH, LONG, SHORT = "BOTH", "LONG", "SHORT"
+
+
+def position_key(symbol: str, side: str) -> str:
+    """The key of a position in `Account.positions`: the symbol (BOTH) or "SYMBOL:SIDE"."""
+    return symbol if side == BOTH else symbol + ":" + side
 
 
 def fill_result(qty: int, cost: int, dq: int, price: int) -> tuple[int, int, int]:
@@ -36,54 +57,83 @@ def fill_result(qty: int, cost: int, dq: int, price: int) -> tuple[int, int, int
     return qty + dq, (rest_notional if dq > 0 else -rest_notional), realized
 
 
-class Position:
-    """An account's state in one symbol: position, leverage, margin mode, resting orders.
-    `order_margin` is derived (a cache of `compute_order_margin()` kept by the engine)."""
-    __slots__ = ("symbol", "taker_fee", "qty", "cost", "leverage", "margin_type",
-                 "isolated_margin", "open_buy_qty", "open_buy_notional", "open_sell_qty",
-                 "open_sell_notional", "open_orders", "order_margin")
+class OpenOrders:
+    """The sums over one side's resting orders of a position, all exact in 1e-8 units:
+    quantity, notional (qty x price), cost (qty x assumed price), open loss."""
+    __slots__ = ("qty", "notional", "cost", "loss")
 
-    def __init__(self, symbol: str, leverage: int, taker_fee: int) -> None:
+    def __init__(self, qty: int = 0, notional: int = 0, cost: int = 0, loss: int = 0) -> None:
+        self.qty = qty
+        self.notional = notional
+        self.cost = cost
+        self.loss = loss
+
+    def plus(self, qty: int, notional: int, cost: int, loss: int) -> "OpenOrders":
+        return OpenOrders(self.qty + qty, self.notional + notional, self.cost + cost,
+                          self.loss + loss)
+
+
+class Position:
+    """An account's state in one symbol (or one leg in hedge mode): position, leverage,
+    margin mode, resting orders. `order_margin` is derived (a cache of `compute_order_margin()`
+    kept by the appliers)."""
+    __slots__ = ("symbol", "side", "taker_fee", "rules", "qty", "cost", "leverage",
+                 "margin_type", "isolated_margin", "buys", "sells", "open_orders",
+                 "order_margin")
+
+    def __init__(self, symbol: str, leverage: int, taker_fee: int, rules: int = 2,
+                 side: str = BOTH) -> None:
         self.symbol = symbol
+        self.side = side
         self.taker_fee = taker_fee
+        self.rules = rules
         self.qty = 0
         self.cost = 0
         self.leverage = leverage
         self.margin_type = CROSSED
         self.isolated_margin = 0
-        self.open_buy_qty = 0
-        self.open_buy_notional = 0
-        self.open_sell_qty = 0
-        self.open_sell_notional = 0
+        self.buys = OpenOrders()
+        self.sells = OpenOrders()
         self.open_orders = 0
         self.order_margin = 0
 
-    def compute_order_margin(self, buy_qty: int, buy_notional: int, sell_qty: int,
-                             sell_notional: int) -> int:
-        """Initial margin held by open orders of these sizes: for each side, the part that would
-        open (not close) a position, at notional / leverage plus the taker fee, rounded up."""
+    @property
+    def key(self) -> str:
+        return position_key(self.symbol, self.side)
+
+    def margin_for(self, buys: OpenOrders, sells: OpenOrders) -> int:
+        """Initial margin held by open orders of these sizes: for each side, the part that
+        would open (not close) the position, at its cost (module doc), rounded up."""
         total = 0
-        lev = self.leverage
         qty = self.qty
-        if buy_qty > 0:
-            opening = buy_qty + qty if qty < 0 else buy_qty  # a short absorbs buys first
+        if buys.qty > 0:
+            opening = buys.qty + qty if qty < 0 else buys.qty  # a short absorbs buys first
             if opening > 0:
-                n = buy_notional * opening // buy_qty
-                total += -(-n // lev) - (-(n * self.taker_fee) // SCALE)
-        if sell_qty > 0:
-            opening = sell_qty - qty if qty > 0 else sell_qty
+                total += self._side_margin(buys, opening)
+        if sells.qty > 0:
+            opening = sells.qty - qty if qty > 0 else sells.qty
             if opening > 0:
-                n = sell_notional * opening // sell_qty
-                total += -(-n // lev) - (-(n * self.taker_fee) // SCALE)
+                total += self._side_margin(sells, opening)
         return total
 
-    def add_open(self, side: str, qty: int, notional: int) -> None:
-        if side == "BUY":
-            self.open_buy_qty += qty
-            self.open_buy_notional += notional
-        else:
-            self.open_sell_qty += qty
-            self.open_sell_notional += notional
+    def _side_margin(self, side: OpenOrders, opening: int) -> int:
+        lev = self.leverage
+        if self.rules < 2:  # notional / leverage + taker fee on the opening part
+            n = side.notional * opening // side.qty
+            return -(-n // lev) - (-(n * self.taker_fee) // SCALE)
+        # (cost / leverage + loss) x opening / qty, rounded up
+        num = (side.cost + side.loss * lev) * opening
+        return -(-num // (side.qty * lev))
+
+    def compute_order_margin(self) -> int:
+        return self.margin_for(self.buys, self.sells) if self.open_orders else 0
+
+    def add_open(self, side: str, qty: int, notional: int, cost: int, loss: int) -> None:
+        o = self.buys if side == "BUY" else self.sells
+        o.qty += qty
+        o.notional += notional
+        o.cost += cost
+        o.loss += loss
 
     def entry_price(self) -> int:
         return abs(self.cost) * SCALE // abs(self.qty) if self.qty else 0
@@ -110,21 +160,32 @@ class Position:
 
 class Account:
     __slots__ = ("account_id", "registered_at", "wallet", "positions", "client_ids",
-                 "order_margin")
+                 "order_margin", "dual_side")
 
     def __init__(self, account_id: int, registered_at: int) -> None:
         self.account_id = account_id
         self.registered_at = registered_at
         self.wallet = 0  # USDT wallet balance
-        self.positions: dict[str, Position] = {}
+        self.positions: dict[str, Position] = {}  # by position_key
         self.client_ids: dict[str, int] = {}  # newClientOrderId of open orders -> order id
         self.order_margin = 0  # derived: sum of its positions' order_margin
+        self.dual_side = False  # hedge mode (dualSidePosition)
+
+    def legs(self, symbol: str) -> list[Position]:
+        """The account's positions in `symbol`: one in one-way mode, up to two in hedge mode."""
+        if not self.dual_side:
+            pos = self.positions.get(symbol)
+            return [pos] if pos is not None else []
+        out = []
+        for side in (LONG, SHORT):
+            pos = self.positions.get(symbol + ":" + side)
+            if pos is not None:
+                out.append(pos)
+        return out
 
     def refresh_order_margin(self, pos: Position) -> None:
         """Re-derive a position's order margin after its orders, size or leverage changed."""
-        new = pos.compute_order_margin(pos.open_buy_qty, pos.open_buy_notional,
-                                       pos.open_sell_qty, pos.open_sell_notional) \
-            if pos.open_orders else 0
+        new = pos.compute_order_margin()
         self.order_margin += new - pos.order_margin
         pos.order_margin = new
 

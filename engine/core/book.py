@@ -19,13 +19,17 @@ SELL = "SELL"
 
 
 class Order:
+    """An accepted order. `cost_price` and `loss_unit` are its assumed price and open loss per
+    unit for the open-order margin (engine.core.accounts; 0 under rules 1); `gtd` its
+    goodTillDate (ms, 0: none)."""
     __slots__ = ("order_id", "account", "symbol", "side", "price", "quantity", "remaining",
-                 "tif", "type", "reduce_only", "client_id", "stp", "liquidation", "prev", "next",
-                 "level")
+                 "tif", "type", "reduce_only", "client_id", "stp", "liquidation",
+                 "position_side", "cost_price", "loss_unit", "gtd", "prev", "next", "level")
 
     def __init__(self, order_id: int, account: int, symbol: str, side: str, price: int,
                  quantity: int, tif: str, type_: str, reduce_only: bool, client_id: str,
-                 stp: str, liquidation: bool = False) -> None:
+                 stp: str, liquidation: bool = False, position_side: str = "BOTH",
+                 cost_price: int = 0, loss_unit: int = 0, gtd: int = 0) -> None:
         self.order_id = order_id
         self.account = account
         self.symbol = symbol
@@ -39,6 +43,10 @@ class Order:
         self.client_id = client_id
         self.stp = stp
         self.liquidation = liquidation
+        self.position_side = position_side
+        self.cost_price = cost_price
+        self.loss_unit = loss_unit
+        self.gtd = gtd
         self.prev: Order | None = None
         self.next: Order | None = None
         self.level: Level | None = None  # set while resting

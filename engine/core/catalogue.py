@@ -6,9 +6,10 @@ catalogue.json. The maintenance amount `cum` is derived here, never stored:
 which makes MM = notional x MMR(tier) - cum(tier) continuous at every tier boundary.
 All values are ints of 1e-8 units (engine.core.fixed); times are ms.
 
-Funding caps are effective-dated too: a symbol's `fundingCap` (null: the default, 0.75 x tier-1
-MMR of the bracket table in force) may be followed by `fundingCapSchedule`, a list of
-{"effective": ISO time, "cap": decimal or null} (SymbolSpec.funding_cap_at).
+Funding caps are effective-dated too: a symbol's `fundingCap` (an absolute cap; null: a multiple
+of the tier-1 MMR of the bracket table in force, `fundingCapMultiplier`, 0.75 by default) may be
+followed by `fundingCapSchedule`, a list of {"effective": ISO time, "cap": decimal or null,
+"multiplier": decimal} (SymbolSpec.funding_cap_at).
 """
 from __future__ import annotations
 
@@ -118,13 +119,16 @@ class SymbolSpec:
     taker_fee: int
     liquidation_fee: int
     max_num_orders: int
-    funding_cap: int | None  # None: 0.75 x tier-1 MMR
+    funding_cap: int | None  # None: funding_cap_multiplier x tier-1 MMR
     schedule: tuple[tuple[int, BracketTable], ...]  # (effective ms, table), ascending
     assumed: tuple[str, ...] = ()
     _effective: list[int] = field(default_factory=list, repr=False)
-    # effective-dated changes of the funding cap: (effective ms, cap or None), ascending;
-    # `funding_cap` applies before the first of them
-    funding_caps: tuple[tuple[int, int | None], ...] = ()
+    # effective-dated changes of the funding cap: (effective ms, cap or None, multiplier),
+    # ascending; `funding_cap` and `funding_cap_multiplier` apply before the first of them
+    funding_caps: tuple[tuple[int, int | None, int], ...] = ()
+    funding_cap_multiplier: int = 75_000_000  # 0.75 (1e-8)
+    max_num_algo_orders: int = 100  # open conditional orders per account and symbol
+    trigger_protect: int = 5_000_000  # priceProtect: |mark - last| / mark at most 5 % (1e-8)
 
     def __post_init__(self) -> None:
         self._effective.extend(t for t, _ in self.schedule)
@@ -140,14 +144,15 @@ class SymbolSpec:
         until = self._effective[i + 1] if i + 1 < len(self._effective) else None
         return self.schedule[max(i, 0)][1], since, until
 
-    def funding_cap_at(self, ms: int) -> int | None:
-        """The symbol's own funding cap in force at ms; None: the default (0.75 x MMR1)."""
-        cap = self.funding_cap
-        for effective, c in self.funding_caps:
+    def funding_cap_at(self, ms: int) -> tuple[int | None, int]:
+        """(the symbol's absolute funding cap in force at ms or None, the multiplier of the
+        tier-1 MMR that applies when there is none)."""
+        cap, multiplier = self.funding_cap, self.funding_cap_multiplier
+        for effective, c, m in self.funding_caps:
             if effective > ms:
                 break
-            cap = c
-        return cap
+            cap, multiplier = c, m
+        return cap, multiplier
 
 
 @dataclass(frozen=True)
@@ -172,7 +177,8 @@ _DEFAULTS = {
     "tickSize": "0.0001", "stepSize": "0.1", "minQty": "0.1", "maxQty": "10000000",
     "marketMaxQty": "1000000", "minPrice": None, "maxPrice": "10000000", "minNotional": "5",
     "multiplierUp": "1.15", "multiplierDown": "0.85", "makerFee": "0.0002", "takerFee": "0.0005",
-    "liquidationFee": "0.0125", "maxNumOrders": 200,
+    "liquidationFee": "0.0125", "maxNumOrders": 200, "maxNumAlgoOrders": 100,
+    "triggerProtect": "0.05", "fundingCapMultiplier": "0.75",
 }
 
 
@@ -243,10 +249,14 @@ def from_dict(doc: dict, overrides: dict | None = None) -> Catalogue:
             liquidation_fee=fixed.parse(val("liquidationFee")),
             max_num_orders=int(val("maxNumOrders")),
             funding_cap=fixed.parse(cap) if cap is not None else None,
+            funding_cap_multiplier=fixed.parse(val("fundingCapMultiplier")),
+            max_num_algo_orders=int(val("maxNumAlgoOrders")),
+            trigger_protect=fixed.parse(val("triggerProtect")),
             schedule=tuple(schedule),
             funding_caps=tuple(sorted(
                 ((parse_iso_ms(c["effective"]),
-                  fixed.parse(c["cap"]) if c.get("cap") is not None else None)
+                  fixed.parse(c["cap"]) if c.get("cap") is not None else None,
+                  fixed.parse(c.get("multiplier") or val("fundingCapMultiplier")))
                  for c in s.get("fundingCapSchedule", ())), key=lambda c: c[0])),
             # assumed: the symbol's own list plus every assumed default it inherits
             assumed=tuple(dict.fromkeys(list(s.get("assumed", ())) + [

@@ -10,8 +10,11 @@ All numbers are ints of 1e-8 units (engine.core.fixed); times are ms.
 The Engine is assembled from parts that share one Ledger (engine.core.ledger: the state and
 `emit`) and each own the commands and events of one concern:
 
-    Accounting   accounts, deposits, withdrawals, leverage, margin type, isolated margin
-    Orders       validation, matching, cancel, modify (everyone's orders go through it)
+    Accounting   accounts, deposits, withdrawals, leverage, margin type, isolated margin,
+                 position mode (one-way or hedge)
+    Orders       validation, matching, cancel, modify, good-till-date expiry (everyone's
+                 orders go through it)
+    ConditionalOrders  stop, take-profit and trailing orders: triggers    (uses Orders)
     Liquidator   margin calls, liquidation, ADL, insurance fund          (uses Orders)
     Pricing      index, composite, mark price, premium, funding settlement
     SpotDesk     spot wallets and the tokens' spot books
@@ -26,8 +29,10 @@ import hashlib
 import msgspec
 
 from engine.core.accounting import Accounting
+from engine.core.accounts import BOTH
 from engine.core.book import BUY, SELL
 from engine.core.catalogue import Catalogue
+from engine.core.conditional import ConditionalOrders
 from engine.core.ledger import Applier, EngineConfig, Ledger
 from engine.core.liquidation import Liquidator
 from engine.core.orders import Orders
@@ -46,13 +51,17 @@ class Engine:
         ledger = self.ledger = Ledger(catalogue, config or EngineConfig())
         self.accounting = Accounting(ledger)
         self.orders = Orders(ledger)
+        self.conditional = ConditionalOrders(ledger, self.orders)
         self.liquidator = Liquidator(ledger, self.orders)
         self.pricing = Pricing(ledger)
         self.spot = SpotDesk(ledger)
         self.tokens = TokenDesk(ledger, self.orders, self.spot)
         self.pricing.on_settled = self.tokens.on_funding
-        parts = (self.accounting, self.orders, self.liquidator, self.pricing, self.spot,
-                 self.tokens)
+        self.orders.cancel_conditional = self.conditional.cancel_account
+        self.liquidator.expire_conditional = self.conditional.expire_account
+        self.accounting.open_conditional = self.conditional.open_orders
+        parts = (self.accounting, self.orders, self.conditional, self.liquidator, self.pricing,
+                 self.spot, self.tokens)
         self._handlers: dict[type, Applier] = {}
         for part in parts:
             self._handlers.update(part.handlers())
@@ -89,7 +98,12 @@ class Engine:
             self._switch_tables(time, announce=not first)
         if time >= self.pricing.next_due:  # funding settlements and index rebalances
             self.pricing.run_due(time)
+        if self.orders.gtd and time >= self.orders.next_expiry():  # good-till-date orders
+            self.orders.expire_due(time)
         self._handlers[type(cmd)](cmd)
+        conditional = self.conditional
+        if conditional.moved or ledger.closed:  # triggers, and orders a closed position frees
+            conditional.after_command()
         if self.tokens.by_symbol:  # leveraged tokens: NAV and rebalancing on mark moves
             self.tokens.after_command(out)
         every = ledger.config.checkpoint_every
@@ -105,6 +119,9 @@ class Engine:
         appliers = ledger.appliers
         for ev in events:
             appliers[type(ev)](ev)
+        # what a live command checks at its end was decided when it ran (its events say so)
+        self.conditional.moved.clear()
+        ledger.closed.clear()
 
     # == effective-dated bracket tables ===========================================================
     def _earliest_switch(self) -> int | None:
@@ -143,11 +160,19 @@ class Engine:
         accounts = []
         for aid in sorted(self.accounts):
             a = self.accounts[aid]
-            positions = [[p.symbol, p.qty, p.cost, p.leverage, p.margin_type, p.isolated_margin,
-                          p.open_buy_qty, p.open_buy_notional, p.open_sell_qty,
-                          p.open_sell_notional, p.open_orders]
-                         for _, p in sorted(a.positions.items())]
-            accounts.append([aid, a.registered_at, a.wallet, positions, sorted(a.client_ids.items())])
+            positions = []
+            for _, p in sorted(a.positions.items()):
+                row = [p.symbol, p.qty, p.cost, p.leverage, p.margin_type, p.isolated_margin,
+                       p.buys.qty, p.buys.notional, p.sells.qty, p.sells.notional,
+                       p.open_orders]
+                extension = [p.side, p.buys.cost, p.buys.loss, p.sells.cost, p.sells.loss]
+                if p.side != BOTH or any(extension[1:]):  # hedge legs, rules-2 order costs
+                    row.append(extension)
+                positions.append(row)
+            row = [aid, a.registered_at, a.wallet, positions, sorted(a.client_ids.items())]
+            if a.dual_side:
+                row.append(True)
+            accounts.append(row)
         books = []
         for name in sorted(self.symbols):
             s = self.symbols[name]
@@ -155,20 +180,25 @@ class Engine:
                 continue
             sides = []
             for side in (BUY, SELL):
-                sides.append([[o.order_id, o.account, o.price, o.quantity, o.remaining, o.tif,
-                               o.reduce_only, o.client_id, o.stp]
-                              for level in s.book.levels(side) for o in level.orders()])
+                rows = []
+                for level in s.book.levels(side):
+                    for o in level.orders():
+                        order = [o.order_id, o.account, o.price, o.quantity, o.remaining, o.tif,
+                                 o.reduce_only, o.client_id, o.stp]
+                        if o.position_side != BOTH or o.cost_price or o.loss_unit or o.gtd:
+                            order.append([o.position_side, o.cost_price, o.loss_unit, o.gtd])
+                        rows.append(order)
+                sides.append(rows)
             books.append([name, s.mark, s.index, s.last_price, sides])
-        state = [accounts, books, ledger.fees_collected, ledger.insurance_fund,
-                 ledger.total_deposits, ledger.total_withdrawals, ledger.next_order_id,
-                 ledger.next_trade_id]
-        funding = self.pricing.canonical()  # None until index prices or listings arrive
-        tokens = self.tokens.canonical()  # None until a token or a spot wallet exists
-        if funding is not None or tokens is not None:
-            state.append(funding)
-        if tokens is not None:
-            state.append(tokens)
-        return state
+        state: list = [accounts, books, ledger.fees_collected, ledger.insurance_fund,
+                       ledger.total_deposits, ledger.total_withdrawals, ledger.next_order_id,
+                       ledger.next_trade_id]
+        # the parts that came later: None while unused, so older logs hash as they did
+        sections = [self.pricing.canonical(), self.tokens.canonical(),
+                    self.conditional.canonical()]
+        while sections and sections[-1] is None:
+            sections.pop()
+        return state + sections
 
     def state_hash(self) -> str:
         blob = msgspec.msgpack.encode(self.canonical_state())

@@ -11,17 +11,18 @@ Premium index, sampled at each index price update of a symbol (from its book at 
                         (a missing impact price contributes 0; rounded toward zero)
 
 Rate at each settlement (00:00, 08:00, 16:00 UTC):
-    P  = time-weighted average of the premium index over the interval: each sample weighs the
-         command time it stayed in force (until the next sample or the settlement), exactly as
-         sum(premium x ms) / sum(ms), rounded toward zero. The interval starts at the previous
-         settlement, or at the symbol's first index price; with no time covered yet, the
-         current premium index.
+    P  = Binance's average premium index (rules 2): the premium index in force is sampled every
+         5 seconds of command time (at whole multiples of 5 s; a sample at the time of an index
+         update takes the new value), and the interval's samples P1 ... Pn weigh 1, 2, ..., n:
+         P = (1 P1 + 2 P2 + ... + n Pn) / (1 + 2 + ... + n), rounded toward zero (samples
+         0.0001, 0.0002, 0.0006 give 0.00038333). Adding k samples of one value p after n is
+         O(1): p x (k n + k (k + 1) / 2). With no sample yet, the current premium index.
+         Rules 1 (logs of the first release): the time-weighted average sum(premium x ms) /
+         sum(ms), rounded toward zero.
     F  = P + clamp(I - P, -0.05 %, +0.05 %),   I = 0.01 % per 8 hours
-    capped F = clamp(F, -cap, +cap), cap = the symbol's funding cap in force at the settlement
-         time where one is set (ALLUSDT 3 %), else 0.75 x tier-1 MMR of the bracket table in
-         force at the settlement time (rounded down).
-Note: Binance's published P weights the i-th of n regular samples by i; with samples at
-irregular command times the project uses the plain duration weighting.
+    capped F = clamp(F, -cap, +cap), cap = the symbol's absolute funding cap in force at the
+         settlement time where one is set (ALLUSDT 3 %), else its multiplier (0.75 by default;
+         catalogue data) x tier-1 MMR of the bracket table in force then (rounded down).
 
 Payments (`allocate`): each position pays or receives |qty| x mark x |rate|; a positive rate
 means longs pay shorts. Payers pay their exact amount rounded UP to 1e-8 USDT; the payers' total
@@ -41,6 +42,7 @@ INTEREST_RATE = 10_000  # 0.01 % per 8 hours
 PREMIUM_CLAMP = 50_000  # 0.05 %
 IMPACT_MARGIN = 200 * SCALE  # USDT
 HISTORY_LIMIT = 1000  # funding rates kept per symbol (Binance's fundingRate limit)
+SAMPLE_MS = 5_000  # the premium index is sampled every 5 seconds (rules 2)
 
 _SCALE2 = SCALE * SCALE
 
@@ -92,7 +94,23 @@ def premium_index(impact_bid: int, impact_ask: int, index: int) -> int:
 
 
 def average_premium(acc: int, covered_ms: int, current: int) -> int:
+    """Rules 1: the time-weighted average."""
     return div_trunc(acc, covered_ms) if covered_ms else current
+
+
+def add_samples(n: int, weighted: int, premium: int, k: int) -> tuple[int, int]:
+    """(n, sum of i x P_i) after k more samples of `premium` (the (n+1)-th to the (n+k)-th)."""
+    return n + k, weighted + premium * (k * n + k * (k + 1) // 2)
+
+
+def samples_between(first: int, end: int) -> int:
+    """How many sample times first, first + 5 s, ... lie at or before `end`."""
+    return (end - first) // SAMPLE_MS + 1 if end >= first else 0
+
+
+def weighted_average_premium(n: int, weighted: int, current: int) -> int:
+    """Rules 2: (1 P1 + ... + n Pn) / (1 + ... + n), rounded toward zero."""
+    return div_trunc(2 * weighted, n * (n + 1)) if n else current
 
 
 def funding_rate(avg_premium: int, interest: int = INTEREST_RATE,
@@ -105,18 +123,18 @@ def cap_rate(rate: int, cap: int) -> int:
     return min(max(rate, -cap), cap)
 
 
-def default_cap(tier1_mmr: int) -> int:
-    """0.75 x tier-1 maintenance margin rate (seed 002), rounded down."""
-    return 3 * tier1_mmr // 4
+def default_cap(tier1_mmr: int, multiplier: int = 75_000_000) -> int:
+    """multiplier (0.75 by default: seed 002) x tier-1 maintenance margin rate, rounded down."""
+    return multiplier * tier1_mmr // SCALE
 
 
 def funding_cap(spec: SymbolSpec, time: int) -> int:
-    """The cap in force at `time`: the symbol's own where set, else 0.75 x tier-1 MMR of the
-    bracket table in force then. Both are effective-dated catalogue data."""
-    cap = spec.funding_cap_at(time)
+    """The cap in force at `time`: the symbol's absolute cap where set, else its multiplier x
+    tier-1 MMR of the bracket table in force then. Both are effective-dated catalogue data."""
+    cap, multiplier = spec.funding_cap_at(time)
     if cap is not None:
         return cap
-    return default_cap(spec.table_at(time).tiers[0].mmr)
+    return default_cap(spec.table_at(time).tiers[0].mmr, multiplier)
 
 
 def settlement_rate(avg_premium: int, cap: int) -> int:

@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from engine.core import errors as E
 from engine.core import risk
-from engine.core.accounts import ISOLATED, Account, Position
+from engine.core.accounts import BOTH, ISOLATED, Account, Position, position_key
 from engine.core.book import Order
 from engine.core.catalogue import Catalogue
 from engine.core.errors import Rejected
@@ -29,6 +29,8 @@ from proto import events as V
 DAY_MS = 86_400_000
 
 Applier = Callable[[Any], None]
+PriceListener = Callable[[str, int, int], None]  # (symbol, source, price)
+MARK, LAST = 0, 1  # the prices a conditional order can work on: mark, last trade ("contract")
 
 
 @dataclass(frozen=True)
@@ -38,13 +40,21 @@ class EngineConfig:
     new_account_max_leverage: int = 20
     default_stp: str = "EXPIRE_MAKER"  # Binance's current default; older pages say NONE
     checkpoint_every: int = 10_000  # commands between Checkpoint events; 0 = never
+    # which of the venue's rules the core follows: 1 = the first release (open-order margin
+    # with the taker fee, a time-weighted premium), 2 = Binance's cost to open and its
+    # sample-weighted premium. A log records it, so it re-drives under its own rules.
+    rules: int = 2
 
     @classmethod
     def from_dict(cls, recorded: dict, **overrides: Any) -> "EngineConfig":
         """The configuration a log header recorded (unknown keys ignored, defaults where it
-        says nothing), with `overrides` on top."""
+        says nothing; a header from before `rules` existed is rules 1), with `overrides`
+        on top."""
         known = set(cls.__dataclass_fields__)
-        return cls(**{**{k: v for k, v in recorded.items() if k in known}, **overrides})
+        values = {k: v for k, v in recorded.items() if k in known}
+        if recorded and "rules" not in recorded:
+            values["rules"] = 1
+        return cls(**{**values, **overrides})
 
 
 class Ledger:
@@ -65,6 +75,9 @@ class Ledger:
         self.time = 0
         self.out: list[V.Event] = []  # the current command's events
         self.appliers: dict[type, Applier] = {}
+        self.price_listeners: list[PriceListener] = []
+        # positions a fill took to zero during the current command: (account, position key)
+        self.closed: set[tuple[int, str]] = set()
 
     # -- events ------------------------------------------------------------------------------------
     def register(self, appliers: dict[type, Applier]) -> None:
@@ -77,38 +90,70 @@ class Ledger:
         self.out.append(ev)
         self.appliers[type(ev)](ev)
 
-    def reject_command(self, cmd: C.Command, code: int, msg: str) -> None:
-        self.emit(V.CommandRejected(op=type(cmd).__struct_config__.tag, code=code, msg=msg,
-                                    account=getattr(cmd, "account", 0)))
+    def reject_command(self, cmd: C.Command, r: Rejected) -> None:
+        self.emit(V.CommandRejected(op=type(cmd).__struct_config__.tag, code=r.code, msg=r.msg,
+                                    account=getattr(cmd, "account", 0), detail=r.detail))
+
+    def price_moved(self, symbol: str, source: int, price: int) -> None:
+        """Appliers of MarkPriceUpdated (MARK) and Trade (LAST) report the new price."""
+        for listener in self.price_listeners:
+            listener(symbol, source, price)
+
+    def filled(self, acct: Account, pos: Position) -> None:
+        """Appliers of fills report the position they changed."""
+        if pos.qty == 0:
+            self.closed.add((acct.account_id, pos.key))
 
     # -- lookups that validation uses --------------------------------------------------------------
     def account(self, account: int) -> Account:
         acct = self.accounts.get(account)
         if acct is None:
-            raise Rejected(E.UNKNOWN_ACCOUNT, f"Unknown account {account}: send createAccount first.")
+            raise Rejected(E.UNKNOWN_ACCOUNT, f"unknown account {account}: send createAccount "
+                                              f"first")
         return acct
 
     def symbol(self, name: str) -> SymbolState:
         sym = self.symbols.get(name)
         if sym is None:
-            raise Rejected(E.INVALID_SYMBOL, f"Invalid symbol {name!r}.")
+            raise Rejected(E.INVALID_SYMBOL, f"unknown symbol {name!r}")
         return sym
 
-    def position(self, acct: Account, symbol: str) -> Position:
-        """The account's position in `symbol`; a fresh one (not stored) if it has none."""
-        pos = acct.positions.get(symbol)
+    def position(self, acct: Account, symbol: str, side: str = BOTH) -> Position:
+        """The account's position (or hedge leg) in `symbol`; a fresh one (not stored) with the
+        symbol's settings if it has none."""
+        pos = acct.positions.get(position_key(symbol, side))
         if pos is None:
-            pos = Position(symbol, self.config.default_leverage,
-                           self.symbols[symbol].spec.taker_fee)
+            pos = self._new_position(acct, symbol, side)
         return pos
 
-    def position_for_update(self, acct: Account, symbol: str) -> Position:
+    def position_for_update(self, acct: Account, symbol: str, side: str = BOTH) -> Position:
         """For appliers: the position, stored if it was new."""
-        pos = acct.positions.get(symbol)
+        key = position_key(symbol, side)
+        pos = acct.positions.get(key)
         if pos is None:
-            pos = acct.positions[symbol] = Position(symbol, self.config.default_leverage,
-                                                    self.symbols[symbol].spec.taker_fee)
+            pos = acct.positions[key] = self._new_position(acct, symbol, side)
         return pos
+
+    def _new_position(self, acct: Account, symbol: str, side: str) -> Position:
+        """A new position inherits the symbol's leverage and margin type from its other leg
+        (they are per symbol, shared by a hedge account's LONG and SHORT)."""
+        pos = Position(symbol, self.config.default_leverage,
+                       self.symbols[symbol].spec.taker_fee, self.config.rules, side)
+        for other in (symbol, symbol + ":LONG", symbol + ":SHORT"):
+            o = acct.positions.get(other)
+            if o is not None:
+                pos.leverage, pos.margin_type = o.leverage, o.margin_type
+                break
+        return pos
+
+    def symbol_settings(self, acct: Account, symbol: str) -> Position:
+        """Any stored position of the symbol (they all carry its leverage and margin type), or
+        a fresh one."""
+        for key in (symbol, symbol + ":LONG", symbol + ":SHORT"):
+            pos = acct.positions.get(key)
+            if pos is not None:
+                return pos
+        return self._new_position(acct, symbol, BOTH)
 
     def is_young(self, acct: Account) -> bool:
         """Registered less than `new_account_days` before the command's time."""

@@ -19,10 +19,12 @@ account gets `LiquidationDeclined` and nothing else. Otherwise, each step an eve
 from __future__ import annotations
 
 from fractions import Fraction
+from typing import Callable
 
 from engine.core import errors as E
 from engine.core import risk
-from engine.core.accounts import CROSSED, ISOLATED, Account, Position, fill_result
+from engine.core.accounts import CROSSED, ISOLATED, Account, Position, fill_result, position_key
+from engine.core.errors import Rejected
 from engine.core.book import BUY, SELL, Order
 from engine.core.fixed import SCALE
 from engine.core.ledger import Applier, Ledger
@@ -64,6 +66,8 @@ class Liquidator:
     def __init__(self, ledger: Ledger, orders: Orders) -> None:
         self.ledger = ledger
         self.orders = orders
+        # set by the engine: expires the account's conditional orders in a symbol
+        self.expire_conditional: Callable[[Account, str, str], None] | None = None
 
     def handlers(self) -> dict[type, Applier]:
         return {C.Liquidate: self._liquidate, C.MarginCall: self._margin_call,
@@ -79,29 +83,36 @@ class Liquidator:
     def _fund_insurance(self, cmd: C.FundInsurance) -> None:
         ledger = self.ledger
         if cmd.amount <= 0:
-            return ledger.reject_command(cmd, E.INVALID_VALUE, "amount must be positive.")
+            return ledger.reject_command(cmd, Rejected(E.INVALID_VALUE, "the amount must be "
+                                                       "positive", arg="amount"))
         ledger.emit(V.InsuranceFunded(amount=cmd.amount, balance=ledger.insurance_fund + cmd.amount))
 
     def _margin_call(self, cmd: C.MarginCall) -> None:
         ledger = self.ledger
         acct = ledger.accounts.get(cmd.account)
         if acct is None:
-            return ledger.reject_command(cmd, E.UNKNOWN_ACCOUNT, f"Unknown account {cmd.account}.")
-        pos = acct.positions.get(cmd.symbol) if cmd.symbol else None
+            return ledger.reject_command(cmd, Rejected(E.UNKNOWN_ACCOUNT,
+                                                       f"unknown account {cmd.account}"))
+        pos = acct.positions.get(position_key(cmd.symbol, cmd.position_side)) \
+            if cmd.symbol else None
         if cmd.symbol and (pos is None or pos.margin_type != ISOLATED):
-            return ledger.reject_command(cmd, E.INVALID_VALUE, f"No isolated position in {cmd.symbol}.")
+            return ledger.reject_command(cmd, Rejected(E.INVALID_VALUE, f"no isolated position "
+                                                       f"in {cmd.symbol}", arg="symbol"))
         figures = ledger.isolated_risk(pos) if pos is not None else ledger.cross_risk(acct)
         ledger.emit(V.MarginCallIssued(account=cmd.account, symbol=cmd.symbol,
-                                       margin_ratio=figures.ratio))
+                                       margin_ratio=figures.ratio,
+                                       position_side=cmd.position_side))
 
     def _liquidate(self, cmd: C.Liquidate) -> None:
         ledger = self.ledger
         emit = ledger.emit
         acct = ledger.accounts.get(cmd.account)
         if acct is None:
-            return ledger.reject_command(cmd, E.UNKNOWN_ACCOUNT, f"Unknown account {cmd.account}.")
+            return ledger.reject_command(cmd, Rejected(E.UNKNOWN_ACCOUNT,
+                                                       f"unknown account {cmd.account}"))
         isolated = bool(cmd.symbol)
-        pos = acct.positions.get(cmd.symbol) if isolated else None
+        side = cmd.position_side
+        pos = acct.positions.get(position_key(cmd.symbol, side)) if isolated else None
         if pos is None:
             figures = risk.RiskFigures(0, 0) if isolated else ledger.cross_risk(acct)
         elif pos.margin_type != ISOLATED or pos.qty == 0:
@@ -111,35 +122,41 @@ class Liquidator:
         if not figures.liquidatable:
             emit(V.LiquidationDeclined(account=cmd.account, symbol=cmd.symbol,
                                        maint_margin=figures.maint_margin,
-                                       margin_balance=figures.margin_balance))
+                                       margin_balance=figures.margin_balance,
+                                       position_side=side))
             return
         emit(V.LiquidationStarted(account=cmd.account, symbol=cmd.symbol,
                                   maint_margin=figures.maint_margin,
-                                  margin_balance=figures.margin_balance))
+                                  margin_balance=figures.margin_balance, position_side=side))
         if isolated:
-            symbols = [cmd.symbol]
+            keys = [position_key(cmd.symbol, side)]
         else:
-            symbols = sorted(s for s, p in acct.positions.items() if p.margin_type == CROSSED)
-        for s in symbols:
-            self.orders.cancel_account_orders(acct, ledger.symbols[s])
+            keys = sorted(k for k, p in acct.positions.items() if p.margin_type == CROSSED)
+        for symbol in sorted({acct.positions[k].symbol for k in keys}):
+            self.orders.cancel_account_orders(acct, ledger.symbols[symbol])
+            if self.expire_conditional is not None:
+                self.expire_conditional(acct, symbol, "liquidation")
         wallet_before = acct.wallet
         isolated_before = pos.isolated_margin if pos is not None else 0
-        closed: list[tuple[str, int]] = []  # (symbol, liquidated notional)
-        for s in symbols:
-            if acct.positions[s].qty:
-                closed.append((s, self._close_by_liquidation(acct, acct.positions[s])))
+        closed: list[tuple[Position, int]] = []  # (position, liquidated notional)
+        for k in keys:
+            leg = acct.positions[k]
+            if leg.qty:
+                closed.append((leg, self._close_by_liquidation(acct, leg)))
         if isolated:  # what the position had: its margin plus what its closing realized
             residual = isolated_before + acct.wallet - wallet_before
         else:
             residual = ledger.cross_risk(acct).margin_balance
-        for s, notional in closed:
-            fee = -(-(notional * ledger.symbols[s].spec.liquidation_fee) // SCALE)
+        for leg, notional in closed:
+            fee = -(-(notional * ledger.symbols[leg.symbol].spec.liquidation_fee) // SCALE)
             fee = min(fee, max(residual, 0))
             if fee:
-                emit(V.LiquidationFeeCharged(account=acct.account_id, symbol=s, amount=fee))
+                emit(V.LiquidationFeeCharged(account=acct.account_id, symbol=leg.symbol,
+                                             amount=fee, position_side=leg.side))
                 residual -= fee
         if residual < 0:
-            emit(V.InsuranceCovered(account=acct.account_id, symbol=cmd.symbol, amount=-residual))
+            emit(V.InsuranceCovered(account=acct.account_id, symbol=cmd.symbol, amount=-residual,
+                                    position_side=side))
 
     def _close_by_liquidation(self, acct: Account, pos: Position) -> int:
         """Close one position; returns the notional liquidated (book fills and ADL)."""
@@ -168,7 +185,8 @@ class Liquidator:
         ledger.emit(V.OrderAccepted(
             order_id=order_id, account=acct.account_id, symbol=pos.symbol, side=side,
             type="LIMIT", time_in_force="IOC", price=price, quantity=abs(pos.qty),
-            reduce_only=True, client_order_id="", stp_mode="NONE", rest=False, liquidation=True))
+            reduce_only=True, client_order_id="", stp_mode="NONE", rest=False, liquidation=True,
+            position_side=pos.side))
         order = ledger.pending[order_id]
         self.orders.take(order)
         if order.remaining and ledger.insurance_fund > 0:
@@ -176,7 +194,7 @@ class Liquidator:
             budget = InsuranceBudget(price, side, ledger.insurance_fund, spec.step_size)
             self.orders.take(order, limit=worst, budget=budget)
         if order.remaining:
-            self._auto_deleverage(order, price)
+            self._auto_deleverage(order, pos, price)
         total = 0
         for ev in ledger.out[start:]:
             if type(ev) is V.Trade and ev.taker_order_id == order_id or \
@@ -201,7 +219,7 @@ class Liquidator:
             return pnl_ratio * leverage
         return pnl_ratio / leverage if leverage else pnl_ratio
 
-    def _auto_deleverage(self, order: Order, price: int) -> None:
+    def _auto_deleverage(self, order: Order, liquidated: Position, price: int) -> None:
         ledger = self.ledger
         symbol = order.symbol
         want_short = order.side == SELL  # liquidating a long: shorts take the other side
@@ -209,13 +227,12 @@ class Liquidator:
         for aid, a in ledger.accounts.items():
             if aid == order.account:
                 continue
-            p = a.positions.get(symbol)
-            if p is not None and p.qty and (p.qty < 0) == want_short:
-                candidates.append((-self._adl_rank(a, p), aid, p))
-        candidates.sort(key=lambda c: (c[0], c[1]))
+            for p in a.legs(symbol):
+                if p.qty and (p.qty < 0) == want_short:
+                    candidates.append((-self._adl_rank(a, p), aid, p.side, p))
+        candidates.sort(key=lambda c: (c[0], c[1], c[2]))
         sign = 1 if order.side == BUY else -1
-        liquidated = ledger.accounts[order.account].positions[symbol]
-        for _, aid, p in candidates:
+        for _, aid, _, p in candidates:
             if not order.remaining:
                 break
             qty = min(order.remaining, abs(p.qty))
@@ -224,7 +241,9 @@ class Liquidator:
             ledger.emit(V.AdlTrade(trade_id=ledger.next_trade_id, symbol=symbol, price=price,
                                    quantity=qty, order_id=order.order_id, account=order.account,
                                    counterparty=aid, realized_pnl=own,
-                                   counterparty_realized_pnl=theirs))
+                                   counterparty_realized_pnl=theirs,
+                                   position_side=liquidated.side,
+                                   counterparty_position_side=p.side))
         if order.remaining:  # no opposite position left (cannot happen while OI balances)
             ledger.emit(V.OrderExpired(order_id=order.order_id, account=order.account,
                                        symbol=symbol, quantity=order.remaining,
@@ -237,13 +256,16 @@ class Liquidator:
         sign = 1 if order.side == BUY else -1
         acct = ledger.accounts[ev.account]
         other = ledger.accounts[ev.counterparty]
-        for a, dq, pnl in ((acct, sign * ev.quantity, ev.realized_pnl),
-                           (other, -sign * ev.quantity, ev.counterparty_realized_pnl)):
-            p = a.positions[ev.symbol]
+        for a, side, dq, pnl in (
+                (acct, ev.position_side, sign * ev.quantity, ev.realized_pnl),
+                (other, ev.counterparty_position_side, -sign * ev.quantity,
+                 ev.counterparty_realized_pnl)):
+            p = a.positions[position_key(ev.symbol, side)]
             p.apply_fill(dq, ev.price)
             a.wallet += pnl
             if p.open_orders:
                 a.refresh_order_margin(p)
+            ledger.filled(a, p)
         order.remaining -= ev.quantity
         if order.remaining == 0:
             del ledger.pending[order.order_id]

@@ -1,25 +1,40 @@
-"""Orders: validation, matching, cancel and modify, and the appliers of order events.
+"""Orders: validation, matching, cancel and modify, good-till-date expiry, and the appliers of
+order events.
 
-Every order is checked before anything changes (SEED-NOTES §9); a failure is OrderRejected
-with Binance's code. An accepted order is OrderAccepted (rest=True: it goes straight to the
-book), then its Trades, then OrderRested or OrderExpired for what is left. The liquidation and
-token parts send their orders through `validate_new`, `match` and `take` here, so every order
-of the venue passes the same checks and the same book.
+Every order is checked before anything changes (SEED-NOTES §9 and §11); a failure is
+OrderRejected with Binance's code and text. An accepted order is OrderAccepted (rest=True: it
+goes straight to the book), then its Trades, then OrderRested or OrderExpired for what is left.
+The liquidation, conditional-order and token parts send their orders through `validate_new`,
+`match` and `take` here, so every order of the venue passes the same checks and the same book.
+
+Position side: in one-way mode an order's positionSide is BOTH; in hedge mode LONG or SHORT
+(-4061 otherwise), and BUY LONG / SELL SHORT open, SELL LONG / BUY SHORT close: a closing order
+is reduce-only (it can never flip a leg), and reduceOnly itself may not be sent (-1106).
 """
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Callable, Protocol
+
+from sortedcontainers import SortedList
 
 from engine.core import errors as E
-from engine.core.accounts import Account, Position, fill_result
-from engine.core.book import BUY, SELL, Order, crosses, fillable
+from engine.core.accounts import BOTH, LONG, SHORT, Account, OpenOrders, Position, fill_result
+from engine.core.book import BUY, SELL, Order, OrderBook, crosses, fillable
 from engine.core.catalogue import SymbolSpec
 from engine.core.errors import Rejected
 from engine.core.fixed import SCALE, fmt
-from engine.core.ledger import Applier, Ledger
+from engine.core.ledger import LAST, Applier, Ledger
 from engine.core.markets import SymbolState
 from proto import commands as C
 from proto import events as V
+
+CONDITIONAL_TYPES = frozenset({"STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET",
+                               "TRAILING_STOP_MARKET"})
+RESTING_TIF = ("GTC", "GTX", "GTD")
+GTD_MIN_AHEAD_MS = 600_000  # goodTillDate must be more than 600 s after the order
+GTD_MAX = 253_402_300_799_000  # 9999-12-31 23:59:59 UTC
+SHORT_COST_FACTOR = 100_150_000  # a sell's margin assumes at least last price x 1.0015 (1e-8)
+MARKET_BUY_FACTOR = 100_050_000  # a market buy's assumed price: best ask x 1.0005 (1e-8)
 
 
 class FillBudget(Protocol):
@@ -31,9 +46,37 @@ class FillBudget(Protocol):
     def spend(self, qty: int, price: int) -> None: ...
 
 
+def closes(side: str, position_side: str) -> bool:
+    """A hedge-mode order that closes its leg: SELL LONG or BUY SHORT."""
+    return (position_side == LONG and side == SELL) or (position_side == SHORT and side == BUY)
+
+
+def reducible(pos: Position, side: str) -> int:
+    """How much an order of `side` can fill while only reducing the position."""
+    if side == BUY:
+        return -pos.qty if pos.qty < 0 else 0
+    return pos.qty if pos.qty > 0 else 0
+
+
+def match_price(book: OrderBook, side: str, mode: str) -> int:
+    """Binance's priceMatch: OPPONENT[_n] takes the n-th best price of the other side, QUEUE[_n]
+    the n-th best of the order's own side (n = 1 without a suffix); 0 if the book has fewer."""
+    name, _, n_text = mode.partition("_")
+    n = int(n_text) if n_text else 1
+    book_side = (SELL if side == BUY else BUY) if name == "OPPONENT" else side
+    for i, level in enumerate(book.levels(book_side), start=1):
+        if i == n:
+            return level.price
+    return 0
+
+
 class Orders:
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
+        # resting GTD orders by expiry: (goodTillDate ms, order id, symbol)
+        self.gtd: SortedList = SortedList()
+        # set by the engine: cancels the account's conditional orders in a symbol (cancel-all)
+        self.cancel_conditional: Callable[[Account, str], None] | None = None
 
     def handlers(self) -> dict[type, Applier]:
         return {C.NewOrder: self._new_order, C.CancelOrder: self._cancel_order,
@@ -45,78 +88,154 @@ class Orders:
                 V.OrderExpired: self._on_order_expired, V.OrderModified: self._on_order_modified,
                 V.OrderRejected: _ignore}
 
-    # == checks ===================================================================================
+    # == costs and limits =========================================================================
+    def order_cost(self, sym: SymbolState, side: str, type_: str, price: int) -> tuple[int, int]:
+        """(assumed price, open loss per unit) of an order for the open-order margin (rules 2;
+        engine.core.accounts): Binance's "cost required to open a position", each rounded up
+        to the tick."""
+        if self.ledger.config.rules < 2:
+            return 0, 0
+        mark = sym.mark
+        book = sym.book
+        tick = sym.spec.tick_size
+        if side == BUY:
+            if type_ == "MARKET":
+                ask = book.ask
+                assumed = -(-(ask * MARKET_BUY_FACTOR) // SCALE) if ask is not None else mark
+            else:
+                assumed = price
+            loss = max(0, assumed - mark) if mark else 0
+        else:
+            reference = price if type_ != "MARKET" else (book.bid or mark)
+            last = -(-(sym.last_price * SHORT_COST_FACTOR) // SCALE)
+            assumed = max(last, mark, reference)
+            loss = max(0, mark - reference) if mark else 0
+        return -(-assumed // tick) * tick, -(-loss // tick) * tick
+
     def check_leverage_and_margin(self, acct: Account, pos: Position, sym: SymbolState,
-                                  side: str, add_qty: int, add_notional: int) -> None:
-        """The order adds (add_qty, add_notional) to `side`'s orders (negative for a shrinking
-        modify). -2027 if the side's reachable notional (position + open orders of that side +
-        this order) exceeds the cap at the account's leverage; -2019 if the extra order margin
-        does not fit the available balance."""
+                                  side: str, add: OpenOrders) -> None:
+        """The order adds `add` to `side`'s orders of `pos` (negative for a shrinking modify).
+        -2027 if the reachable notional exceeds the cap at the symbol's leverage (one-way: the
+        position plus that side's orders; hedge mode: both legs with their opening orders, as
+        the tiers count long and short together); -2019 if the extra order margin does not fit
+        the available balance."""
         ledger = self.ledger
         table = sym.table_at(ledger.time)
         cap = sym.max_notional(table, pos.leverage)
-        pos_notional = ledger.position_figures(pos, sym)[0]
-        bq, bn = pos.open_buy_qty, pos.open_buy_notional
-        sq, sn = pos.open_sell_qty, pos.open_sell_notional
-        if side == BUY:
-            reach = pos_notional + bn + add_notional
-            bq, bn = bq + add_qty, bn + add_notional
+        if acct.dual_side:
+            reach = add.notional
+            for leg in acct.legs(sym.spec.symbol):
+                notional = abs(ledger.position_figures(leg, sym)[0])
+                reach += notional + (leg.buys.notional if leg.side == LONG else leg.sells.notional)
+        elif side == BUY:
+            reach = ledger.position_figures(pos, sym)[0] + pos.buys.notional + add.notional
         else:
-            reach = -pos_notional + sn + add_notional
-            sq, sn = sq + add_qty, sn + add_notional
+            reach = -ledger.position_figures(pos, sym)[0] + pos.sells.notional + add.notional
         if reach > cap:
-            raise Rejected(E.MAX_POSITION_AT_LEVERAGE,
-                           f"Exceeded the maximum allowable position at current leverage: "
-                           f"{fmt(reach)} > {fmt(cap)} USDT at {pos.leverage}x.")
-        extra = pos.compute_order_margin(bq, bn, sq, sn) - pos.order_margin
+            raise Rejected(E.MAX_POSITION_AT_LEVERAGE, f"{fmt(reach)} > {fmt(cap)} USDT at "
+                                                       f"{pos.leverage}x")
+        if side == BUY:
+            extra = pos.margin_for(pos.buys.plus(add.qty, add.notional, add.cost, add.loss),
+                                   pos.sells) - pos.order_margin
+        else:
+            extra = pos.margin_for(pos.buys, pos.sells.plus(add.qty, add.notional, add.cost,
+                                                            add.loss)) - pos.order_margin
         if extra > 0 and extra > ledger.available_balance(acct):
-            raise Rejected(E.MARGIN_INSUFFICIENT, "Margin is insufficient.")
+            raise Rejected(E.MARGIN_INSUFFICIENT, f"{fmt(extra)} USDT needed, "
+                                                  f"{fmt(max(ledger.available_balance(acct), 0))} "
+                                                  f"available")
 
     @staticmethod
     def _check_price_qty(spec: SymbolSpec, sym: SymbolState, side: str, type_: str,
-                         price: int, qty: int, reduce_only: bool, ref: int) -> int:
-        """Filters of SEED-NOTES §9; returns the order's notional (0 if no price is known)."""
+                         price: int, qty: int, reduce_only: bool, ref: int,
+                         rules: int = 2) -> int:
+        """Filters of SEED-NOTES §9; returns the order's notional (0 if no price is known).
+        Rules 1 had no -4131 (a market order filled inside the band and expired the rest)."""
         if qty <= 0:
-            raise Rejected(E.QTY_LESS_THAN_ZERO, "Quantity less than or equal to zero.")
+            raise Rejected(E.QTY_LESS_THAN_ZERO)
         if type_ == "LIMIT":
-            if price <= 0:
-                raise Rejected(E.PRICE_LESS_THAN_ZERO, "Price less than or equal to zero.")
+            if price < 0 or (price == 0 and rules < 2):
+                raise Rejected(E.PRICE_LESS_THAN_ZERO)
             if price < spec.min_price:
-                raise Rejected(E.PRICE_LESS_THAN_MIN, f"Price less than min price {fmt(spec.min_price)}.")
+                raise Rejected(E.PRICE_LESS_THAN_MIN, f"min price {fmt(spec.min_price)}")
             if price > spec.max_price:
-                raise Rejected(E.PRICE_GREATER_THAN_MAX, f"Price greater than max price {fmt(spec.max_price)}.")
+                raise Rejected(E.PRICE_GREATER_THAN_MAX, f"max price {fmt(spec.max_price)}")
             if (price - spec.min_price) % spec.tick_size:
-                raise Rejected(E.PRICE_NOT_ON_TICK, f"Price not increased by tick size {fmt(spec.tick_size)}.")
+                raise Rejected(E.PRICE_NOT_ON_TICK, f"tick size {fmt(spec.tick_size)}")
             max_qty = spec.max_qty
         else:
             max_qty = spec.market_max_qty
         if qty < spec.min_qty:
-            raise Rejected(E.QTY_LESS_THAN_MIN, f"Quantity less than min quantity {fmt(spec.min_qty)}.")
+            raise Rejected(E.QTY_LESS_THAN_MIN, f"min quantity {fmt(spec.min_qty)}")
         if qty > max_qty:
-            raise Rejected(E.QTY_GREATER_THAN_MAX, f"Quantity greater than max quantity {fmt(max_qty)}.")
+            raise Rejected(E.QTY_GREATER_THAN_MAX, f"max quantity {fmt(max_qty)}")
         if (qty - spec.min_qty) % spec.step_size:
-            raise Rejected(E.QTY_NOT_ON_STEP, f"Quantity not increased by step size {fmt(spec.step_size)}.")
+            raise Rejected(E.QTY_NOT_ON_STEP, f"step size {fmt(spec.step_size)}")
         notional = qty * ref // SCALE
         if notional and not reduce_only and notional < spec.min_notional:
-            raise Rejected(E.MIN_NOTIONAL, f"Order's notional must be no smaller than "
-                                           f"{fmt(spec.min_notional)} (unless you choose reduce only).")
+            raise Rejected(E.MIN_NOTIONAL, f"notional {fmt(notional)}",
+                           arg=fmt(spec.min_notional))
         mark = sym.mark
         if type_ == "LIMIT" and mark:
             if side == BUY:
                 bound = mark * spec.multiplier_up // SCALE
                 if price > bound:
-                    raise Rejected(E.PRICE_HIGHER_THAN_BAND, f"Limit price can't be higher than {fmt(bound)}.")
+                    raise Rejected(E.PRICE_HIGHER_THAN_BAND, f"limit price can't be higher than "
+                                                             f"{fmt(bound)}")
             else:
                 bound = -(-(mark * spec.multiplier_down) // SCALE)
                 if price < bound:
-                    raise Rejected(E.PRICE_LOWER_THAN_BAND, f"Limit price can't be lower than {fmt(bound)}.")
+                    raise Rejected(E.PRICE_LOWER_THAN_BAND, f"limit price can't be lower than "
+                                                            f"{fmt(bound)}")
+        elif type_ == "MARKET" and mark and rules >= 2:  # the best counter price in the band
+            if side == BUY:
+                best = sym.book.ask
+                bound = mark * spec.multiplier_up // SCALE
+                if best is not None and best > bound:
+                    raise Rejected(E.MARKET_ORDER_OUTSIDE_BAND, f"best ask {fmt(best)} > "
+                                                                f"{fmt(bound)}")
+            else:
+                best = sym.book.bid
+                bound = -(-(mark * spec.multiplier_down) // SCALE)
+                if best is not None and best < bound:
+                    raise Rejected(E.MARKET_ORDER_OUTSIDE_BAND, f"best bid {fmt(best)} < "
+                                                                f"{fmt(bound)}")
         return notional
 
     @staticmethod
     def _check_reduce_only(pos: Position, side: str, qty: int) -> None:
         if pos.qty == 0 or (pos.qty > 0) == (side == BUY) or qty > abs(pos.qty):
-            raise Rejected(E.REDUCE_ONLY_REJECTED, "ReduceOnly Order is rejected: it would not "
-                                                   "only reduce the position.")
+            raise Rejected(E.REDUCE_ONLY_REJECTED, "it would not only reduce the position "
+                                                   f"({fmt(pos.qty)})")
+
+    @staticmethod
+    def position_side(acct: Account, side: str, sent: str | None,
+                      reduce_only: bool | None) -> tuple[str, bool]:
+        """(the order's position side, whether it only reduces) by the account's mode."""
+        if acct.dual_side:
+            if sent not in (LONG, SHORT):
+                raise Rejected(E.POSITION_SIDE_NOT_MATCH, "hedge mode: positionSide LONG or "
+                                                          "SHORT")
+            if reduce_only is not None:
+                raise Rejected(E.PARAM_NOT_REQUIRED, "hedge mode closes a leg with the opposite "
+                                                     "side", arg="reduceonly")
+            return sent, closes(side, sent)
+        if sent is not None and sent != BOTH:
+            raise Rejected(E.POSITION_SIDE_NOT_MATCH, "one-way mode: positionSide BOTH")
+        return BOTH, bool(reduce_only)
+
+    def good_till(self, tif: str, good_till_date: int) -> int:
+        """The order's goodTillDate (whole seconds, as Binance keeps it), checked; 0 if none."""
+        if tif != "GTD":
+            if good_till_date:
+                raise Rejected(E.PARAM_NOT_REQUIRED, arg="goodTillDate")
+            return 0
+        if not good_till_date:
+            raise Rejected(E.MANDATORY_PARAM, arg="goodTillDate")
+        gtd = good_till_date // 1000 * 1000
+        if gtd <= self.ledger.time + GTD_MIN_AHEAD_MS or gtd >= GTD_MAX:
+            raise Rejected(E.GOOD_TILL_DATE)
+        return gtd
 
     # == new orders ===============================================================================
     def _new_order(self, cmd: C.NewOrder) -> None:
@@ -124,7 +243,8 @@ class Orders:
             order = self.validate_new(cmd)
         except Rejected as r:
             self.ledger.emit(V.OrderRejected(account=cmd.account, symbol=cmd.symbol, code=r.code,
-                                             msg=r.msg, client_order_id=cmd.new_client_order_id))
+                                             msg=r.msg, client_order_id=cmd.new_client_order_id,
+                                             detail=r.detail))
             return
         self.ledger.emit(order)
         if not order.rest:
@@ -138,49 +258,75 @@ class Orders:
         spec = sym.spec
         book = sym.book
         side = cmd.side
+        if cmd.type in CONDITIONAL_TYPES:
+            raise Rejected(E.STOP_ORDER_SWITCH_ALGO, f"{cmd.type} is placed with newAlgoOrder")
+        position_side, reduce_only = self.position_side(acct, side, cmd.position_side,
+                                                        cmd.reduce_only)
+        price_match = cmd.price_match if cmd.price_match != "NONE" else None
+        rules = ledger.config.rules
         if cmd.type == "LIMIT":
-            tif = cmd.time_in_force or "GTC"
-            price = cmd.price
+            if cmd.time_in_force is None and rules >= 2:
+                raise Rejected(E.MANDATORY_PARAM, arg="timeInForce")
+            tif = cmd.time_in_force or "GTC"  # rules 1 defaulted to GTC
+            if price_match is not None:
+                if cmd.price:
+                    raise Rejected(E.PARAM_NOT_REQUIRED, "priceMatch sets the price",
+                                   arg="price")
+                price = match_price(book, side, price_match)
+                if not price:
+                    raise Rejected(E.BBO_ORDER_REJECT, f"{price_match}: the book is too thin")
+            elif cmd.price == 0 and rules >= 2:
+                raise Rejected(E.MANDATORY_PARAM, arg="price")
+            else:
+                price = cmd.price
             ref = price
         else:
             if cmd.price:
-                raise Rejected(E.PARAM_NOT_REQUIRED, "Parameter 'price' sent when not required.")
+                raise Rejected(E.PARAM_NOT_REQUIRED, arg="price")
             if cmd.time_in_force is not None:
-                raise Rejected(E.PARAM_NOT_REQUIRED, "Parameter 'timeInForce' sent when not required.")
+                raise Rejected(E.PARAM_NOT_REQUIRED, arg="timeInForce")
+            if price_match is not None:
+                raise Rejected(E.PRICE_MATCH_ORDER_TYPE)
             tif = "IOC"
             price = 0
             best = book.best_ask() if side == BUY else book.best_bid()
             ref = sym.mark or best or 0
-        pos = ledger.position(acct, cmd.symbol)
+        gtd = self.good_till(tif, cmd.good_till_date)
+        pos = ledger.position(acct, cmd.symbol, position_side)
         notional = self._check_price_qty(spec, sym, side, cmd.type, price, cmd.quantity,
-                                         cmd.reduce_only, ref)
-        if cmd.reduce_only:
+                                         reduce_only, ref, rules)
+        if reduce_only:
             self._check_reduce_only(pos, side, cmd.quantity)
         cid = cmd.new_client_order_id
         if cid and cid in acct.client_ids:
-            raise Rejected(E.CLIENT_ID_DUPLICATED, f"ClientOrderId is duplicated: {cid!r}.")
-        if pos.open_orders >= spec.max_num_orders:
-            raise Rejected(E.MAX_OPEN_ORDERS, f"Reach max open order limit ({spec.max_num_orders}).")
-        if not cmd.reduce_only:
+            raise Rejected(E.CLIENT_ID_DUPLICATED, repr(cid))
+        open_orders = sum(leg.open_orders for leg in acct.legs(cmd.symbol))
+        if open_orders >= spec.max_num_orders:
+            raise Rejected(E.MAX_OPEN_ORDERS, f"{spec.max_num_orders} open orders")
+        cost_price, loss_unit = self.order_cost(sym, side, cmd.type, price)
+        if not reduce_only:
             config = ledger.config
             if pos.leverage > config.new_account_max_leverage and ledger.is_young(acct):
                 raise Rejected(E.MAX_POSITION_AT_LEVERAGE,
-                               f"Accounts registered less than {config.new_account_days} days "
+                               f"accounts registered less than {config.new_account_days} days "
                                f"ago may not open or increase positions above "
-                               f"{config.new_account_max_leverage}x; only reduce-only orders.")
-            self.check_leverage_and_margin(acct, pos, sym, side, cmd.quantity, notional)
+                               f"{config.new_account_max_leverage}x; only reduce-only orders")
+            qty = cmd.quantity
+            self.check_leverage_and_margin(acct, pos, sym, side,
+                                           OpenOrders(qty, notional, qty * cost_price // SCALE,
+                                                      qty * loss_unit // SCALE))
         if tif == "GTX" and crosses(book, side, price):
-            raise Rejected(E.GTX_WOULD_TAKE, "Due to the order could not be executed as maker, "
-                                             "the Post Only order will be rejected.")
+            raise Rejected(E.GTX_WOULD_TAKE)
         if tif == "FOK" and fillable(book, side, price, cmd.quantity) < cmd.quantity:
-            raise Rejected(E.FOK_UNFILLABLE, "Due to the order could not be filled immediately, "
-                                             "the FOK order has been rejected.")
+            raise Rejected(E.FOK_UNFILLABLE)
         stp = cmd.self_trade_prevention_mode or ledger.config.default_stp
-        rest = tif in ("GTC", "GTX") and not crosses(book, side, price)
+        rest = tif in RESTING_TIF and not crosses(book, side, price)
         return V.OrderAccepted(order_id=ledger.next_order_id, account=cmd.account,
                                symbol=cmd.symbol, side=side, type=cmd.type, time_in_force=tif,
-                               price=price, quantity=cmd.quantity, reduce_only=cmd.reduce_only,
-                               client_order_id=cid, stp_mode=stp, rest=rest)
+                               price=price, quantity=cmd.quantity, reduce_only=reduce_only,
+                               client_order_id=cid, stp_mode=stp, rest=rest,
+                               position_side=position_side, cost_price=cost_price,
+                               loss_unit=loss_unit, good_till_date=gtd)
 
     # == matching =================================================================================
     def match(self, taker: Order) -> None:
@@ -209,6 +355,7 @@ class Orders:
                     limit = -(-(sym.mark * spec.multiplier_down) // SCALE)
         stp = taker.stp if taker.tif not in ("FOK", "GTX") else "NONE"
         taker_acct = ledger.accounts[taker.account]
+        liquidation_free = ledger.config.rules >= 2
         expired_in_match = False
         while taker.remaining > 0:
             level = book.best_level(maker_side)
@@ -228,7 +375,7 @@ class Orders:
                 continue
             qty = min(taker.remaining, maker.remaining)
             maker_acct = ledger.accounts[maker.account]
-            maker_pos = ledger.position(maker_acct, maker.symbol)
+            maker_pos = ledger.position(maker_acct, maker.symbol, maker.position_side)
             if maker.reduce_only:
                 allowed = reducible(maker_pos, maker.side)
                 if allowed == 0:
@@ -237,7 +384,7 @@ class Orders:
                                         status="EXPIRED", reason="reduceOnly"))
                     continue
                 qty = min(qty, allowed)
-            taker_pos = ledger.position(taker_acct, taker.symbol)
+            taker_pos = ledger.position(taker_acct, taker.symbol, taker.position_side)
             if taker.reduce_only:
                 allowed = reducible(taker_pos, taker.side)
                 if allowed == 0:
@@ -250,12 +397,14 @@ class Orders:
                     break
             notional = qty * price // SCALE
             maker_fee = -(-(notional * spec.maker_fee) // SCALE)
-            # a liquidation order pays the liquidation fee (charged after it) instead
-            taker_fee = 0 if taker.liquidation else -(-(notional * spec.taker_fee) // SCALE)
+            # a liquidation order pays the liquidation fee (charged after it) instead (rules 1
+            # charged it the taker fee as well)
+            taker_fee = 0 if taker.liquidation and liquidation_free else \
+                -(-(notional * spec.taker_fee) // SCALE)
             sign = 1 if is_buy else -1
             # the taker side is applied first, so a self-trade (STP NONE) sees its own effect
             t_qty, t_cost, taker_pnl = fill_result(taker_pos.qty, taker_pos.cost, sign * qty, price)
-            if maker.account == taker.account:
+            if maker.account == taker.account and maker.position_side == taker.position_side:
                 maker_pnl = fill_result(t_qty, t_cost, -sign * qty, price)[2]
             else:
                 maker_pnl = fill_result(maker_pos.qty, maker_pos.cost, -sign * qty, price)[2]
@@ -267,8 +416,9 @@ class Orders:
                          maker_realized_pnl=maker_pnl, taker_realized_pnl=taker_pnl))
             if budget is not None:
                 budget.spend(qty, price)
-            if maker.reduce_only and maker.remaining and \
-                    reducible(maker_acct.positions[maker.symbol], maker.side) == 0:
+            if maker.reduce_only and maker.remaining and reducible(
+                    ledger.position(maker_acct, maker.symbol, maker.position_side),
+                    maker.side) == 0:
                 emit(V.OrderExpired(order_id=maker.order_id, account=maker.account,
                                     symbol=maker.symbol, quantity=maker.remaining,
                                     status="EXPIRED", reason="reduceOnly"))
@@ -282,15 +432,33 @@ class Orders:
                 ledger.emit(V.OrderExpired(order_id=taker.order_id, account=taker.account,
                                            symbol=taker.symbol, quantity=taker.remaining,
                                            status="EXPIRED_IN_MATCH", reason="selfTrade"))
-            elif taker.type == "LIMIT" and taker.tif in ("GTC", "GTX") and (
+            elif taker.type == "LIMIT" and taker.tif in RESTING_TIF and (
                     not taker.reduce_only or
-                    reducible(ledger.position(taker_acct, taker.symbol), taker.side)):
+                    reducible(ledger.position(taker_acct, taker.symbol, taker.position_side),
+                              taker.side)):
                 ledger.emit(V.OrderRested(order_id=taker.order_id, quantity=taker.remaining))
             else:
-                reason = "reduceOnly" if taker.reduce_only and taker.tif == "GTC" else taker.tif
+                reason = "reduceOnly" if taker.reduce_only and taker.tif in RESTING_TIF \
+                    else taker.tif
                 ledger.emit(V.OrderExpired(order_id=taker.order_id, account=taker.account,
                                            symbol=taker.symbol, quantity=taker.remaining,
                                            status="EXPIRED", reason=reason))
+
+    # == good till date ===========================================================================
+    def next_expiry(self) -> int:
+        """The earliest goodTillDate of a resting order (ms), or a time never reached."""
+        return self.gtd[0][0] if self.gtd else 1 << 62
+
+    def expire_due(self, time: int) -> None:
+        """Expire the resting GTD orders whose goodTillDate is at or before `time`, oldest
+        first (Engine.handle calls this before the command)."""
+        ledger = self.ledger
+        while self.gtd and self.gtd[0][0] <= time:
+            _, order_id, symbol = self.gtd[0]
+            order = ledger.symbols[symbol].book.orders[order_id]
+            ledger.emit(V.OrderExpired(order_id=order_id, account=order.account,
+                                       symbol=order.symbol, quantity=order.remaining,
+                                       status="EXPIRED", reason="GTD"))
 
     # == cancel and modify ========================================================================
     @staticmethod
@@ -299,7 +467,7 @@ class Orders:
             order_id = acct.client_ids.get(client_id, 0)
         order = sym.book.orders.get(order_id)
         if order is None or order.account != acct.account_id:
-            raise Rejected(E.UNKNOWN_ORDER, "Unknown order sent.")
+            raise Rejected(E.UNKNOWN_ORDER)
         return order
 
     def _cancel_order(self, cmd: C.CancelOrder) -> None:
@@ -309,7 +477,7 @@ class Orders:
             acct = ledger.account(cmd.account)
             order = self._find_order(acct, sym, cmd.order_id, cmd.orig_client_order_id)
         except Rejected as r:
-            return ledger.reject_command(cmd, r.code, r.msg)
+            return ledger.reject_command(cmd, r)
         ledger.emit(V.OrderCanceled(order_id=order.order_id, account=order.account,
                                     symbol=order.symbol, quantity=order.remaining))
 
@@ -319,13 +487,14 @@ class Orders:
             sym = ledger.symbol(cmd.symbol)
             acct = ledger.account(cmd.account)
         except Rejected as r:
-            return ledger.reject_command(cmd, r.code, r.msg)
+            return ledger.reject_command(cmd, r)
         self.cancel_account_orders(acct, sym)
+        if self.cancel_conditional is not None:
+            self.cancel_conditional(acct, cmd.symbol)
 
     def cancel_account_orders(self, acct: Account, sym: SymbolState) -> None:
         """Cancel every open order of the account in the symbol, oldest first."""
-        pos = acct.positions.get(sym.spec.symbol)
-        if pos is None or pos.open_orders == 0:
+        if not any(leg.open_orders for leg in acct.legs(sym.spec.symbol)):
             return
         mine = [o for o in sym.book.orders.values() if o.account == acct.account_id]
         mine.sort(key=_order_id)
@@ -341,31 +510,39 @@ class Orders:
             order = self._find_order(acct, sym, cmd.order_id, "")
             spec = sym.spec
             if cmd.price == order.price and cmd.quantity == order.quantity:
-                raise Rejected(E.NO_NEED_TO_MODIFY, "No need to modify the order.")
+                raise Rejected(E.NO_NEED_TO_MODIFY)
             self._check_price_qty(spec, sym, order.side, "LIMIT", cmd.price, cmd.quantity,
-                                  order.reduce_only, cmd.price)
+                                  order.reduce_only, cmd.price, ledger.config.rules)
             executed = order.quantity - order.remaining
             if cmd.quantity <= executed:
-                raise Rejected(E.QTY_LESS_THAN_MIN, "Quantity must exceed the executed quantity.")
+                raise Rejected(E.QTY_LESS_THAN_MIN, "the quantity must exceed the executed "
+                                                    "quantity")
             new_remaining = cmd.quantity - executed
-            pos = ledger.position(acct, cmd.symbol)
+            pos = ledger.position(acct, cmd.symbol, order.position_side)
+            keep = cmd.price == order.price and cmd.quantity <= order.quantity
+            if keep:
+                cost_price, loss_unit = order.cost_price, order.loss_unit
+            else:
+                cost_price, loss_unit = self.order_cost(sym, order.side, "LIMIT", cmd.price)
             if order.reduce_only:
                 self._check_reduce_only(pos, order.side, new_remaining)
             else:
-                self.check_leverage_and_margin(
-                    acct, pos, sym, order.side, new_remaining - order.remaining,
-                    new_remaining * cmd.price // SCALE - order.remaining * order.price // SCALE)
-            keep = cmd.price == order.price and cmd.quantity <= order.quantity
+                rem = order.remaining
+                self.check_leverage_and_margin(acct, pos, sym, order.side, OpenOrders(
+                    new_remaining - rem,
+                    (new_remaining * cmd.price - rem * order.price) // SCALE,
+                    (new_remaining * cost_price - rem * order.cost_price) // SCALE,
+                    (new_remaining * loss_unit - rem * order.loss_unit) // SCALE))
             if not keep and order.tif == "GTX" and crosses(sym.book, order.side, cmd.price):
-                raise Rejected(E.GTX_WOULD_TAKE, "Due to the order could not be executed as "
-                                                 "maker, the Post Only order will be rejected.")
+                raise Rejected(E.GTX_WOULD_TAKE)
         except Rejected as r:
             ledger.emit(V.OrderRejected(account=cmd.account, symbol=cmd.symbol, code=r.code,
-                                        msg=r.msg, order_id=cmd.order_id))
+                                        msg=r.msg, order_id=cmd.order_id, detail=r.detail))
             return
         ledger.emit(V.OrderModified(order_id=order.order_id, account=order.account,
                                     symbol=order.symbol, price=cmd.price, quantity=cmd.quantity,
-                                    kept_priority=keep))
+                                    kept_priority=keep, cost_price=cost_price,
+                                    loss_unit=loss_unit))
         if not keep:
             self.match(order)
 
@@ -373,7 +550,9 @@ class Orders:
     def _on_order_accepted(self, ev: V.OrderAccepted) -> None:
         ledger = self.ledger
         order = Order(ev.order_id, ev.account, ev.symbol, ev.side, ev.price, ev.quantity,
-                      ev.time_in_force, ev.type, ev.reduce_only, ev.client_order_id, ev.stp_mode)
+                      ev.time_in_force, ev.type, ev.reduce_only, ev.client_order_id, ev.stp_mode,
+                      ev.liquidation, ev.position_side, ev.cost_price, ev.loss_unit,
+                      ev.good_till_date)
         ledger.next_order_id = ev.order_id + 1
         acct = ledger.accounts[ev.account]
         if ev.client_order_id:
@@ -385,10 +564,14 @@ class Orders:
 
     def _rest(self, order: Order, acct: Account) -> None:
         self.ledger.symbols[order.symbol].book.add(order)
-        pos = self.ledger.position_for_update(acct, order.symbol)
-        pos.add_open(order.side, order.remaining, order.remaining * order.price // SCALE)
+        pos = self.ledger.position_for_update(acct, order.symbol, order.position_side)
+        rem = order.remaining
+        pos.add_open(order.side, rem, rem * order.price // SCALE,
+                     rem * order.cost_price // SCALE, rem * order.loss_unit // SCALE)
         pos.open_orders += 1
         acct.refresh_order_margin(pos)
+        if order.gtd:
+            self.gtd.add((order.gtd, order.order_id, order.symbol))
 
     def _on_order_rested(self, ev: V.OrderRested) -> None:
         order = self.ledger.pending.pop(ev.order_id)
@@ -396,14 +579,17 @@ class Orders:
 
     def _unrest(self, order: Order, qty: int, acct: Account) -> None:
         """Take `qty` of a resting order off the book and out of its account's open totals."""
-        pos = acct.positions[order.symbol]
-        pos.add_open(order.side, -qty, -(qty * order.price // SCALE))
+        pos = self.ledger.position_for_update(acct, order.symbol, order.position_side)
+        pos.add_open(order.side, -qty, -(qty * order.price // SCALE),
+                     -(qty * order.cost_price // SCALE), -(qty * order.loss_unit // SCALE))
         book = self.ledger.symbols[order.symbol].book
         if qty == order.remaining:
             pos.open_orders -= 1
             book.remove(order)
             order.remaining = 0
             acct.forget_client_id(order.order_id, order.client_id)
+            if order.gtd:
+                self.gtd.discard((order.gtd, order.order_id, order.symbol))
         else:
             book.reduce(order, qty)
         acct.refresh_order_margin(pos)
@@ -417,10 +603,10 @@ class Orders:
         sign = 1 if ev.taker_side == BUY else -1
         taker_acct = ledger.accounts[ev.taker_account]
         maker_acct = ledger.accounts[ev.maker_account]
-        tp = ledger.position_for_update(taker_acct, ev.symbol)
+        tp = ledger.position_for_update(taker_acct, ev.symbol, taker.position_side)
         tp.apply_fill(sign * qty, price)
         taker_acct.wallet += ev.taker_realized_pnl - ev.taker_fee
-        mp = ledger.position_for_update(maker_acct, ev.symbol)
+        mp = ledger.position_for_update(maker_acct, ev.symbol, maker.position_side)
         mp.apply_fill(-sign * qty, price)
         maker_acct.wallet += ev.maker_realized_pnl - ev.maker_fee
         ledger.fees_collected += ev.maker_fee + ev.taker_fee
@@ -433,6 +619,9 @@ class Orders:
             taker_acct.forget_client_id(taker.order_id, taker.client_id)
         sym.last_price = price
         ledger.next_trade_id = ev.trade_id + 1
+        ledger.filled(taker_acct, tp)
+        ledger.filled(maker_acct, mp)
+        ledger.price_moved(ev.symbol, LAST, price)
 
     def _on_order_canceled(self, ev: V.OrderCanceled) -> None:
         order = self.ledger.symbols[ev.symbol].book.orders[ev.order_id]
@@ -452,31 +641,31 @@ class Orders:
         book = ledger.symbols[ev.symbol].book
         order = book.orders[ev.order_id]
         acct = ledger.accounts[order.account]
-        pos = acct.positions[order.symbol]
+        pos = ledger.position_for_update(acct, order.symbol, order.position_side)
         executed = order.quantity - order.remaining
         new_remaining = ev.quantity - executed
         if ev.kept_priority:  # same price, quantity not larger: shrink in place
             shrink = order.remaining - new_remaining
-            pos.add_open(order.side, -shrink, -(shrink * order.price // SCALE))
+            pos.add_open(order.side, -shrink, -(shrink * order.price // SCALE),
+                         -(shrink * order.cost_price // SCALE),
+                         -(shrink * order.loss_unit // SCALE))
             book.reduce(order, shrink)
             order.quantity = ev.quantity
             acct.refresh_order_margin(pos)
             return
-        pos.add_open(order.side, -order.remaining, -(order.remaining * order.price // SCALE))
+        rem = order.remaining
+        pos.add_open(order.side, -rem, -(rem * order.price // SCALE),
+                     -(rem * order.cost_price // SCALE), -(rem * order.loss_unit // SCALE))
         pos.open_orders -= 1
         book.remove(order)
+        if order.gtd:
+            self.gtd.discard((order.gtd, order.order_id, order.symbol))
         acct.refresh_order_margin(pos)
         order.price = ev.price
         order.quantity = ev.quantity
         order.remaining = new_remaining
+        order.cost_price, order.loss_unit = ev.cost_price, ev.loss_unit
         ledger.pending[order.order_id] = order
-
-
-def reducible(pos: Position, side: str) -> int:
-    """How much an order of `side` can fill while only reducing the position."""
-    if side == BUY:
-        return -pos.qty if pos.qty < 0 else 0
-    return pos.qty if pos.qty > 0 else 0
 
 
 def _order_id(order: Order) -> int:

@@ -35,10 +35,10 @@ from engine.core import errors as E
 from engine.core import funding as F
 from engine.core import composite as X
 from engine.core import markprice as M
-from engine.core.accounts import ISOLATED
+from engine.core.accounts import ISOLATED, position_key
 from engine.core.book import BUY, SELL
 from engine.core.errors import Rejected
-from engine.core.ledger import Applier, Ledger
+from engine.core.ledger import MARK, Applier, Ledger
 from proto import commands as C
 from proto import events as V
 
@@ -46,19 +46,23 @@ NEVER = 1 << 62
 
 
 class FundingState:
-    """One symbol's index, premium-index accumulator, basis window and funding history."""
-    __slots__ = ("symbol", "perpetual", "index", "premium", "sample_time", "acc", "acc_ms",
-                 "impact_bid", "impact_ask", "mid", "basis", "basis_sum", "last_rate",
-                 "history")
+    """One symbol's index, premium-index accumulators, basis window and funding history."""
+    __slots__ = ("symbol", "perpetual", "rules", "index", "premium", "sample_time", "acc",
+                 "acc_ms", "samples", "weighted", "next_sample", "impact_bid", "impact_ask",
+                 "mid", "basis", "basis_sum", "last_rate", "history")
 
-    def __init__(self, symbol: str, perpetual: bool, time: int) -> None:
+    def __init__(self, symbol: str, perpetual: bool, time: int, rules: int = 2) -> None:
         self.symbol = symbol
         self.perpetual = perpetual
+        self.rules = rules
         self.index = 0
         self.premium = 0  # the premium index in force since sample_time
         self.sample_time = time
-        self.acc = 0  # sum of premium x ms over the current interval
-        self.acc_ms = 0  # ms covered in the current interval
+        self.acc = 0  # rules 1: sum of premium x ms over the current interval
+        self.acc_ms = 0  # rules 1: ms covered in the current interval
+        self.samples = 0  # rules 2: 5-second samples taken in the current interval
+        self.weighted = 0  # rules 2: their sum of i x P_i
+        self.next_sample = -(-time // F.SAMPLE_MS) * F.SAMPLE_MS  # rules 2: the next sample
         self.impact_bid = self.impact_ask = self.mid = 0
         self.basis: deque[int] = deque()  # the last BASIS_WINDOW (mid - index) samples
         self.basis_sum = 0
@@ -68,10 +72,31 @@ class FundingState:
     def basis_average(self) -> int:
         return M.basis_average(self.basis_sum, len(self.basis))
 
+    def sample_until(self, end: int) -> None:
+        """Rules 2: take the samples due at or before `end` with the premium in force."""
+        k = F.samples_between(self.next_sample, end)
+        if k:
+            self.samples, self.weighted = F.add_samples(self.samples, self.weighted,
+                                                        self.premium, k)
+            self.next_sample += k * F.SAMPLE_MS
+
+    def average_at(self, due: int) -> int:
+        """The interval's average premium index if it settled at `due`."""
+        if self.rules < 2:
+            elapsed = max(due - self.sample_time, 0)
+            return F.average_premium(self.acc + self.premium * elapsed, self.acc_ms + elapsed,
+                                     self.premium)
+        k = F.samples_between(self.next_sample, due)
+        n, weighted = F.add_samples(self.samples, self.weighted, self.premium, k)
+        return F.weighted_average_premium(n, weighted, self.premium)
+
     def canonical(self) -> list:
-        return [self.symbol, self.index, self.premium, self.sample_time, self.acc, self.acc_ms,
-                self.impact_bid, self.impact_ask, self.mid, list(self.basis), self.last_rate,
-                [list(h) for h in self.history]]
+        state = [self.symbol, self.index, self.premium, self.sample_time, self.acc,
+                 self.acc_ms, self.impact_bid, self.impact_ask, self.mid, list(self.basis),
+                 self.last_rate, [list(h) for h in self.history]]
+        if self.rules >= 2:
+            state.append([self.samples, self.weighted, self.next_sample])
+        return state
 
 
 # called after a symbol's FundingPaid events: (symbol, funding time, rate, payments as
@@ -115,17 +140,19 @@ class Pricing:
     def _set_index_prices(self, cmd: C.SetIndexPrices) -> None:
         prices = cmd.prices
         comp = self.composite
+        reject = self.ledger.reject_command
         if not prices:
-            return self.ledger.reject_command(cmd, E.INVALID_VALUE, "prices must not be empty.")
+            return reject(cmd, Rejected(E.INVALID_VALUE, "prices must not be empty",
+                                        arg="prices"))
         for name, price in prices.items():
             if name not in self.ledger.symbols:
-                return self.ledger.reject_command(cmd, E.INVALID_SYMBOL, f"Invalid symbol {name!r}.")
+                return reject(cmd, Rejected(E.INVALID_SYMBOL, f"unknown symbol {name!r}"))
             if comp is not None and name == comp.symbol:
-                return self.ledger.reject_command(cmd, E.INVALID_VALUE,
-                                            f"The index of {name} is computed, not fed.")
+                return reject(cmd, Rejected(E.INVALID_VALUE, f"the index of {name} is "
+                                                             f"computed, not fed", arg="prices"))
             if price <= 0:
-                return self.ledger.reject_command(cmd, E.INVALID_VALUE,
-                                            f"indexPrice of {name} must be positive.")
+                return reject(cmd, Rejected(E.INVALID_VALUE, f"the index price of {name} must "
+                                                             f"be positive", arg="prices"))
         for name in sorted(prices):
             self._index_update(name, prices[name])
         if comp is None:
@@ -165,25 +192,30 @@ class Pricing:
         try:
             ledger.symbol(cmd.symbol)
             if cmd.mark_price <= 0 or cmd.index_price < 0:
-                raise Rejected(E.INVALID_VALUE, "markPrice must be positive.")
+                raise Rejected(E.INVALID_VALUE, "the mark price must be positive",
+                               arg="markPrice")
             if self.has_index(cmd.symbol):
-                raise Rejected(E.INVALID_VALUE, f"The mark price of {cmd.symbol} is computed "
-                                                f"from its index price; send setIndexPrices.")
+                raise Rejected(E.INVALID_VALUE, f"the mark price of {cmd.symbol} is computed "
+                                                f"from its index price; send setIndexPrices",
+                               arg="markPrice")
         except Rejected as r:
-            return ledger.reject_command(cmd, r.code, r.msg)
+            return ledger.reject_command(cmd, r)
         ledger.emit(V.MarkPriceUpdated(symbol=cmd.symbol, mark_price=cmd.mark_price,
                                        index_price=cmd.index_price))
 
     def _list_symbol(self, cmd: C.ListSymbol) -> None:
         if cmd.symbol not in self.ledger.symbols:
-            return self.ledger.reject_command(cmd, E.INVALID_SYMBOL, f"Invalid symbol {cmd.symbol!r}.")
+            return self.ledger.reject_command(cmd, Rejected(E.INVALID_SYMBOL,
+                                                            f"unknown symbol {cmd.symbol!r}"))
         self.ledger.emit(V.SymbolListed(symbol=cmd.symbol, onboard_time=cmd.onboard_time))
 
     def _schedule_delisting(self, cmd: C.ScheduleDelisting) -> None:
         if cmd.symbol not in self.ledger.symbols:
-            return self.ledger.reject_command(cmd, E.INVALID_SYMBOL, f"Invalid symbol {cmd.symbol!r}.")
+            return self.ledger.reject_command(cmd, Rejected(E.INVALID_SYMBOL,
+                                                            f"unknown symbol {cmd.symbol!r}"))
         if cmd.delist_time <= 0:
-            return self.ledger.reject_command(cmd, E.INVALID_VALUE, "delistTime must be positive.")
+            return self.ledger.reject_command(cmd, Rejected(E.INVALID_VALUE, "must be positive",
+                                                            arg="delistTime"))
         self.ledger.emit(V.DelistingScheduled(symbol=cmd.symbol, delist_time=cmd.delist_time))
 
     # == the time hook ============================================================================
@@ -202,19 +234,22 @@ class Pricing:
         names = sorted(s for s, fs in self.states.items() if fs.perpetual)
         positions: dict[str, list[tuple[int, int]]] = {s: [] for s in names}
         accounts = self.ledger.accounts
+        hedged: set[int] = set()
         for aid in sorted(accounts):
-            for s, pos in accounts[aid].positions.items():
+            acct = accounts[aid]
+            if acct.dual_side:
+                hedged.add(aid)
+            for pos in acct.positions.values():
                 if pos.qty:
-                    bucket = positions.get(s)
+                    bucket = positions.get(pos.symbol)
                     if bucket is not None:
                         bucket.append((aid, pos.qty))
         emit = self.ledger.emit
         for s in names:
             fs = self.states[s]
             sym = self.ledger.symbols[s]
-            elapsed = max(due - fs.sample_time, 0)
-            avg = F.average_premium(fs.acc + fs.premium * elapsed, fs.acc_ms + elapsed,
-                                    fs.premium)
+            positions[s].sort()
+            avg = fs.average_at(due)
             cap = F.funding_cap(sym.spec, due)
             rate = F.settlement_rate(avg, cap)
             mark = sym.mark
@@ -223,8 +258,10 @@ class Pricing:
                                   funding_cap=cap, mark_price=mark, index_price=fs.index))
             payments = F.allocate(positions[s], mark, rate)
             for aid, amount, qty in payments:
+                side = ("LONG" if qty > 0 else "SHORT") if aid in hedged else "BOTH"
                 emit(V.FundingPaid(account=aid, symbol=s, amount=amount, position_amt=qty,
-                                   funding_rate=rate, mark_price=mark, funding_time=due))
+                                   funding_rate=rate, mark_price=mark, funding_time=due,
+                                   position_side=side))
             if self.on_settled is not None:  # leveraged tokens: funding into NAV
                 self.on_settled(s, due, rate, payments)
 
@@ -260,13 +297,15 @@ class Pricing:
         sym = self.ledger.symbols[ev.symbol]
         sym.mark = ev.mark_price
         sym.index = ev.index_price
+        self.ledger.price_moved(ev.symbol, MARK, ev.mark_price)
 
     def _on_index_price(self, ev: V.IndexPriceUpdated) -> None:
         now = self.ledger.time
         fs = self.states.get(ev.symbol)
         if fs is None:
             perpetual = self.ledger.symbols[ev.symbol].spec.contract_type == "PERPETUAL"
-            fs = self.states[ev.symbol] = FundingState(ev.symbol, perpetual, now)
+            fs = self.states[ev.symbol] = FundingState(ev.symbol, perpetual, now,
+                                                       self.ledger.config.rules)
             if perpetual and self.funding_next is None:
                 self.funding_next = F.next_funding_after(now)
                 self._refresh_due()
@@ -276,6 +315,7 @@ class Pricing:
                 fs.acc += fs.premium * elapsed
                 fs.acc_ms += elapsed
                 fs.sample_time = now
+            fs.sample_until(now - 1)  # samples before now take the old premium
         fs.premium = ev.premium_index
         fs.index = ev.index_price
         fs.impact_bid, fs.impact_ask, fs.mid = ev.impact_bid_price, ev.impact_ask_price, ev.mid_price
@@ -300,6 +340,8 @@ class Pricing:
         fs = self.states[ev.symbol]
         fs.acc = fs.acc_ms = 0
         fs.sample_time = ev.funding_time
+        fs.samples = fs.weighted = 0  # the sample at the funding time belonged to it
+        fs.next_sample = ev.funding_time + F.SAMPLE_MS
         fs.last_rate = ev.funding_rate
         fs.history.append((ev.funding_time, ev.funding_rate, ev.mark_price))
         if len(fs.history) > F.HISTORY_LIMIT:
@@ -310,7 +352,7 @@ class Pricing:
     def _on_funding_paid(self, ev: V.FundingPaid) -> None:
         acct = self.ledger.accounts[ev.account]
         acct.wallet += ev.amount
-        pos = acct.positions[ev.symbol]
+        pos = acct.positions[position_key(ev.symbol, ev.position_side)]
         if pos.margin_type == ISOLATED:
             pos.isolated_margin += ev.amount
 
@@ -348,10 +390,14 @@ class Pricing:
             comp.rebalance(base_value, dict(base_prices))
             comp.prices = dict(prices)
             comp.total = comp.recompute_total()
-        for (symbol, index, premium, sample_time, acc, acc_ms, ib, ia, mid, basis, last_rate,
-             history) in states:
+        for row in states:
+            (symbol, index, premium, sample_time, acc, acc_ms, ib, ia, mid, basis, last_rate,
+             history) = row[:12]
             perpetual = self.ledger.symbols[symbol].spec.contract_type == "PERPETUAL"
-            fs = self.states[symbol] = FundingState(symbol, perpetual, sample_time)
+            fs = self.states[symbol] = FundingState(symbol, perpetual, sample_time,
+                                                    self.ledger.config.rules)
+            if len(row) > 12:
+                fs.samples, fs.weighted, fs.next_sample = row[12]
             fs.index, fs.premium, fs.acc, fs.acc_ms = index, premium, acc, acc_ms
             fs.impact_bid, fs.impact_ask, fs.mid = ib, ia, mid
             fs.basis = deque(basis)

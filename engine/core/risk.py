@@ -106,6 +106,41 @@ def liquidation_price(table: BracketTable, wallet: int, other_mm: int, other_upn
     return price
 
 
+def liquidation_price_legs(table: BracketTable, wallet: int, other_mm: int, other_upnl: int,
+                           legs: list[tuple[int, int]]) -> int | None:
+    """The cross liquidation price of positions in one symbol that move with the same mark: a
+    hedge account's LONG and SHORT legs (Binance's formula with both sides of the symbol):
+        LP = (WB - TMM1 + UPNL1 + sum cum_i - sum side_i Q_i EP_i)
+             / (sum Q_i MMR_i - sum side_i Q_i)
+    each leg's tier re-selected from its notional at LP until stable; None when there is none."""
+    legs = [(q, c) for q, c in legs if q]
+    if not legs:
+        return None
+    if len(legs) == 1:
+        return liquidation_price(table, wallet, other_mm, other_upnl, *legs[0])
+    tiers = [table.tiers[0] for _ in legs]
+    price = None
+    for _ in range(2 * len(table.tiers) + 2):
+        num = wallet - other_mm + other_upnl
+        den = 0
+        for (qty, cost), tier in zip(legs, tiers):
+            num += tier.cum - cost
+            den += abs(qty) * tier.mmr - qty * SCALE
+        if den == 0:
+            return None
+        num *= SCALE * SCALE
+        if den < 0:
+            num, den = -num, -den
+        price = (2 * num + den) // (2 * den)
+        if price <= 0:
+            return None
+        nxt = [table.tier_for(notional_at(q, price)) or table.tiers[-1] for q, _ in legs]
+        if all(a is b for a, b in zip(nxt, tiers)):
+            break
+        tiers = nxt
+    return price
+
+
 def bankruptcy_price(wallet_and_others: int, qty: int, cost: int) -> tuple[int, int]:
     """The price at which the position's margin balance is zero, as a fraction (num, den) in
     1e-8 units: wallet_and_others + qty x P - cost = 0  ->  P = (cost - w) / qty."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import msgspec
 
-from engine.core.accounts import Account, Position
+from engine.core.accounts import BOTH, Account, OpenOrders, Position
 from engine.core.book import BUY, SELL, Order
 from engine.core.catalogue import Catalogue
 from engine.core.engine import Engine, EngineConfig
@@ -38,29 +38,40 @@ def restore(catalogue: Catalogue, blob: bytes, config: EngineConfig | None = Non
     ledger = engine.ledger
     ledger.seq, ledger.time = snap.seq, snap.time
     accounts, books, fees, insurance, deposits, withdrawals, next_order, next_trade = snap.state[:8]
-    for aid, registered, wallet, positions, client_ids in accounts:
+    rules = engine.config.rules
+    for row in accounts:
+        aid, registered, wallet, positions, client_ids = row[:5]
         acct = engine.accounts[aid] = Account(aid, registered)
         acct.wallet = wallet
         acct.client_ids = dict(client_ids)
-        for (symbol, qty, cost, leverage, margin_type, iso, bq, bn, sq, sn, n_open) in positions:
-            pos = acct.positions[symbol] = Position(symbol, leverage,
-                                                    engine.symbols[symbol].spec.taker_fee)
+        acct.dual_side = len(row) > 5 and bool(row[5])
+        for p in positions:
+            (symbol, qty, cost, leverage, margin_type, iso, bq, bn, sq, sn, n_open) = p[:11]
+            side, bc, bl, sc, sl = p[11] if len(p) > 11 else (BOTH, 0, 0, 0, 0)
+            pos = Position(symbol, leverage, engine.symbols[symbol].spec.taker_fee, rules, side)
+            acct.positions[pos.key] = pos
             pos.qty, pos.cost, pos.margin_type, pos.isolated_margin = qty, cost, margin_type, iso
-            pos.open_buy_qty, pos.open_buy_notional = bq, bn
-            pos.open_sell_qty, pos.open_sell_notional = sq, sn
+            pos.buys = OpenOrders(bq, bn, bc, bl)
+            pos.sells = OpenOrders(sq, sn, sc, sl)
             pos.open_orders = n_open
             acct.refresh_order_margin(pos)
+    gtd = engine.orders.gtd
     for name, mark, index, last_price, sides in books:
         sym = engine.symbols[name]
         sym.mark, sym.index, sym.last_price = mark, index, last_price
         for side, orders in zip((BUY, SELL), sides):
             loaded = []
-            for (oid, account, price, quantity, remaining, tif, reduce_only, client_id,
-                 stp) in orders:
+            for o in orders:
+                oid, account, price, quantity, remaining, tif, reduce_only, client_id, stp = o[:9]
+                position_side, cost_price, loss_unit, good_till = \
+                    o[9] if len(o) > 9 else (BOTH, 0, 0, 0)
                 order = Order(oid, account, name, side, price, quantity, tif, "LIMIT",
-                              reduce_only, client_id, stp)
+                              reduce_only, client_id, stp, False, position_side, cost_price,
+                              loss_unit, good_till)
                 order.remaining = remaining
                 loaded.append(order)
+                if good_till:
+                    gtd.add((good_till, oid, name))
             sym.book.load_side(side, loaded)
     engine.restored()
     ledger.fees_collected, ledger.insurance_fund = fees, insurance
@@ -68,6 +79,8 @@ def restore(catalogue: Catalogue, blob: bytes, config: EngineConfig | None = Non
     ledger.next_order_id, ledger.next_trade_id = next_order, next_trade
     if len(snap.state) > 8 and snap.state[8] is not None:  # index and funding (pricing)
         engine.pricing.restore(snap.state[8])
-    if len(snap.state) > 9:  # leveraged tokens and spot wallets (tokens, spot)
+    if len(snap.state) > 9 and snap.state[9] is not None:  # leveraged tokens, spot wallets
         engine.tokens.restore(snap.state[9])
+    if len(snap.state) > 10:  # conditional orders
+        engine.conditional.restore(snap.state[10])
     return engine

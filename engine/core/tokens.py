@@ -155,8 +155,8 @@ class TokenDesk:
         ts = self.tokens.get(name)
         if ts is None:
             if name in self.ledger.catalogue.tokens:
-                raise Rejected(E.INVALID_SYMBOL, f"Token {name} is not launched: send launchToken.")
-            raise Rejected(E.INVALID_SYMBOL, f"Unknown leveraged token {name!r}.")
+                raise Rejected(E.INVALID_SYMBOL, msg=f"Token {name} is not launched: send launchToken.")
+            raise Rejected(E.INVALID_SYMBOL, msg=f"Unknown leveraged token {name!r}.")
         return ts
 
     @staticmethod
@@ -213,17 +213,16 @@ class TokenDesk:
         name = cmd.token_name
         spec = self.ledger.catalogue.tokens.get(name)
         if spec is None:
-            return self.ledger.reject_command(cmd, E.INVALID_SYMBOL, f"Unknown leveraged token {name!r}.")
+            return self.ledger.reject_command(cmd, Rejected(E.INVALID_SYMBOL, msg=f"Unknown leveraged token {name!r}."))
         if name in self.tokens:
-            return self.ledger.reject_command(cmd, E.INVALID_VALUE, f"Token {name} is already launched.")
+            return self.ledger.reject_command(cmd, Rejected(E.INVALID_VALUE, msg=f"Token {name} is already launched."))
         if spec.issuer in self.ledger.accounts:
-            return self.ledger.reject_command(cmd, E.INVALID_VALUE, f"The issuer account {spec.issuer} "
-                                                              f"of {name} is taken.")
+            return self.ledger.reject_command(cmd, Rejected(E.INVALID_VALUE, msg=f"The issuer account {spec.issuer} "
+                                                              f"of {name} is taken."))
         table = self.ledger.symbols[spec.underlying].table_at(self.ledger.time)
         if not 1 <= spec.issuer_leverage <= table.max_leverage:
-            return self.ledger.reject_command(cmd, E.INVALID_LEVERAGE,
-                                        f"issuerLeverage {spec.issuer_leverage} is not valid for "
-                                        f"{spec.underlying}.")
+            return self.ledger.reject_command(cmd, Rejected(E.INVALID_LEVERAGE, msg=f"issuerLeverage {spec.issuer_leverage} is not valid for "
+                                        f"{spec.underlying}."))
         self.ledger.emit(V.AccountCreated(account=spec.issuer, registered_at=self.ledger.time))
         self.ledger.emit(V.LeverageChanged(account=spec.issuer, symbol=spec.underlying,
                                      leverage=spec.issuer_leverage))
@@ -241,18 +240,16 @@ class TokenDesk:
             spec = ts.spec
             sym = self.ledger.symbols[spec.underlying]
             if cmd.cost < spec.min_subscription:
-                raise Rejected(E.BLVT_PURCHASE_LESS_MIN_AMOUNT,
-                               f"Subscription amount is too small: at least "
+                raise Rejected(E.BLVT_PURCHASE_LESS_MIN_AMOUNT, msg=f"Subscription amount is too small: at least "
                                f"{fmt(spec.min_subscription)} USDT.")
             if not sym.mark:
-                raise Rejected(E.BLVT_FORBID_PURCHASE,
-                               f"Subscription of the token is forbidden now: no mark price for "
+                raise Rejected(E.BLVT_FORBID_PURCHASE, msg=f"Subscription of the token is forbidden now: no mark price for "
                                f"{spec.underlying} yet.")
             equity, _, qty = self.figures(ts)
             n0 = ts.outstanding
             if n0:
                 if equity <= 0:
-                    raise Rejected(E.BLVT_FORBID_PURCHASE, "Subscription of the token is forbidden "
+                    raise Rejected(E.BLVT_FORBID_PURCHASE, msg="Subscription of the token is forbidden "
                                                            "now: the basket's equity is exhausted.")
                 amount = cmd.cost * n0 // equity
                 paid = -(-(amount * equity) // n0)
@@ -260,27 +257,26 @@ class TokenDesk:
             else:
                 nav = ts.nav
                 if nav <= 0:
-                    raise Rejected(E.BLVT_FORBID_PURCHASE, "Subscription of the token is forbidden "
+                    raise Rejected(E.BLVT_FORBID_PURCHASE, msg="Subscription of the token is forbidden "
                                                            "now: its NAV is 0.")
                 amount = cmd.cost * SCALE // nav
                 paid = -(-(amount * nav) // SCALE)
             if amount <= 0:
-                raise Rejected(E.BLVT_PURCHASE_LESS_MIN_AMOUNT, "Subscription amount is too small.")
+                raise Rejected(E.BLVT_PURCHASE_LESS_MIN_AMOUNT, msg="Subscription amount is too small.")
             fee = -(-(paid * spec.subscription_fee) // SCALE)
             user, _, total, _ = ts.used(self.ledger.time // DAY_MS, cmd.account)
             if user + amount > spec.user_daily_subscribe_limit:
-                raise Rejected(E.BLVT_EXCEED_DAILY_PURCHASE_LIMIT, _limit_msg(
+                raise Rejected(E.BLVT_EXCEED_DAILY_PURCHASE_LIMIT, msg=_limit_msg(
                     "individual 24h subscription", ts, amount, user,
                     spec.user_daily_subscribe_limit))
             if total + amount > spec.daily_subscribe_limit:
-                raise Rejected(E.BLVT_EXCEED_TOKEN_DAILY_PURCHASE_LIMIT, _limit_msg(
+                raise Rejected(E.BLVT_EXCEED_TOKEN_DAILY_PURCHASE_LIMIT, msg=_limit_msg(
                     "total 24h subscription", ts, amount, total, spec.daily_subscribe_limit))
             hedge = self._flow_hedge(ts, sym, qty, amount, equity + paid, redeem=False)
             bound = hedge[1] if hedge is not None else 0
             free = self.spot.wallet(cmd.account).free_usdt()
             if paid + fee + bound > free:
-                raise Rejected(E.BALANCE_INSUFFICIENT,
-                               f"Insufficient spot USDT: {fmt(paid + fee + bound)} needed (cost "
+                raise Rejected(E.BALANCE_INSUFFICIENT, msg=f"Insufficient spot USDT: {fmt(paid + fee + bound)} needed (cost "
                                f"{fmt(paid)}, fee {fmt(fee)}, hedge cost at most {fmt(bound)}), "
                                f"{fmt(free)} free.")
             accepted = None
@@ -292,14 +288,14 @@ class TokenDesk:
                 try:
                     accepted = self.orders.validate_new(hedge[0])
                 except Rejected as r:
-                    raise Rejected(r.code, f"Subscription rejected: the issuer's "
+                    raise Rejected(r.code, msg=f"Subscription rejected: the issuer's "
                                            f"{spec.underlying} basket order ({hedge[0].side} "
                                            f"{fmt(hedge[0].quantity)}) was refused: "
                                            f"{r.msg}") from None
                 finally:
                     issuer.wallet -= paid
         except Rejected as r:
-            return self.ledger.reject_command(cmd, r.code, r.msg)
+            return self.ledger.reject_command(cmd, r)
         cost = self._issuer_trade(ts, accepted, equity) if accepted is not None else 0
         cost = min(cost, free - paid - fee)  # beyond the bound (> 100 fills): the fund's
         self.ledger.emit(V.TokenSubscribed(token_name=ts.spec.token, account=cmd.account,
@@ -318,25 +314,24 @@ class TokenDesk:
             sym = self.ledger.symbols[spec.underlying]
             amount = cmd.amount
             if amount <= 0:
-                raise Rejected(E.INVALID_VALUE, "Redemption amount must be positive.")
+                raise Rejected(E.INVALID_VALUE, msg="Redemption amount must be positive.")
             free = self.spot.wallet(cmd.account).free_token(spec.token)
             if amount > free:
-                raise Rejected(E.BALANCE_INSUFFICIENT,
-                               f"Insufficient {spec.token}: {fmt(free)} free.")
+                raise Rejected(E.BALANCE_INSUFFICIENT, msg=f"Insufficient {spec.token}: {fmt(free)} free.")
             if not sym.mark:
-                raise Rejected(E.BLVT_FORBID_REDEEM, f"Redemption of the token is forbidden now: "
+                raise Rejected(E.BLVT_FORBID_REDEEM, msg=f"Redemption of the token is forbidden now: "
                                                      f"no mark price for {spec.underlying} yet.")
             equity, _, qty = self.figures(ts)
             n0 = ts.outstanding
             if equity <= 0:
-                raise Rejected(E.BLVT_FORBID_REDEEM, "Redemption of the token is forbidden now: "
+                raise Rejected(E.BLVT_FORBID_REDEEM, msg="Redemption of the token is forbidden now: "
                                                      "the basket's equity is exhausted.")
             _, user, _, total = ts.used(self.ledger.time // DAY_MS, cmd.account)
             if user + amount > spec.user_daily_redeem_limit:
-                raise Rejected(E.BLVT_EXCEED_DAILY_LIMIT, _limit_msg(
+                raise Rejected(E.BLVT_EXCEED_DAILY_LIMIT, msg=_limit_msg(
                     "individual 24h redemption", ts, amount, user, spec.user_daily_redeem_limit))
             if total + amount > spec.daily_redeem_limit:
-                raise Rejected(E.BLVT_EXCEED_TOKEN_DAILY_LIMIT, _limit_msg(
+                raise Rejected(E.BLVT_EXCEED_TOKEN_DAILY_LIMIT, msg=_limit_msg(
                     "total 24h redemption", ts, amount, total, spec.daily_redeem_limit))
             value = amount * equity // n0
             fee = -(-(value * spec.redemption_fee) // SCALE)
@@ -347,12 +342,12 @@ class TokenDesk:
                 try:
                     accepted = self.orders.validate_new(hedge[0])
                 except Rejected as r:
-                    raise Rejected(r.code, f"Redemption rejected: the issuer's {spec.underlying} "
+                    raise Rejected(r.code, msg=f"Redemption rejected: the issuer's {spec.underlying} "
                                            f"basket order ({hedge[0].side} "
                                            f"{fmt(hedge[0].quantity)}) was refused: "
                                            f"{r.msg}") from None
         except Rejected as r:
-            return self.ledger.reject_command(cmd, r.code, r.msg)
+            return self.ledger.reject_command(cmd, r)
         cost = self._issuer_trade(ts, accepted, equity) if accepted is not None else 0
         cost = min(cost, value - fee)  # the account never pays in to redeem
         self.ledger.emit(V.TokenRedeemed(token_name=spec.token, account=cmd.account,

@@ -24,6 +24,7 @@ runs it as its own process.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 from typing import Awaitable, Callable
 
@@ -31,7 +32,7 @@ import msgspec
 from sortedcontainers import SortedList
 
 from engine.core import Engine, EngineConfig, risk, snapshot
-from engine.core.accounts import CROSSED, ISOLATED
+from engine.core.accounts import CROSSED, ISOLATED, position_key
 from engine.core.catalogue import Catalogue
 from engine.core.fixed import SCALE
 from engine.eventlog import LogTail
@@ -91,9 +92,9 @@ class RiskConsumer:
         self._index: dict[str, _TriggerIndex] = {}
         self._entries: dict[int, list] = {}  # account -> what _reindex inserted
         for aid, acct in self.projection.accounts.items():
-            for sym, pos in acct.positions.items():
+            for pos in acct.positions.values():
                 if pos.qty:
-                    self.holders.setdefault(sym, set()).add(aid)
+                    self.holders.setdefault(pos.symbol, set()).add(aid)
             self._reindex(aid)
 
     # -- the projection -------------------------------------------------------------------------
@@ -119,7 +120,8 @@ class RiskConsumer:
                 if t in _POSITION_EVENTS:
                     self._update_holders(ev.symbol, [getattr(ev, f) for f in fields])
                 if t is V.LiquidationStarted or t is V.LiquidationDeclined:
-                    self.requested.discard((ev.account, ev.symbol))
+                    self.requested.discard((ev.account,
+                                            position_key(ev.symbol, ev.position_side)))
             elif t is V.BracketTableSwitched:
                 symbols.add(ev.symbol)
         for s in symbols:  # new tiers: every holder
@@ -159,12 +161,12 @@ class RiskConsumer:
                 if level == LIQUIDATE:
                     if beyond and key not in requested:
                         requested.add(key)
-                        append(liquidate(aid, scope))
+                        append(_scope_command(liquidate, aid, scope))
                 elif not beyond:
                     called.discard(key)
                 elif key not in called:
                     called.add(key)
-                    append(margin_call(aid, scope))
+                    append(_scope_command(margin_call, aid, scope))
 
     def _reindex(self, aid: int) -> None:
         """Re-derive the account's trigger prices after its state changed."""
@@ -190,7 +192,7 @@ class RiskConsumer:
             if p.qty and p.margin_type == ISOLATED:
                 scopes.append((p, p.isolated_margin))
         for pos, backing in scopes:
-            scope = "" if backing is None else pos.symbol
+            scope = "" if backing is None else pos.key
             if backing is None:
                 backing = acct.wallet - sum(p.isolated_margin for p in acct.positions.values()
                                             if p.margin_type == ISOLATED)
@@ -222,8 +224,7 @@ class RiskConsumer:
     def _update_holders(self, symbol: str, accounts: list[int]) -> None:
         holders = self.holders.setdefault(symbol, set())
         for aid in accounts:
-            pos = self.projection.accounts[aid].positions.get(symbol)
-            if pos is not None and pos.qty:
+            if any(p.qty for p in self.projection.accounts[aid].legs(symbol)):
                 holders.add(aid)
             else:
                 holders.discard(aid)
@@ -234,20 +235,20 @@ class RiskConsumer:
             return
         self.evaluations += 1
         scopes = [("", self.projection.ledger.cross_risk(acct))]
-        for sym, pos in acct.positions.items():
+        for key, pos in acct.positions.items():
             if pos.margin_type == ISOLATED and pos.qty:
-                scopes.append((sym, self.projection.ledger.isolated_risk(pos)))
+                scopes.append((key, self.projection.ledger.isolated_risk(pos)))
         for scope, figures in scopes:
             key = (aid, scope)
             if figures.margin_call:
                 if key not in self.called:
                     self.called.add(key)
-                    out.append(C.MarginCall(account=aid, symbol=scope))
+                    out.append(_scope_command(C.MarginCall, aid, scope))
             else:
                 self.called.discard(key)
             if figures.liquidatable and key not in self.requested:
                 self.requested.add(key)
-                out.append(C.Liquidate(account=aid, symbol=scope))
+                out.append(_scope_command(C.Liquidate, aid, scope))
 
     # -- restart ---------------------------------------------------------------------------------
     def save(self) -> bytes:
@@ -289,7 +290,13 @@ class RiskConsumer:
         return head_seq - self.last_seq
 
 
+def _scope_command(cls, aid: int, scope: str):
+    """The command for a margin scope: "" (cross), a symbol, or "SYMBOL:SIDE" (a hedge leg)."""
+    symbol, _, side = scope.partition(":")
+    return cls(account=aid, symbol=symbol, position_side=side or "BOTH")
+
+
 def _quiet(config: EngineConfig | None) -> EngineConfig:
     """The projection never emits checkpoints of its own."""
     base = config or EngineConfig()
-    return EngineConfig(**{**base.__dict__, "checkpoint_every": 0})
+    return dataclasses.replace(base, checkpoint_every=0)

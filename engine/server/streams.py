@@ -132,7 +132,8 @@ class StreamPublisher:
         return {"e": "ACCOUNT_UPDATE", "E": time,
                 "a": {"B": [{"a": "USDT", "wb": fmt(acct.wallet)}],
                       "P": [{"s": p.symbol, "pa": fmt(p.qty), "ep": fmt(p.entry_price()),
-                             "mt": p.margin_type.lower(), "iw": fmt(p.isolated_margin)}
+                             "mt": "isolated" if p.margin_type == "ISOLATED" else "cross",
+                             "iw": fmt(p.isolated_margin), "ps": p.side}
                             for _, p in sorted(acct.positions.items()) if p.qty or p.cost]}}
 
 

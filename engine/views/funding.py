@@ -23,8 +23,7 @@ def _premium(engine: Engine, name: str) -> dict:
     funding = fs is not None and fs.perpetual and engine.pricing.funding_next is not None
     predicted = 0
     if funding:
-        elapsed = max(engine.time - fs.sample_time, 0)
-        avg = F.average_premium(fs.acc + fs.premium * elapsed, fs.acc_ms + elapsed, fs.premium)
+        avg = fs.average_at(engine.time)
         predicted = F.settlement_rate(avg, F.funding_cap(sym.spec, engine.pricing.funding_next))
     return {
         "symbol": name,

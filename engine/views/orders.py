@@ -48,8 +48,7 @@ def open_orders(engine: Engine, account: int, symbol: str | None) -> list[dict]:
     for name, sym in sorted(engine.symbols.items()):
         if symbol and name != symbol:
             continue
-        pos = engine.accounts[account].positions.get(name)
-        if pos is None or not pos.open_orders:
+        if not any(leg.open_orders for leg in engine.accounts[account].legs(name)):
             continue
         for o in sorted((o for o in sym.book.orders.values() if o.account == account),
                         key=lambda o: o.order_id):
@@ -57,5 +56,6 @@ def open_orders(engine: Engine, account: int, symbol: str | None) -> list[dict]:
                         "price": fmt(o.price), "origQty": fmt(o.quantity),
                         "executedQty": fmt(o.quantity - o.remaining), "timeInForce": o.tif,
                         "reduceOnly": o.reduce_only, "clientOrderId": o.client_id,
+                        "positionSide": o.position_side, "goodTillDate": o.gtd,
                         "status": "PARTIALLY_FILLED" if o.remaining < o.quantity else "NEW"})
     return out

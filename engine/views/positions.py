@@ -1,5 +1,6 @@
-"""Read-only answers in Binance's shapes (decimal strings): positionRisk and account.
-Queries are not commands: they change nothing and are not logged."""
+"""Read-only answers in Binance's shapes (decimal strings): positionRisk and account, one row
+per position (per leg in hedge mode, with its positionSide). Queries are not commands: they
+change nothing and are not logged."""
 from __future__ import annotations
 
 from engine.core import risk
@@ -15,15 +16,18 @@ def _lp(engine: Engine, acct: Account, pos: Position) -> int | None:
         return risk.liquidation_price(table, pos.isolated_margin, 0, 0, pos.qty, pos.cost)
     wallet = acct.wallet
     other_mm = other_upnl = 0
+    legs = []  # the cross positions of this symbol: both legs of a hedge account move with it
     for p in acct.positions.values():
         if p.margin_type == ISOLATED:
             wallet -= p.isolated_margin
-        elif p.qty and p is not pos:
+        elif p.symbol == pos.symbol:
+            legs.append((p.qty, p.cost))
+        elif p.qty:
             s = engine.symbols[p.symbol]
             notional, upnl, _ = engine.ledger.position_figures(p, s)
             other_mm += s.table_at(engine.time).maint_margin(abs(notional))
             other_upnl += upnl
-    return risk.liquidation_price(table, wallet, other_mm, other_upnl, pos.qty, pos.cost)
+    return risk.liquidation_price_legs(table, wallet, other_mm, other_upnl, legs)
 
 
 def position_risk(engine: Engine, account: int, symbol: str | None = None) -> list[dict]:
@@ -32,10 +36,11 @@ def position_risk(engine: Engine, account: int, symbol: str | None = None) -> li
         raise KeyError(f"unknown account {account}")
     out = []
     cross = engine.ledger.cross_risk(acct)
-    for name in sorted(acct.positions):
+    for key in sorted(acct.positions):
+        pos = acct.positions[key]
+        name = pos.symbol
         if symbol and name != symbol:
             continue
-        pos = acct.positions[name]
         sym = engine.symbols[name]
         notional, upnl, _ = engine.ledger.position_figures(pos, sym)
         figures = engine.ledger.isolated_risk(pos) if pos.margin_type == ISOLATED else cross
@@ -49,7 +54,7 @@ def position_risk(engine: Engine, account: int, symbol: str | None = None) -> li
             "isolatedMargin": fmt(pos.isolated_margin + (upnl if pos.margin_type == ISOLATED else 0)),
             "isolatedWallet": fmt(pos.isolated_margin), "notional": fmt(notional),
             "maintMargin": fmt(mm), "marginRatio": fmt(figures.ratio) if pos.qty else "0",
-            "positionSide": "BOTH",
+            "positionSide": pos.side,
         })
     return out
 
@@ -60,8 +65,9 @@ def account_info(engine: Engine, account: int) -> dict:
         raise KeyError(f"unknown account {account}")
     total_upnl = total_mm = total_im = 0
     positions = []
-    for name in sorted(acct.positions):
-        pos = acct.positions[name]
+    for key in sorted(acct.positions):
+        pos = acct.positions[key]
+        name = pos.symbol
         sym = engine.symbols[name]
         notional, upnl, im = engine.ledger.position_figures(pos, sym)
         mm = sym.table_at(engine.time).maint_margin(abs(notional)) if pos.qty else 0
@@ -74,7 +80,7 @@ def account_info(engine: Engine, account: int) -> dict:
             "openOrderInitialMargin": fmt(pos.order_margin), "leverage": str(pos.leverage),
             "isolated": pos.margin_type == ISOLATED, "entryPrice": fmt(pos.entry_price()),
             "positionAmt": fmt(pos.qty), "notional": fmt(notional),
-            "isolatedWallet": fmt(pos.isolated_margin), "positionSide": "BOTH",
+            "isolatedWallet": fmt(pos.isolated_margin), "positionSide": pos.side,
         })
     available = engine.ledger.available_balance(acct)
     return {
