@@ -24,6 +24,8 @@ DECIMAL_FIELDS = frozenset({
     "cost", "fee", "value", "nav", "realLeverage", "basket", "issued", "tokenFundingRate",
     "navBefore", "navAfter", "leverageBefore", "leverageAfter", "basketBefore", "basketAfter",
     "spotBalance", "buyerFee", "sellerFee", "hedgeCost",
+    # conditional orders and the cost to open
+    "triggerPrice", "activatePrice", "callbackRate", "costPrice", "lossUnit",
 })
 # fields holding a map of name -> scaled decimal (setIndexPrices' "prices")
 DECIMAL_MAP_FIELDS = frozenset({"prices"})

@@ -24,7 +24,8 @@ ADMIN_OPS = frozenset({"createAccount", "deposit", "setMarkPrice", "fundInsuranc
 ACCOUNT_OPS = frozenset({"newOrder", "cancelOrder", "cancelAllOrders", "modifyOrder",
                          "setLeverage", "setMarginType", "adjustIsolatedMargin", "withdraw",
                          "futuresTransfer", "subscribeToken", "redeemToken", "newSpotOrder",
-                         "cancelSpotOrder"})
+                         "cancelSpotOrder", "setPositionMode", "newAlgoOrder",
+                         "cancelAlgoOrder", "cancelAllAlgoOrders"})
 INTERNAL_OPS = frozenset({"liquidate", "marginCall"})  # only the risk consumer sends these
 PUBLIC_QUERIES = frozenset({"depth", "premiumIndex", "fundingRate", "indexInfo", "tokenInfo"})
 ADMIN_QUERIES = frozenset({"state"})
