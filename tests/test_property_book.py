@@ -332,8 +332,8 @@ def check_invariants(engine: Engine, symbols) -> None:
                     t[0] += 1
                     t[at] += r
                     t[at + 1] += r * price // SCALE
-                    t[4 + at] += r * o.cost_price // SCALE
-                    t[5 + at] += r * o.loss_unit // SCALE
+                    t[4 + at] += r * o.cost_price
+                    t[5 + at] += r * o.loss_unit
                 assert count and lv.count == count, f"{s} level {price}: empty or bad count"
                 assert lv.total == total, f"{s} level {price}: total != sum of remaining"
                 seen += count

@@ -200,9 +200,9 @@ class Accounting:
     def _legs_for_update(self, acct: Account, symbol: str) -> list[Position]:
         """Every stored position of the symbol; one (stored) if there was none."""
         legs = acct.legs(symbol)
-        if not legs:
-            side = "LONG" if acct.dual_side else "BOTH"
-            legs = [self.ledger.position_for_update(acct, symbol, side)]
+        if len(legs) < (2 if acct.dual_side else 1):
+            sides = ("LONG", "SHORT") if acct.dual_side else ("BOTH",)
+            legs = [self.ledger.position_for_update(acct, symbol, side) for side in sides]
         return legs
 
     def _on_leverage(self, ev: V.LeverageChanged) -> None:

@@ -16,10 +16,10 @@ Open-order margin (rules 2, Binance's "cost required to open a position"): each 
 its initial margin at an assumed price plus its open loss, no fee:
     assumed price   a buy: its price; a sell: max(last price x 1.0015, mark, its price)
     open loss       a buy above the mark: qty x (price - mark); a sell below: qty x (mark - price)
-Both per-unit figures are rounded up to the tick (the venue's side), so qty x figure is exact
-in 1e-8 units like a notional. The position keeps, per side, the sums of remaining x assumed
-price and remaining x open loss, and charges only the part of each side that would open rather
-than close the position. Rules 1 (logs written before) charged notional / leverage plus the
+(last x 1.0015 rounded up to 1e-8). The position keeps, per side, the sums of remaining x
+assumed price and remaining x open loss, exact in 1e-16 units (derived from its orders), and
+charges only the part of each side that would open rather than close the position: the
+margin is rounded up once, to 1e-8 USDT. Rules 1 (logs written before) charged notional / leverage plus the
 taker fee on that opening part; `rules` on the position says which.
 """
 from __future__ import annotations
@@ -58,8 +58,8 @@ def fill_result(qty: int, cost: int, dq: int, price: int) -> tuple[int, int, int
 
 
 class OpenOrders:
-    """The sums over one side's resting orders of a position, all exact in 1e-8 units:
-    quantity, notional (qty x price), cost (qty x assumed price), open loss."""
+    """The sums over one side's resting orders of a position: quantity and notional (qty x
+    price) in 1e-8 units, cost (qty x assumed price) and open loss in 1e-16 units, all exact."""
     __slots__ = ("qty", "notional", "cost", "loss")
 
     def __init__(self, qty: int = 0, notional: int = 0, cost: int = 0, loss: int = 0) -> None:
@@ -121,9 +121,9 @@ class Position:
         if self.rules < 2:  # notional / leverage + taker fee on the opening part
             n = side.notional * opening // side.qty
             return -(-n // lev) - (-(n * self.taker_fee) // SCALE)
-        # (cost / leverage + loss) x opening / qty, rounded up
+        # (cost / leverage + loss) x opening / qty, from 1e-16 sums to 1e-8 USDT, rounded up
         num = (side.cost + side.loss * lev) * opening
-        return -(-num // (side.qty * lev))
+        return -(-num // (side.qty * lev * SCALE))
 
     def compute_order_margin(self) -> int:
         return self.margin_for(self.buys, self.sells) if self.open_orders else 0

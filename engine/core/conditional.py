@@ -532,7 +532,7 @@ class ConditionalOrders:
         book = self.books.get(key)
         if book is None:
             book = self.books[key] = TriggerBook()
-            self.prices.setdefault(key, self.working_price(algo.symbol, algo.source))
+            self.prices[key] = self.working_price(algo.symbol, algo.source)
         return book
 
     def _register(self, algo: AlgoOrder) -> TriggerBook:
@@ -583,7 +583,8 @@ class ConditionalOrders:
             ids.discard(algo.algo_id)
             if not ids:
                 del self.bound[bound_key]
-        book = self.books[(algo.symbol, algo.source)]
+        book_key = (algo.symbol, algo.source)
+        book = self.books[book_key]
         if not algo.trailing:
             (book.up if algo.direction == UP else book.down).remove((algo.trigger, algo.algo_id))
         elif algo.active:
@@ -593,6 +594,9 @@ class ConditionalOrders:
             book.activate_up.remove((algo.activation_key, algo.algo_id))
         else:
             book.activate_down.remove((algo.activation_key, algo.algo_id))
+        if not book:  # nothing waits on this price any more: stop following it
+            del self.books[book_key]
+            del self.prices[book_key]
 
     def _on_price(self, symbol: str, source: int, price: int) -> None:
         """A price event was applied: note the move for the trigger check, and let trailing

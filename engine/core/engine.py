@@ -165,9 +165,8 @@ class Engine:
                 row = [p.symbol, p.qty, p.cost, p.leverage, p.margin_type, p.isolated_margin,
                        p.buys.qty, p.buys.notional, p.sells.qty, p.sells.notional,
                        p.open_orders]
-                extension = [p.side, p.buys.cost, p.buys.loss, p.sells.cost, p.sells.loss]
-                if p.side != BOTH or any(extension[1:]):  # hedge legs, rules-2 order costs
-                    row.append(extension)
+                if p.side != BOTH:  # a hedge leg (the order costs are derived from the orders)
+                    row.append(p.side)
                 positions.append(row)
             row = [aid, a.registered_at, a.wallet, positions, sorted(a.client_ids.items())]
             if a.dual_side:

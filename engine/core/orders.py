@@ -91,13 +91,11 @@ class Orders:
     # == costs and limits =========================================================================
     def order_cost(self, sym: SymbolState, side: str, type_: str, price: int) -> tuple[int, int]:
         """(assumed price, open loss per unit) of an order for the open-order margin (rules 2;
-        engine.core.accounts): Binance's "cost required to open a position", each rounded up
-        to the tick."""
+        engine.core.accounts): Binance's "cost required to open a position"."""
         if self.ledger.config.rules < 2:
             return 0, 0
         mark = sym.mark
         book = sym.book
-        tick = sym.spec.tick_size
         if side == BUY:
             if type_ == "MARKET":
                 ask = book.ask
@@ -110,7 +108,7 @@ class Orders:
             last = -(-(sym.last_price * SHORT_COST_FACTOR) // SCALE)
             assumed = max(last, mark, reference)
             loss = max(0, mark - reference) if mark else 0
-        return -(-assumed // tick) * tick, -(-loss // tick) * tick
+        return assumed, loss
 
     def check_leverage_and_margin(self, acct: Account, pos: Position, sym: SymbolState,
                                   side: str, add: OpenOrders) -> None:
@@ -313,8 +311,8 @@ class Orders:
                                f"{config.new_account_max_leverage}x; only reduce-only orders")
             qty = cmd.quantity
             self.check_leverage_and_margin(acct, pos, sym, side,
-                                           OpenOrders(qty, notional, qty * cost_price // SCALE,
-                                                      qty * loss_unit // SCALE))
+                                           OpenOrders(qty, notional, qty * cost_price,
+                                                      qty * loss_unit))
         if tif == "GTX" and crosses(book, side, price):
             raise Rejected(E.GTX_WOULD_TAKE)
         if tif == "FOK" and fillable(book, side, price, cmd.quantity) < cmd.quantity:
@@ -531,8 +529,8 @@ class Orders:
                 self.check_leverage_and_margin(acct, pos, sym, order.side, OpenOrders(
                     new_remaining - rem,
                     (new_remaining * cmd.price - rem * order.price) // SCALE,
-                    (new_remaining * cost_price - rem * order.cost_price) // SCALE,
-                    (new_remaining * loss_unit - rem * order.loss_unit) // SCALE))
+                    new_remaining * cost_price - rem * order.cost_price,
+                    new_remaining * loss_unit - rem * order.loss_unit))
             if not keep and order.tif == "GTX" and crosses(sym.book, order.side, cmd.price):
                 raise Rejected(E.GTX_WOULD_TAKE)
         except Rejected as r:
@@ -566,8 +564,8 @@ class Orders:
         self.ledger.symbols[order.symbol].book.add(order)
         pos = self.ledger.position_for_update(acct, order.symbol, order.position_side)
         rem = order.remaining
-        pos.add_open(order.side, rem, rem * order.price // SCALE,
-                     rem * order.cost_price // SCALE, rem * order.loss_unit // SCALE)
+        pos.add_open(order.side, rem, rem * order.price // SCALE, rem * order.cost_price,
+                     rem * order.loss_unit)
         pos.open_orders += 1
         acct.refresh_order_margin(pos)
         if order.gtd:
@@ -580,8 +578,8 @@ class Orders:
     def _unrest(self, order: Order, qty: int, acct: Account) -> None:
         """Take `qty` of a resting order off the book and out of its account's open totals."""
         pos = self.ledger.position_for_update(acct, order.symbol, order.position_side)
-        pos.add_open(order.side, -qty, -(qty * order.price // SCALE),
-                     -(qty * order.cost_price // SCALE), -(qty * order.loss_unit // SCALE))
+        pos.add_open(order.side, -qty, -(qty * order.price // SCALE), -qty * order.cost_price,
+                     -qty * order.loss_unit)
         book = self.ledger.symbols[order.symbol].book
         if qty == order.remaining:
             pos.open_orders -= 1
@@ -647,15 +645,14 @@ class Orders:
         if ev.kept_priority:  # same price, quantity not larger: shrink in place
             shrink = order.remaining - new_remaining
             pos.add_open(order.side, -shrink, -(shrink * order.price // SCALE),
-                         -(shrink * order.cost_price // SCALE),
-                         -(shrink * order.loss_unit // SCALE))
+                         -shrink * order.cost_price, -shrink * order.loss_unit)
             book.reduce(order, shrink)
             order.quantity = ev.quantity
             acct.refresh_order_margin(pos)
             return
         rem = order.remaining
-        pos.add_open(order.side, -rem, -(rem * order.price // SCALE),
-                     -(rem * order.cost_price // SCALE), -(rem * order.loss_unit // SCALE))
+        pos.add_open(order.side, -rem, -(rem * order.price // SCALE), -rem * order.cost_price,
+                     -rem * order.loss_unit)
         pos.open_orders -= 1
         book.remove(order)
         if order.gtd:

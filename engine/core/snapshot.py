@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import msgspec
 
-from engine.core.accounts import BOTH, Account, OpenOrders, Position
+from engine.core.accounts import BOTH, Account, OpenOrders, Position, position_key
 from engine.core.book import BUY, SELL, Order
 from engine.core.catalogue import Catalogue
 from engine.core.engine import Engine, EngineConfig
@@ -47,14 +47,13 @@ def restore(catalogue: Catalogue, blob: bytes, config: EngineConfig | None = Non
         acct.dual_side = len(row) > 5 and bool(row[5])
         for p in positions:
             (symbol, qty, cost, leverage, margin_type, iso, bq, bn, sq, sn, n_open) = p[:11]
-            side, bc, bl, sc, sl = p[11] if len(p) > 11 else (BOTH, 0, 0, 0, 0)
+            side = p[11] if len(p) > 11 else BOTH
             pos = Position(symbol, leverage, engine.symbols[symbol].spec.taker_fee, rules, side)
             acct.positions[pos.key] = pos
             pos.qty, pos.cost, pos.margin_type, pos.isolated_margin = qty, cost, margin_type, iso
-            pos.buys = OpenOrders(bq, bn, bc, bl)
-            pos.sells = OpenOrders(sq, sn, sc, sl)
+            pos.buys = OpenOrders(bq, bn)  # their cost and open loss: from the orders, below
+            pos.sells = OpenOrders(sq, sn)
             pos.open_orders = n_open
-            acct.refresh_order_margin(pos)
     gtd = engine.orders.gtd
     for name, mark, index, last_price, sides in books:
         sym = engine.symbols[name]
@@ -72,7 +71,15 @@ def restore(catalogue: Catalogue, blob: bytes, config: EngineConfig | None = Non
                 loaded.append(order)
                 if good_till:
                     gtd.add((good_till, oid, name))
+                if cost_price or loss_unit:
+                    pos = engine.accounts[account].positions[position_key(name, position_side)]
+                    totals = pos.buys if side == BUY else pos.sells
+                    totals.cost += remaining * cost_price
+                    totals.loss += remaining * loss_unit
             sym.book.load_side(side, loaded)
+    for acct in engine.accounts.values():
+        for pos in acct.positions.values():
+            acct.refresh_order_margin(pos)
     engine.restored()
     ledger.fees_collected, ledger.insurance_fund = fees, insurance
     ledger.total_deposits, ledger.total_withdrawals = deposits, withdrawals
