@@ -86,9 +86,9 @@ class AlgoOrder:
     __slots__ = ("algo_id", "account", "symbol", "side", "position_side", "type", "quantity",
                  "price", "trigger", "source", "price_protect", "close_position",
                  "reduce_only", "activate", "rate", "tif", "client_id", "stp", "price_match",
-                 "gtd", "direction", "active", "extreme")
+                 "gtd", "direction", "active", "extreme", "created")
 
-    def __init__(self, ev: V.AlgoOrderAccepted) -> None:
+    def __init__(self, ev: V.AlgoOrderAccepted, created: int) -> None:
         self.algo_id = ev.algo_id
         self.account = ev.account
         self.symbol = ev.symbol
@@ -112,6 +112,7 @@ class AlgoOrder:
         self.direction = direction(ev.order_type, ev.side)
         self.active = False  # trailing: activation reached
         self.extreme = 0  # trailing: the highest (sell) or lowest (buy) price since activation
+        self.created = created  # ms
 
     @property
     def trailing(self) -> bool:
@@ -170,12 +171,17 @@ class TrailBuckets:
     def move(self, price: int) -> list[int]:
         """A new extreme: every bucket the price passed joins one bucket at `price`; returns
         the ids of the orders whose extreme changed."""
-        if self.side == SELL:
-            passed = list(self.extremes.irange(maximum=price, inclusive=(True, False)))
-        else:
-            passed = list(self.extremes.irange(minimum=price, inclusive=(False, True)))
-        if not passed:
+        extremes = self.extremes
+        if not extremes:
             return []
+        if self.side == SELL:
+            if extremes[0] >= price:  # no high below the price: the common case, O(1)
+                return []
+            passed = list(extremes.irange(maximum=price, inclusive=(True, False)))
+        else:
+            if extremes[-1] <= price:
+                return []
+            passed = list(extremes.irange(minimum=price, inclusive=(False, True)))
         moved: list[int] = []
         merged = self.buckets.get(price)
         if merged is not None:
@@ -198,11 +204,18 @@ class TrailBuckets:
 
     def reached(self, price: int) -> list[tuple[int, int]]:
         """(threshold, algo id) of every order whose trigger the price has reached."""
-        out = []
+        out: list[tuple[int, int]] = []
+        thresholds = self.thresholds
+        if not thresholds:
+            return out
         if self.side == SELL:  # fires at or below its threshold
-            candidates = list(self.thresholds.irange(minimum=(price, -1)))
+            if thresholds[-1][0] < price:
+                return out
+            candidates = list(thresholds.irange(minimum=(price, -1)))
         else:
-            candidates = list(self.thresholds.irange(maximum=(price, 1 << 62)))
+            if thresholds[0][0] > price:
+                return out
+            candidates = list(thresholds.irange(maximum=(price, 1 << 62)))
         for _, extreme in candidates:
             for rate, algo_id in self.buckets[extreme]:
                 threshold = trail_threshold(extreme, rate, self.side)
@@ -230,11 +243,18 @@ class TriggerBook:
                     self.trail_sell.buckets or self.trail_buy.buckets)
 
     def reached(self, price: int) -> list[tuple[int, int]]:
-        """(trigger, algo id) of every order whose trigger the price has reached."""
-        out = list(self.up.irange(maximum=(price, 1 << 62)))
-        out += list(self.down.irange(minimum=(price, -1)))
-        out += self.trail_sell.reached(price)
-        out += self.trail_buy.reached(price)
+        """(trigger, algo id) of every order whose trigger the price has reached; each list is
+        looked into only when its nearest trigger is reached (O(1) otherwise)."""
+        out: list[tuple[int, int]] = []
+        up, down = self.up, self.down
+        if up and up[0][0] <= price:
+            out += up.irange(maximum=(price, 1 << 62))
+        if down and down[-1][0] >= price:
+            out += down.irange(minimum=(price, -1))
+        if self.trail_sell.buckets:
+            out += self.trail_sell.reached(price)
+        if self.trail_buy.buckets:
+            out += self.trail_buy.reached(price)
         return out
 
 
@@ -447,9 +467,9 @@ class ConditionalOrders:
         while self.moved:
             moved, self.moved = self.moved, {}
             due: list[tuple[int, int, int, int]] = []  # (distance, algo id, trigger, price)
-            for key in sorted(moved):
-                book = self.books.get(key)
-                if not book:
+            for key in sorted(moved) if len(moved) > 1 else moved:
+                book = self.books.get(key)  # books with nothing left are dropped: never empty
+                if book is None:
                     continue
                 price = self.prices[key]
                 before = moved[key]
@@ -513,6 +533,9 @@ class ConditionalOrders:
 
     def _release_closed(self) -> None:
         ledger = self.ledger
+        if not self.bound:
+            ledger.closed.clear()
+            return
         for account, key in sorted(ledger.closed):
             ids = self.bound.get((account, key))
             if not ids:
@@ -547,8 +570,8 @@ class ConditionalOrders:
             self.bound.setdefault((algo.account, pos_key), set()).add(algo.algo_id)
         return self._book(algo)
 
-    def _on_accepted(self, ev: V.AlgoOrderAccepted) -> None:
-        algo = AlgoOrder(ev)
+    def _on_accepted(self, ev: V.AlgoOrderAccepted, created: int | None = None) -> None:
+        algo = AlgoOrder(ev, self.ledger.time if created is None else created)
         self.next_algo_id = ev.algo_id + 1
         book = self._register(algo)
         if not algo.trailing:
@@ -615,10 +638,12 @@ class ConditionalOrders:
         while book.activate_down and book.activate_down[-1][0] >= price:
             _, algo_id = book.activate_down.pop()
             self._activate(book, algos[algo_id], price)
-        for algo_id in book.trail_sell.move(price):
-            algos[algo_id].extreme = price
-        for algo_id in book.trail_buy.move(price):
-            algos[algo_id].extreme = price
+        if book.trail_sell.buckets:
+            for algo_id in book.trail_sell.move(price):
+                algos[algo_id].extreme = price
+        if book.trail_buy.buckets:
+            for algo_id in book.trail_buy.move(price):
+                algos[algo_id].extreme = price
 
     # == state ====================================================================================
     def canonical(self) -> list | None:
@@ -629,7 +654,7 @@ class ConditionalOrders:
                 [[a.algo_id, a.account, a.symbol, a.side, a.position_side, a.type, a.quantity,
                   a.price, a.trigger, a.source, a.price_protect, a.close_position,
                   a.reduce_only, a.activate, a.rate, a.tif, a.client_id, a.stp, a.price_match,
-                  a.gtd, a.active, a.extreme] for _, a in sorted(self.algos.items())],
+                  a.gtd, a.active, a.extreme, a.created] for _, a in sorted(self.algos.items())],
                 sorted([s, src, p] for (s, src), p in self.prices.items())]
 
     def restore(self, data: list) -> None:
@@ -639,7 +664,7 @@ class ConditionalOrders:
         for row in rows:
             (algo_id, account, symbol, side, position_side, type_, quantity, price, trigger,
              source, price_protect, close_position, reduce_only, activate, rate, tif,
-             client_id, stp, price_match, gtd, active, extreme) = row
+             client_id, stp, price_match, gtd, active, extreme, created) = row
             working = "MARK_PRICE" if source == MARK else "CONTRACT_PRICE"
             ev = V.AlgoOrderAccepted(
                 algo_id=algo_id, account=account, symbol=symbol, side=side,
@@ -650,8 +675,8 @@ class ConditionalOrders:
                 client_algo_id=client_id, stp_mode=stp, price_match=price_match,
                 good_till_date=gtd)
             if type_ == "TRAILING_STOP_MARKET" and active:  # back in its bucket
-                algo = AlgoOrder(ev)
+                algo = AlgoOrder(ev, created)
                 self._activate(self._register(algo), algo, extreme)
             else:
-                self._on_accepted(ev)
+                self._on_accepted(ev, created)
         self.next_algo_id = next_algo_id

@@ -59,3 +59,29 @@ def open_orders(engine: Engine, account: int, symbol: str | None) -> list[dict]:
                         "positionSide": o.position_side, "goodTillDate": o.gtd,
                         "status": "PARTIALLY_FILLED" if o.remaining < o.quantity else "NEW"})
     return out
+
+
+def algo_order(algo, status: str = "NEW") -> dict:
+    """A conditional order in the shape of Binance's GET /fapi/v1/algoOrder."""
+    trailing = algo.type == "TRAILING_STOP_MARKET"
+    return {"algoId": algo.algo_id, "clientAlgoId": algo.client_id, "algoType": "CONDITIONAL",
+            "orderType": algo.type, "symbol": algo.symbol, "side": algo.side,
+            "positionSide": algo.position_side, "timeInForce": algo.tif,
+            "quantity": fmt(algo.quantity), "algoStatus": status, "actualOrderId": "",
+            "actualPrice": "0", "triggerPrice": fmt(algo.trigger), "price": fmt(algo.price),
+            "icebergQuantity": None, "selfTradePreventionMode": algo.stp,
+            "workingType": "MARK_PRICE" if algo.source == 0 else "CONTRACT_PRICE",
+            "priceMatch": algo.price_match, "closePosition": algo.close_position,
+            "priceProtect": algo.price_protect, "reduceOnly": algo.reduce_only,
+            "activatePrice": fmt(algo.activate) if trailing else "",
+            "callbackRate": fmt(algo.rate) if trailing else "",
+            "createTime": algo.created, "updateTime": algo.created, "triggerTime": 0,
+            "goodTillDate": algo.gtd}
+
+
+def open_algo_orders(engine: Engine, account: int, symbol: str | None = None) -> list[dict]:
+    """The account's waiting conditional orders (GET /fapi/v1/openAlgoOrders), oldest first."""
+    if account not in engine.accounts:
+        raise KeyError(f"unknown account {account}")
+    return [algo_order(a) for _, a in sorted(engine.conditional.algos.items())
+            if a.account == account and (symbol is None or a.symbol == symbol)]
