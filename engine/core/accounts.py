@@ -19,8 +19,8 @@ its initial margin at an assumed price plus its open loss, no fee:
 (last x 1.0015 rounded up to 1e-8). The position keeps, per side, the sums of remaining x
 assumed price and remaining x open loss, exact in 1e-16 units (derived from its orders), and
 charges only the part of each side that would open rather than close the position: the
-margin is rounded up once, to 1e-8 USDT. Rules 1 (logs written before) charged notional / leverage plus the
-taker fee on that opening part; `rules` on the position says which.
+margin is rounded up once, to 1e-8 USDT. Rules 1 (logs written before) charged notional /
+leverage plus the taker fee on that opening part; `rules` on the position says which.
 """
 from __future__ import annotations
 

@@ -160,8 +160,8 @@ class Catalogue:
     version: str
     symbols: dict[str, SymbolSpec]
     tables: dict[str, BracketTable]
-    # leveraged tokens (engine.core.token_specs.TokenSpec by name): tokens.json unless the document has
-    # its own "leveragedTokens"; tokens whose underlying is not a symbol here are left out
+    # leveraged tokens (engine.core.token_specs.TokenSpec by name): tokens.json unless the document
+    # has its own "leveragedTokens"; tokens whose underlying is not a symbol here are left out
     tokens: dict = field(default_factory=dict)
 
     def spec(self, symbol: str) -> SymbolSpec:

@@ -589,7 +589,7 @@ class ConditionalOrders:
         algo.active = True
         algo.extreme = price
         (book.trail_sell if algo.side == SELL else book.trail_buy).add(price, algo.rate,
-                                                                        algo.algo_id)
+                                                                       algo.algo_id)
 
     def _on_closed(self, ev: V.Event) -> None:
         """Canceled, expired, triggered or rejected: it leaves the trigger book."""

@@ -36,7 +36,7 @@ MARK, LAST = 0, 1  # the prices a conditional order can work on: mark, last trad
 @dataclass(frozen=True)
 class EngineConfig:
     default_leverage: int = 20
-    new_account_days: int = 60  # accounts younger than this may not go above new_account_max_leverage
+    new_account_days: int = 60  # younger accounts may not go above new_account_max_leverage
     new_account_max_leverage: int = 20
     default_stp: str = "EXPIRE_MAKER"  # Binance's current default; older pages say NONE
     checkpoint_every: int = 10_000  # commands between Checkpoint events; 0 = never

@@ -1,4 +1,4 @@
-"""Liquidation in the core (Binance's public protocol, SEED-NOTES §2), as a part of the core (engine.core.engine).
+"""Liquidation (Binance's public protocol, SEED-NOTES §2): a part of the core (engine.core.engine).
 
 On a `Liquidate` command the core re-checks the account against its own state; a healthy
 account gets `LiquidationDeclined` and nothing else. Otherwise, each step an event:
@@ -85,7 +85,8 @@ class Liquidator:
         if cmd.amount <= 0:
             return ledger.reject_command(cmd, Rejected(E.INVALID_VALUE, "the amount must be "
                                                        "positive", arg="amount"))
-        ledger.emit(V.InsuranceFunded(amount=cmd.amount, balance=ledger.insurance_fund + cmd.amount))
+        ledger.emit(V.InsuranceFunded(amount=cmd.amount,
+                                      balance=ledger.insurance_fund + cmd.amount))
 
     def _margin_call(self, cmd: C.MarginCall) -> None:
         ledger = self.ledger

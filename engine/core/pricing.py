@@ -134,7 +134,7 @@ class Pricing:
 
     def _refresh_due(self) -> None:
         self.next_due = min(self.funding_next if self.funding_next is not None else NEVER,
-                             self.rebalance_next if self.rebalance_next is not None else NEVER)
+                            self.rebalance_next if self.rebalance_next is not None else NEVER)
 
     # == commands =================================================================================
     def _set_index_prices(self, cmd: C.SetIndexPrices) -> None:
@@ -177,8 +177,8 @@ class Pricing:
         bids, asks = book.bid_prices, book.ask_prices
         mid = (bids[-1] + asks[0]) // 2 if bids and asks else 0
         self.ledger.emit(V.IndexPriceUpdated(symbol=name, index_price=index, impact_bid_price=ib,
-                                       impact_ask_price=ia, mid_price=mid,
-                                       premium_index=F.premium_index(ib, ia, index)))
+                                             impact_ask_price=ia, mid_price=mid,
+                                             premium_index=F.premium_index(ib, ia, index)))
         fs = self.states[name]
         if fs.perpetual and self.funding_next is not None:
             rate, to_funding = fs.last_rate, self.funding_next - self.ledger.time
@@ -318,7 +318,8 @@ class Pricing:
             fs.sample_until(now - 1)  # samples before now take the old premium
         fs.premium = ev.premium_index
         fs.index = ev.index_price
-        fs.impact_bid, fs.impact_ask, fs.mid = ev.impact_bid_price, ev.impact_ask_price, ev.mid_price
+        fs.impact_bid, fs.impact_ask = ev.impact_bid_price, ev.impact_ask_price
+        fs.mid = ev.mid_price
         if ev.mid_price:
             basis = ev.mid_price - ev.index_price
             window = fs.basis

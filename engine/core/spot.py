@@ -115,7 +115,7 @@ class SpotDesk:
         token = self.issuers.get(account)
         if token is not None:
             raise Rejected(E.INVALID_VALUE, msg=f"Account {account} is the issuer of "
-                                            f"{token}: not for client commands.")
+                           f"{token}: not for client commands.")
 
     # == commands =================================================================================
     def _futures_transfer(self, cmd: C.FuturesTransfer) -> None:
@@ -129,17 +129,17 @@ class SpotDesk:
                 free = min(self.ledger.available_balance(acct), acct.wallet)
                 if cmd.amount > free:
                     raise Rejected(E.BALANCE_INSUFFICIENT, msg=f"Insufficient futures balance: "
-                                                           f"{fmt(max(free, 0))} USDT available.")
+                                   f"{fmt(max(free, 0))} USDT available.")
                 wallet, spot = acct.wallet - cmd.amount, w.usdt + cmd.amount
             else:
                 if cmd.amount > w.free_usdt():
                     raise Rejected(E.BALANCE_INSUFFICIENT, msg=f"Insufficient spot balance: "
-                                                           f"{fmt(w.free_usdt())} USDT free.")
+                                   f"{fmt(w.free_usdt())} USDT free.")
                 wallet, spot = acct.wallet + cmd.amount, w.usdt - cmd.amount
         except Rejected as r:
             return self.ledger.reject_command(cmd, r)
         self.ledger.emit(V.FuturesTransferred(account=cmd.account, amount=cmd.amount, type=cmd.type,
-                                        balance=wallet, spot_balance=spot))
+                                              balance=wallet, spot_balance=spot))
 
     def _new_spot_order(self, cmd: C.NewSpotOrder) -> None:
         try:
@@ -157,7 +157,7 @@ class SpotDesk:
         market = self.markets.get(cmd.symbol)
         if market is None:
             raise Rejected(E.INVALID_SYMBOL, msg=f"Invalid symbol {cmd.symbol!r} (token spot books "
-                                             f"exist once the token is launched).")
+                           f"exist once the token is launched).")
         self.ledger.account(cmd.account)
         self.check_not_issuer(cmd.account)
         spec = market.spec
@@ -169,51 +169,57 @@ class SpotDesk:
                 raise Rejected(E.PRICE_LESS_THAN_ZERO, msg="Price less than or equal to zero.")
             if price % spec.tick_size:
                 raise Rejected(FILTER_FAILURE, msg=f"Filter failure: PRICE_FILTER (tick size "
-                                               f"{fmt(spec.tick_size)}).")
+                               f"{fmt(spec.tick_size)}).")
             if not T.within_band(price, market.nav, spec.price_band):
                 lo, hi = T.band_bounds(market.nav, spec.price_band)
-                raise Rejected(FILTER_FAILURE, msg=f"Filter failure: PERCENT_PRICE: leveraged-token "
-                                               f"limit order price range rule: the price must be "
-                                               f"within ±{fmt(spec.price_band * 100)}% of the "
-                                               f"latest NAV {fmt(market.nav)}, i.e. {fmt(lo)} to "
-                                               f"{fmt(hi)}.")
+                raise Rejected(FILTER_FAILURE,
+                               msg=f"Filter failure: PERCENT_PRICE: leveraged-token "
+                               f"limit order price range rule: the price must be "
+                               f"within ±{fmt(spec.price_band * 100)}% of the "
+                               f"latest NAV {fmt(market.nav)}, i.e. {fmt(lo)} to "
+                               f"{fmt(hi)}.")
         else:
             if price:
-                raise Rejected(E.PARAM_NOT_REQUIRED, msg="Parameter 'price' sent when not required.")
+                raise Rejected(E.PARAM_NOT_REQUIRED,
+                               msg="Parameter 'price' sent when not required.")
             if cmd.time_in_force is not None:
-                raise Rejected(E.PARAM_NOT_REQUIRED, msg="Parameter 'timeInForce' sent when not required.")
+                raise Rejected(E.PARAM_NOT_REQUIRED,
+                               msg="Parameter 'timeInForce' sent when not required.")
             tif = "IOC"
         if qty <= 0:
             raise Rejected(E.QTY_LESS_THAN_ZERO, msg="Quantity less than or equal to zero.")
         if qty < spec.min_qty or qty > spec.max_qty or (qty - spec.min_qty) % spec.step_size:
-            raise Rejected(FILTER_FAILURE, msg=f"Filter failure: LOT_SIZE (min {fmt(spec.min_qty)}, "
-                                           f"max {fmt(spec.max_qty)}, step "
-                                           f"{fmt(spec.step_size)}).")
+            raise Rejected(FILTER_FAILURE,
+                           msg=f"Filter failure: LOT_SIZE (min {fmt(spec.min_qty)}, "
+                           f"max {fmt(spec.max_qty)}, step "
+                           f"{fmt(spec.step_size)}).")
         book = market.book
         limit = price if cmd.type == "LIMIT" else self._spot_market_limit(market, side)
         if cmd.type == "LIMIT":
             if qty * price // SCALE < spec.min_notional:
                 raise Rejected(FILTER_FAILURE, msg=f"Filter failure: NOTIONAL (at least "
-                                               f"{fmt(spec.min_notional)} USDT).")
+                               f"{fmt(spec.min_notional)} USDT).")
         if w.open_orders.get(cmd.symbol, 0) >= spec.max_num_orders:
-            raise Rejected(E.MAX_OPEN_ORDERS, msg=f"Reach max open order limit ({spec.max_num_orders}).")
+            raise Rejected(E.MAX_OPEN_ORDERS,
+                           msg=f"Reach max open order limit ({spec.max_num_orders}).")
         if side == BUY:
             need = qty * price // SCALE if cmd.type == "LIMIT" else \
                 self._spot_walk_cost(book, limit, qty)
             if need > w.free_usdt():
                 raise Rejected(SPOT_INSUFFICIENT, msg=f"Account has insufficient balance for "
-                                                  f"requested action: {fmt(need)} USDT needed, "
-                                                  f"{fmt(w.free_usdt())} free.")
+                               f"requested action: {fmt(need)} USDT needed, "
+                               f"{fmt(w.free_usdt())} free.")
         elif qty > w.free_token(market.token):
             raise Rejected(SPOT_INSUFFICIENT, msg=f"Account has insufficient balance for requested "
-                                              f"action: {fmt(w.free_token(market.token))} "
-                                              f"{market.token} free.")
+                           f"action: {fmt(w.free_token(market.token))} "
+                           f"{market.token} free.")
         if tif == "GTX" and crosses(book, side, limit):
             raise Rejected(E.GTX_WOULD_TAKE, msg="Due to the order could not be executed as maker, "
-                                             "the Post Only order will be rejected.")
+                           "the Post Only order will be rejected.")
         if tif == "FOK" and fillable(book, side, limit, qty) < qty:
-            raise Rejected(E.FOK_UNFILLABLE, msg="Due to the order could not be filled immediately, "
-                                             "the FOK order has been rejected.")
+            raise Rejected(E.FOK_UNFILLABLE,
+                           msg="Due to the order could not be filled immediately, "
+                           "the FOK order has been rejected.")
         stp = cmd.self_trade_prevention_mode or self.ledger.config.default_stp
         rest = tif in ("GTC", "GTX") and not crosses(book, side, limit)
         return V.SpotOrderAccepted(order_id=self.ledger.next_order_id, account=cmd.account,
@@ -244,12 +250,14 @@ class SpotDesk:
     def _cancel_spot_order(self, cmd: C.CancelSpotOrder) -> None:
         market = self.markets.get(cmd.symbol)
         if market is None:
-            return self.ledger.reject_command(cmd, Rejected(E.INVALID_SYMBOL, msg=f"Invalid symbol {cmd.symbol!r}."))
+            return self.ledger.reject_command(cmd, Rejected(E.INVALID_SYMBOL,
+                                                            msg=f"Invalid symbol {cmd.symbol!r}."))
         order = market.book.orders.get(cmd.order_id)
         if order is None or order.account != cmd.account:
-            return self.ledger.reject_command(cmd, Rejected(E.UNKNOWN_ORDER, msg="Unknown order sent."))
+            return self.ledger.reject_command(cmd, Rejected(E.UNKNOWN_ORDER,
+                                                            msg="Unknown order sent."))
         self.ledger.emit(V.SpotOrderCanceled(order_id=order.order_id, account=order.account,
-                                       symbol=order.symbol, quantity=order.remaining))
+                                             symbol=order.symbol, quantity=order.remaining))
 
     # == matching =================================================================================
     def _spot_match(self, taker: Order) -> None:
@@ -265,8 +273,8 @@ class SpotDesk:
         else:
             status, reason = "EXPIRED", taker.tif if taker.type == "LIMIT" else "MARKET"
         self.ledger.emit(V.SpotOrderExpired(order_id=taker.order_id, account=taker.account,
-                                      symbol=taker.symbol, quantity=taker.remaining,
-                                      status=status, reason=reason))
+                                            symbol=taker.symbol, quantity=taker.remaining,
+                                            status=status, reason=reason))
 
     def _spot_take(self, market: SpotMarket, taker: Order) -> bool:
         """Match a spot taker against the book; True if self-trade prevention expired it."""

@@ -155,7 +155,8 @@ class TokenDesk:
         ts = self.tokens.get(name)
         if ts is None:
             if name in self.ledger.catalogue.tokens:
-                raise Rejected(E.INVALID_SYMBOL, msg=f"Token {name} is not launched: send launchToken.")
+                raise Rejected(E.INVALID_SYMBOL,
+                               msg=f"Token {name} is not launched: send launchToken.")
             raise Rejected(E.INVALID_SYMBOL, msg=f"Unknown leveraged token {name!r}.")
         return ts
 
@@ -212,25 +213,28 @@ class TokenDesk:
     def _launch_token(self, cmd: C.LaunchToken) -> None:
         name = cmd.token_name
         spec = self.ledger.catalogue.tokens.get(name)
+        reject = self.ledger.reject_command
         if spec is None:
-            return self.ledger.reject_command(cmd, Rejected(E.INVALID_SYMBOL, msg=f"Unknown leveraged token {name!r}."))
+            return reject(cmd, Rejected(E.INVALID_SYMBOL, msg=f"Unknown leveraged token {name!r}."))
         if name in self.tokens:
-            return self.ledger.reject_command(cmd, Rejected(E.INVALID_VALUE, msg=f"Token {name} is already launched."))
+            return reject(cmd, Rejected(E.INVALID_VALUE, msg=f"Token {name} is already launched."))
         if spec.issuer in self.ledger.accounts:
-            return self.ledger.reject_command(cmd, Rejected(E.INVALID_VALUE, msg=f"The issuer account {spec.issuer} "
-                                                              f"of {name} is taken."))
+            return reject(cmd, Rejected(E.INVALID_VALUE, msg=f"The issuer account {spec.issuer} "
+                                                             f"of {name} is taken."))
         table = self.ledger.symbols[spec.underlying].table_at(self.ledger.time)
         if not 1 <= spec.issuer_leverage <= table.max_leverage:
-            return self.ledger.reject_command(cmd, Rejected(E.INVALID_LEVERAGE, msg=f"issuerLeverage {spec.issuer_leverage} is not valid for "
-                                        f"{spec.underlying}."))
+            return reject(cmd, Rejected(E.INVALID_LEVERAGE,
+                                        msg=f"issuerLeverage {spec.issuer_leverage} is not valid "
+                                            f"for {spec.underlying}."))
         self.ledger.emit(V.AccountCreated(account=spec.issuer, registered_at=self.ledger.time))
         self.ledger.emit(V.LeverageChanged(account=spec.issuer, symbol=spec.underlying,
-                                     leverage=spec.issuer_leverage))
-        self.ledger.emit(V.TokenLaunched(token_name=name, account=spec.issuer, symbol=spec.underlying,
-                                   side=spec.side_name, spot_symbol=spec.spot_symbol,
-                                   nav=spec.initial_nav))
+                                           leverage=spec.issuer_leverage))
+        self.ledger.emit(V.TokenLaunched(token_name=name, account=spec.issuer,
+                                         symbol=spec.underlying,
+                                         side=spec.side_name, spot_symbol=spec.spot_symbol,
+                                         nav=spec.initial_nav))
         self.ledger.emit(V.TokenNavUpdated(token_name=name, nav=spec.initial_nav, real_leverage=0,
-                                     basket=0, issued=0, reason="launch"))
+                                           basket=0, issued=0, reason="launch"))
 
     def _subscribe_token(self, cmd: C.SubscribeToken) -> None:
         try:
@@ -240,29 +244,34 @@ class TokenDesk:
             spec = ts.spec
             sym = self.ledger.symbols[spec.underlying]
             if cmd.cost < spec.min_subscription:
-                raise Rejected(E.BLVT_PURCHASE_LESS_MIN_AMOUNT, msg=f"Subscription amount is too small: at least "
+                raise Rejected(E.BLVT_PURCHASE_LESS_MIN_AMOUNT,
+                               msg=f"Subscription amount is too small: at least "
                                f"{fmt(spec.min_subscription)} USDT.")
             if not sym.mark:
-                raise Rejected(E.BLVT_FORBID_PURCHASE, msg=f"Subscription of the token is forbidden now: no mark price for "
+                raise Rejected(E.BLVT_FORBID_PURCHASE,
+                               msg=f"Subscription of the token is forbidden now: no mark price for "
                                f"{spec.underlying} yet.")
             equity, _, qty = self.figures(ts)
             n0 = ts.outstanding
             if n0:
                 if equity <= 0:
-                    raise Rejected(E.BLVT_FORBID_PURCHASE, msg="Subscription of the token is forbidden "
-                                                           "now: the basket's equity is exhausted.")
+                    raise Rejected(E.BLVT_FORBID_PURCHASE,
+                                   msg="Subscription of the token is forbidden "
+                                   "now: the basket's equity is exhausted.")
                 amount = cmd.cost * n0 // equity
                 paid = -(-(amount * equity) // n0)
                 nav = equity * SCALE // n0
             else:
                 nav = ts.nav
                 if nav <= 0:
-                    raise Rejected(E.BLVT_FORBID_PURCHASE, msg="Subscription of the token is forbidden "
-                                                           "now: its NAV is 0.")
+                    raise Rejected(E.BLVT_FORBID_PURCHASE,
+                                   msg="Subscription of the token is forbidden "
+                                   "now: its NAV is 0.")
                 amount = cmd.cost * SCALE // nav
                 paid = -(-(amount * nav) // SCALE)
             if amount <= 0:
-                raise Rejected(E.BLVT_PURCHASE_LESS_MIN_AMOUNT, msg="Subscription amount is too small.")
+                raise Rejected(E.BLVT_PURCHASE_LESS_MIN_AMOUNT,
+                               msg="Subscription amount is too small.")
             fee = -(-(paid * spec.subscription_fee) // SCALE)
             user, _, total, _ = ts.used(self.ledger.time // DAY_MS, cmd.account)
             if user + amount > spec.user_daily_subscribe_limit:
@@ -276,22 +285,23 @@ class TokenDesk:
             bound = hedge[1] if hedge is not None else 0
             free = self.spot.wallet(cmd.account).free_usdt()
             if paid + fee + bound > free:
-                raise Rejected(E.BALANCE_INSUFFICIENT, msg=f"Insufficient spot USDT: {fmt(paid + fee + bound)} needed (cost "
-                               f"{fmt(paid)}, fee {fmt(fee)}, hedge cost at most {fmt(bound)}), "
-                               f"{fmt(free)} free.")
+                raise Rejected(E.BALANCE_INSUFFICIENT,
+                               msg=f"Insufficient spot USDT: {fmt(paid + fee + bound)} needed "
+                                   f"(cost {fmt(paid)}, fee {fmt(fee)}, hedge cost at most "
+                                   f"{fmt(bound)}), {fmt(free)} free.")
             accepted = None
             if hedge is not None:
                 issuer = self.ledger.accounts[spec.issuer]
-                # trial (restored below, as _set_leverage tries a leverage): the hedge is checked
+                # trial (restored below, as setLeverage tries a leverage): the hedge is checked
                 # with the subscription's cash counted in; that cash lands in this same record
                 issuer.wallet += paid
                 try:
                     accepted = self.orders.validate_new(hedge[0])
                 except Rejected as r:
                     raise Rejected(r.code, msg=f"Subscription rejected: the issuer's "
-                                           f"{spec.underlying} basket order ({hedge[0].side} "
-                                           f"{fmt(hedge[0].quantity)}) was refused: "
-                                           f"{r.msg}") from None
+                                   f"{spec.underlying} basket order ({hedge[0].side} "
+                                   f"{fmt(hedge[0].quantity)}) was refused: "
+                                   f"{r.msg}") from None
                 finally:
                     issuer.wallet -= paid
         except Rejected as r:
@@ -299,8 +309,9 @@ class TokenDesk:
         cost = self._issuer_trade(ts, accepted, equity) if accepted is not None else 0
         cost = min(cost, free - paid - fee)  # beyond the bound (> 100 fills): the fund's
         self.ledger.emit(V.TokenSubscribed(token_name=ts.spec.token, account=cmd.account,
-                                     counterparty=ts.spec.issuer, amount=amount, cost=paid, fee=fee,
-                                     hedge_cost=cost, nav=nav))
+                                           counterparty=ts.spec.issuer, amount=amount, cost=paid,
+                                           fee=fee,
+                                           hedge_cost=cost, nav=nav))
         figures = self.figures(ts)
         self._token_publish(ts, "subscription", figures)
         self._token_check_band(ts, figures)
@@ -317,15 +328,18 @@ class TokenDesk:
                 raise Rejected(E.INVALID_VALUE, msg="Redemption amount must be positive.")
             free = self.spot.wallet(cmd.account).free_token(spec.token)
             if amount > free:
-                raise Rejected(E.BALANCE_INSUFFICIENT, msg=f"Insufficient {spec.token}: {fmt(free)} free.")
+                raise Rejected(E.BALANCE_INSUFFICIENT,
+                               msg=f"Insufficient {spec.token}: {fmt(free)} free.")
             if not sym.mark:
-                raise Rejected(E.BLVT_FORBID_REDEEM, msg=f"Redemption of the token is forbidden now: "
-                                                     f"no mark price for {spec.underlying} yet.")
+                raise Rejected(E.BLVT_FORBID_REDEEM,
+                               msg=f"Redemption of the token is forbidden now: "
+                               f"no mark price for {spec.underlying} yet.")
             equity, _, qty = self.figures(ts)
             n0 = ts.outstanding
             if equity <= 0:
-                raise Rejected(E.BLVT_FORBID_REDEEM, msg="Redemption of the token is forbidden now: "
-                                                     "the basket's equity is exhausted.")
+                raise Rejected(E.BLVT_FORBID_REDEEM,
+                               msg="Redemption of the token is forbidden now: "
+                               "the basket's equity is exhausted.")
             _, user, _, total = ts.used(self.ledger.time // DAY_MS, cmd.account)
             if user + amount > spec.user_daily_redeem_limit:
                 raise Rejected(E.BLVT_EXCEED_DAILY_LIMIT, msg=_limit_msg(
@@ -342,17 +356,19 @@ class TokenDesk:
                 try:
                     accepted = self.orders.validate_new(hedge[0])
                 except Rejected as r:
-                    raise Rejected(r.code, msg=f"Redemption rejected: the issuer's {spec.underlying} "
-                                           f"basket order ({hedge[0].side} "
-                                           f"{fmt(hedge[0].quantity)}) was refused: "
-                                           f"{r.msg}") from None
+                    raise Rejected(r.code,
+                                   msg=f"Redemption rejected: the issuer's {spec.underlying} "
+                                   f"basket order ({hedge[0].side} "
+                                   f"{fmt(hedge[0].quantity)}) was refused: "
+                                   f"{r.msg}") from None
         except Rejected as r:
             return self.ledger.reject_command(cmd, r)
         cost = self._issuer_trade(ts, accepted, equity) if accepted is not None else 0
         cost = min(cost, value - fee)  # the account never pays in to redeem
         self.ledger.emit(V.TokenRedeemed(token_name=spec.token, account=cmd.account,
-                                   counterparty=spec.issuer, amount=amount, value=value, fee=fee,
-                                   hedge_cost=cost, nav=equity * SCALE // n0))
+                                         counterparty=spec.issuer, amount=amount, value=value,
+                                         fee=fee,
+                                         hedge_cost=cost, nav=equity * SCALE // n0))
         figures = self.figures(ts)
         self._token_publish(ts, "redemption", figures)
         self._token_check_band(ts, figures)
@@ -362,9 +378,10 @@ class TokenDesk:
                        figures: tuple[int, int, int] | None = None) -> None:
         equity, notional, qty = figures or self.figures(ts)
         self.ledger.emit(V.TokenNavUpdated(token_name=ts.spec.token,
-                                     nav=T.nav_of(equity, ts.outstanding, ts.nav),
-                                     real_leverage=T.leverage_of(notional, equity), basket=qty,
-                                     issued=ts.outstanding, reason=reason))
+                                           nav=T.nav_of(equity, ts.outstanding, ts.nav),
+                                           real_leverage=T.leverage_of(notional, equity),
+                                           basket=qty,
+                                           issued=ts.outstanding, reason=reason))
 
     def after_command(self, out: list[V.Event]) -> None:
         """Called by Engine.handle after every command while tokens exist: tokens whose
@@ -435,16 +452,16 @@ class TokenDesk:
         self._issuer_trade(ts, accepted, equity)
         after = self.figures(ts)
         self.ledger.emit(V.TokenRebalanced(token_name=spec.token, symbol=spec.underlying,
-                                     order_id=accepted.order_id,
-                                     leverage_before=T.leverage_of(notional, equity),
-                                     leverage_after=T.leverage_of(after[1], after[0]),
-                                     basket_before=qty, basket_after=after[2]))
+                                           order_id=accepted.order_id,
+                                           leverage_before=T.leverage_of(notional, equity),
+                                           leverage_after=T.leverage_of(after[1], after[0]),
+                                           basket_before=qty, basket_after=after[2]))
         self._token_publish(ts, "rebalance", after)
         return True
 
     # == funding (Pricing.on_settled, after a symbol's FundingPaid events) ========================
     def on_funding(self, symbol: str, due: int, rate: int,
-                       payments: list[tuple[int, int, int]]) -> None:
+                   payments: list[tuple[int, int, int]]) -> None:
         tokens = self.by_symbol.get(symbol)
         if not tokens:
             return
