@@ -12,8 +12,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+# the venue with a moving market (ARGS="--no-market": empty; see README for --clock, --scenario)
 run: $(STAMP)
-	$(PY) -m engine serve
+	$(PY) -m engine serve --market $(ARGS)
 
 # the fast suite; the slow end-to-end, load and browser tests run with `make test-slow`
 test: $(STAMP)
