@@ -264,13 +264,13 @@ async def serve(config: ServerConfig) -> int:
           f"{', from snapshot ' + rec['snapshot'] if rec.get('snapshot') else ''}"
           f"{'; cut a bad tail: ' + rec['truncated'] if rec['truncated'] else ''}); "
           f"{len(server.engine.symbols)} symbols; keys {config.keys_path}", flush=True)
-    print(venue_line(config, server), flush=True)
-    if config.market:
-        await server.start_market()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    print(venue_line(config, server), flush=True)
+    if config.market:
+        await server.start_market()
     stopped, fatal = asyncio.create_task(stop.wait()), asyncio.create_task(server.fatal.wait())
     await asyncio.wait({stopped, fatal}, return_when=asyncio.FIRST_COMPLETED)
     await server.stop()
