@@ -5,13 +5,14 @@
     funding                     index, mark, premium and settlement (engine.bench.funding)
     tokens                      leveraged tokens (engine.bench.tokens)
     replay                      verify, re-drive, snapshots (engine.bench.replay)
+    market                      the market simulator's own CPU (engine.bench.market)
 """
 import sys
 
-from engine.bench import core, funding, replay, risk, tokens
+from engine.bench import core, funding, market, replay, risk, tokens
 
 SUITES = {"risk": risk.main, "funding": funding.main, "tokens": tokens.main,
-          "replay": replay.main}
+          "replay": replay.main, "market": market.main}
 
 args = sys.argv[1:]
 if args and args[0] in SUITES:
