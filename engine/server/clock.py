@@ -19,6 +19,7 @@ clock at all. The clock a log was started with is recorded in its header (`descr
 from __future__ import annotations
 
 import time
+from decimal import Decimal
 from fractions import Fraction
 
 from engine.core.timeutil import iso, parse_iso_ms
@@ -95,8 +96,16 @@ def parse_speed(value: Fraction | int | str) -> Fraction:
 
 
 def _speed_text(speed: Fraction) -> str:
-    return str(speed.numerator) if speed.denominator == 1 else \
-        format(speed.numerator / speed.denominator, "g")  # display only
+    """Exact: '60', '0.5', or '1/3' (what parse_speed reads back)."""
+    if speed.denominator == 1:
+        return str(speed.numerator)
+    d = speed.denominator
+    for p in (2, 5):
+        while d % p == 0:
+            d //= p
+    if d == 1:  # a finite decimal
+        return format(Decimal(speed.numerator) / Decimal(speed.denominator), "f")
+    return f"{speed.numerator}/{speed.denominator}"
 
 
 def make_clock(mode: str, speed: str = "1", start: str | None = None,

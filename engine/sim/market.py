@@ -267,10 +267,11 @@ class Simulation:
             fx = effects.get(sym, none)
             factor = fx.factor
             drift = self.drifts.get(sym)
-            if drift is not None:
+            if drift is not None:  # a tier_change's planned drift
                 factor *= drift[0]
-                self.drifts[sym] = (drift[0], drift[1] - 1) if drift[1] > 1 else None
-                if self.drifts[sym] is None:
+                if drift[1] > 1:
+                    self.drifts[sym] = (drift[0], drift[1] - 1)
+                else:
                     del self.drifts[sym]
             self.index[sym] = self.paths[sym].step(self.dt, factor, fx.noise)
         # makers, then the index feed: the premium and the mark sample a fresh book
@@ -397,6 +398,11 @@ async def run(a) -> int:
                         takers=a.takers, gamblers=a.gamblers, prices=a.prices or [],
                         scenario=a.scenario)
     key, secret = _credentials(a)
+    stop = asyncio.Event()  # SIGTERM (the server stopping us) or SIGINT: finish the step, leave
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
     catalogue = catalogue_mod.load()
     client = LoadClient(a.host, a.port, wire.MSGPACK)
     deadline = time.monotonic() + 10
@@ -440,11 +446,6 @@ async def run(a) -> int:
         _say(note)
     sim.notes.clear()
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
     cpu0, wall0 = _cpu_s(), time.monotonic()
     step_s = settings.step_ms / 1000
     last_report, sent_at_report = wall0, 0
