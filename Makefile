@@ -12,8 +12,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+# the venue with a moving market (ARGS="--no-market": empty; see README for --clock, --scenario)
 run: $(STAMP)
-	$(PY) -m engine serve
+	$(PY) -m engine serve --market $(ARGS)
 
 # the fast suite; the slow end-to-end, load and browser tests run with `make test-slow`
 test: $(STAMP)
@@ -29,6 +30,7 @@ bench: $(STAMP)
 	$(PY) -m engine.bench funding
 	$(PY) -m engine.bench tokens
 	$(PY) -m engine.bench replay
+	$(PY) -m engine.bench market
 
 feed: $(STAMP)
 	$(PY) -m replay feed $(FILE)

@@ -6,13 +6,14 @@
     tokens                      leveraged tokens (engine.bench.tokens)
     replay                      verify, re-drive, snapshots (engine.bench.replay)
     conditional                 the core with and without conditional orders
+    market                      the market simulator's own CPU (engine.bench.market)
 """
 import sys
 
-from engine.bench import conditional, core, funding, replay, risk, tokens
+from engine.bench import conditional, core, funding, market, replay, risk, tokens
 
 SUITES = {"risk": risk.main, "funding": funding.main, "tokens": tokens.main,
-          "replay": replay.main, "conditional": conditional.main}
+          "replay": replay.main, "conditional": conditional.main, "market": market.main}
 
 args = sys.argv[1:]
 if args and args[0] in SUITES:

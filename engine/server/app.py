@@ -11,7 +11,11 @@ assembled and run on uvloop (DESIGN.md's shape).
   flushed: fsync per batch by default; with fsync="interval" the batch is written (the OS has
   it) and fsynced every `fsync_interval_ms` in the background, faster and durable against a
   process crash but not a power cut.
-* Time is the wall clock in ms, stamped by the sequencing loop (never read by the core).
+* Time is stamped by the sequencing loop from the venue's clock (engine.server.clock: the wall
+  clock, or simulated time with --clock sim), never read by the core. The log header records
+  the clock the log was started with.
+* With `market` (make run) the market simulator runs as a child process, a client of the
+  native port like any other (engine.server.market).
 * Every `snapshot_every` events the whole state is written to `snapshot_dir` by a forked child
   (copy-on-write: the server pauses only for the fork). On start the state is the newest good
   snapshot plus the log's tail, after a torn or corrupt tail is cut off the log.
@@ -38,7 +42,9 @@ from engine.riskconsumer import RiskConsumer
 from engine.sequencer import Sequencer
 from engine.server import logsetup
 from engine.server.auth import KeyStore
+from engine.server.clock import WallClock, describe_line, make_clock
 from engine.server.config import ServerConfig, parse_args
+from engine.server.market import SIM_ACCOUNT_BASE, SIM_ACCOUNT_LAST, MarketChild
 from engine.server.native import GatewayLimits, NativeGateway
 from engine.server.sequencing import BatchListener, SequencingLoop
 from proto import events as V
@@ -47,19 +53,7 @@ from engine import recovery as snapshots
 
 log = structlog.get_logger("server")
 
-__all__ = ["Server", "ServerConfig", "serve", "main"]
-
-
-class WallClock:
-    """Unix ms from the system clock, never going backwards (the core's time only grows)."""
-
-    def __init__(self, start: int = 0) -> None:
-        self.last = start
-
-    def __call__(self) -> int:
-        now = max(time.time_ns() // 1_000_000, self.last)
-        self.last = now
-        return now
+__all__ = ["Server", "ServerConfig", "WallClock", "serve", "main"]
 
 
 class Server(BatchListener):
@@ -69,11 +63,15 @@ class Server(BatchListener):
         self.keys = KeyStore(config.keys_path)
         self.engine = Engine(self.catalogue, EngineConfig(checkpoint_every=config.checkpoint_every))
         self.recovered = self._recover()
+        # the venue's clock; `clock.now()` is the time edges report (native `time` query, the
+        # HTTP API's /fapi/v1/time); the header of a new log records it
+        self.clock = make_clock(config.clock, config.speed, config.start, self.engine.time)
         self.writer = LogWriter(config.log_path, self.catalogue.version,
                                 fsync=config.fsync == "batch",
-                                engine_config=dataclasses.asdict(self.engine.config))
+                                engine_config={**dataclasses.asdict(self.engine.config),
+                                               "clock": self.clock.describe()})
         self.sequencer = Sequencer(self.engine, self.writer)
-        self.loop = SequencingLoop(self.sequencer, WallClock(self.engine.time), config.batch_max)
+        self.loop = SequencingLoop(self.sequencer, self.clock, config.batch_max)
         self.consumer = RiskConsumer(self.catalogue, self.engine.config,
                                      restore(self.catalogue, take(self.engine)))
         self.risk_queue: asyncio.Queue = asyncio.Queue()
@@ -87,6 +85,7 @@ class Server(BatchListener):
         self._events_since_snapshot = 0
         self._snapshot_child: int | None = None
         self._risk_child: subprocess.Popen | None = None
+        self.market: MarketChild | None = None
         self._tasks: list[asyncio.Task] = []
         self.address: tuple[str, int] | None = None
 
@@ -133,9 +132,20 @@ class Server(BatchListener):
         if self.config.fsync == "interval":
             self._tasks.append(asyncio.create_task(self._fsync_loop(), name="fsync"))
 
+    async def start_market(self) -> None:
+        """The market simulator as a child process, logged in with an admin key."""
+        key = next((k for k in self.keys.keys.values() if k.admin), None) or \
+            self.keys.create(None, admin=True)
+        self.market = MarketChild(self.config, self.address[0], self.address[1], key.apiKey,
+                                  key.secret)
+        await self.market.start()
+
     async def stop(self) -> None:
-        """Drain: stop accepting, finish every queued request and every liquidation the risk
-        consumer asks for meanwhile (for at most `drain_s`), flush the log, close."""
+        """Drain: stop the market simulator, stop accepting, finish every queued request and
+        every liquidation the risk consumer asks for meanwhile (for at most `drain_s`), flush
+        the log, close."""
+        if self.market is not None:
+            await self.market.stop()
         self.gateway.close()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.drain_s
@@ -258,6 +268,9 @@ async def serve(config: ServerConfig) -> int:
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    print(venue_line(config, server), flush=True)
+    if config.market:
+        await server.start_market()
     stopped, fatal = asyncio.create_task(stop.wait()), asyncio.create_task(server.fatal.wait())
     await asyncio.wait({stopped, fatal}, return_when=asyncio.FIRST_COMPLETED)
     await server.stop()
@@ -269,6 +282,28 @@ async def serve(config: ServerConfig) -> int:
     print(f"perpengine: stopped cleanly; {s['commands']} commands this run, log flushed "
           f"at seq {server.sequencer.seq}", flush=True)
     return 0
+
+
+def venue_line(config: ServerConfig, server: Server) -> str:
+    """The testnet-like start line: where the Binance API and the native port are, the clock,
+    the market simulator, and the one command that makes a funded key."""
+    host, port = server.address
+    # the Binance HTTP API's address (engine/api, built separately): its configured host and
+    # port once ServerConfig has them, 127.0.0.1:8080 by default
+    api_host = getattr(config, "api_host", None) or "127.0.0.1"
+    api_port = getattr(config, "api_port", None) or 8080
+    if config.market:
+        market = (f"market simulator on {config.market_symbols or 'its default symbols'} "
+                  f"(seed {config.market_seed}"
+                  f"{', prices ' + ' '.join(config.market_prices) if config.market_prices else ''}"
+                  f"{', scenario ' + config.market_scenario if config.market_scenario else ''}"
+                  f"; its accounts {SIM_ACCOUNT_BASE + 1}-{SIM_ACCOUNT_LAST} are the "
+                  f"'simulator')")
+    else:
+        market = "no market simulator (an empty venue)"
+    return (f"perpengine: venue ready: Binance API http://{api_host}:{api_port}, native "
+            f"{host}:{port}; clock {describe_line(server.clock)}; {market}; a funded key: "
+            f"python -m engine newkey --deposit 10000")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,7 +27,8 @@ ACCOUNT_OPS = frozenset({"newOrder", "cancelOrder", "cancelAllOrders", "modifyOr
                          "cancelSpotOrder", "setPositionMode", "newAlgoOrder",
                          "cancelAlgoOrder", "cancelAllAlgoOrders"})
 INTERNAL_OPS = frozenset({"liquidate", "marginCall"})  # only the risk consumer sends these
-PUBLIC_QUERIES = frozenset({"depth", "premiumIndex", "fundingRate", "indexInfo", "tokenInfo"})
+PUBLIC_QUERIES = frozenset({"depth", "premiumIndex", "fundingRate", "indexInfo", "tokenInfo",
+                            "time"})
 ADMIN_QUERIES = frozenset({"state"})
 ACCOUNT_QUERIES = frozenset({"positionRisk", "account", "openOrders", "userLimit",
                              "spotAccount"})

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
+from engine.server.clock import make_clock
+
 
 @dataclass
 class ServerConfig:
@@ -26,6 +28,16 @@ class ServerConfig:
     snapshot_every: int = 100_000  # events between snapshots; 0: none
     snapshot_dir: str | None = None  # default: <log>.snapshots
     catalogue_path: str | None = None
+    # the venue's clock (engine.server.clock): "wall", or "sim" from `start` at `speed` x wall
+    clock: str = "wall"
+    speed: str = "1"
+    start: str | None = None  # ISO-8601; with clock "sim" (default: now)
+    # the market simulator as a child process (engine.sim.market; `make run` turns it on)
+    market: bool = False
+    market_symbols: str | None = None  # comma-separated (default: the simulator's set)
+    market_seed: int = 1
+    market_prices: list[str] | None = None  # recorded price files or folders
+    market_scenario: str | None = None  # a scenario file (TOML or JSON)
 
     def snapshots(self) -> str:
         return self.snapshot_dir or self.log_path + ".snapshots"
@@ -54,11 +66,37 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
     p.add_argument("--risk-process", action="store_true",
                    help="run the risk consumer as a child process reading the log")
     p.add_argument("--catalogue")
+    c = p.add_argument_group("the venue's clock")
+    c.add_argument("--clock", choices=["wall", "sim"], default=d.clock,
+                   help="wall: real time; sim: simulated time from --start at --speed x real")
+    c.add_argument("--speed", default=d.speed, help="with --clock sim: simulated seconds per "
+                                                    "real second (e.g. 60)")
+    c.add_argument("--start", help="with --clock sim: ISO-8601 start, e.g. 2022-09-12T00:00:00Z "
+                                   "(default: now)")
+    m = p.add_argument_group("the market simulator (make run turns it on)")
+    m.add_argument("--market", action=argparse.BooleanOptionalAction, default=d.market,
+                   help="start the market simulator as a child process (--no-market: an "
+                        "empty venue)")
+    m.add_argument("--symbols", help="simulated symbols, comma-separated")
+    m.add_argument("--seed", type=int, default=d.market_seed, help="the simulator's seed")
+    m.add_argument("--prices", action="append",
+                   help="drive index prices from a Binance kline or aggTrades CSV (a file per "
+                        "symbol, or a folder); repeatable")
+    m.add_argument("--scenario", help="a scenario file (TOML or JSON) of timed events")
     a = p.parse_args(argv)
+    try:
+        make_clock(a.clock, a.speed, a.start)
+    except ValueError as exc:
+        p.error(str(exc))
+    if not a.market and (a.symbols or a.prices or a.scenario):
+        p.error("--symbols, --prices and --scenario are the market simulator's: add --market")
     return ServerConfig(host=a.host, port=a.port, log_path=a.log, keys_path=a.keys,
                         fsync=a.fsync, fsync_interval_ms=a.fsync_interval_ms,
                         max_frame=a.max_frame, outbound_limit=a.outbound_limit,
                         sndbuf=a.sndbuf, rate_per_s=a.rate, rate_burst=a.burst,
                         summary_every_s=a.summary_every, checkpoint_every=a.checkpoint_every,
                         snapshot_every=a.snapshot_every, snapshot_dir=a.snapshots,
-                        risk_process=a.risk_process, catalogue_path=a.catalogue)
+                        risk_process=a.risk_process, catalogue_path=a.catalogue,
+                        clock=a.clock, speed=a.speed, start=a.start, market=a.market,
+                        market_symbols=a.symbols, market_seed=a.seed, market_prices=a.prices,
+                        market_scenario=a.scenario)

@@ -417,6 +417,9 @@ class NativeGateway(BatchListener):
             if name == "depth":
                 result: Any = self.publisher.snapshot(symbol, limit if isinstance(limit, int)
                                                       else None)
+            elif name == "time":  # the venue's clock (simulated under --clock sim)
+                clock = self.loop.clock
+                result = {"serverTime": clock(), "clock": getattr(clock, "describe", dict)()}
             elif name == "state":
                 result = {"seq": engine.seq, "stateHash": engine.state_hash()}
             elif name == "premiumIndex":
