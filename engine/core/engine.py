@@ -105,6 +105,10 @@ class Engine:
         appliers = ledger.appliers
         for ev in events:
             appliers[type(ev)](ev)
+        # live, every switch due by `time` took effect before the command ran (announced, or
+        # silently on a first command): a rebuilt core must not announce it again
+        if self._next_switch is not None and time >= self._next_switch:
+            self._switch_tables(time, announce=False)
 
     # == effective-dated bracket tables ===========================================================
     def _earliest_switch(self) -> int | None:
