@@ -6,7 +6,7 @@ from __future__ import annotations
 from engine.core import errors as E
 from engine.core.accounts import ISOLATED, Account
 from engine.core.errors import Rejected
-from engine.core.fixed import fmt
+from engine.core.fixed import MAX_TOTAL, fmt
 from engine.core.ledger import Applier, Ledger
 from proto import commands as C
 from proto import events as V
@@ -44,6 +44,9 @@ class Accounting:
             acct = ledger.account(cmd.account)
             if cmd.amount <= 0:
                 raise Rejected(E.INVALID_VALUE, "Deposit amount must be positive.")
+            if ledger.total_deposits + cmd.amount > MAX_TOTAL:  # every sum stays recordable
+                raise Rejected(E.INVALID_VALUE, "Deposit would take the venue past "
+                                                f"{fmt(MAX_TOTAL)} USDT in total.")
         except Rejected as r:
             return ledger.reject_command(cmd, r.code, r.msg)
         ledger.emit(V.Deposited(account=cmd.account, amount=cmd.amount,

@@ -24,7 +24,7 @@ from engine.core import errors as E
 from engine.core import risk
 from engine.core.accounts import CROSSED, ISOLATED, Account, Position, fill_result
 from engine.core.book import BUY, SELL, Order
-from engine.core.fixed import SCALE
+from engine.core.fixed import MAX_TOTAL, SCALE
 from engine.core.ledger import Applier, Ledger
 from engine.core.orders import Orders
 from proto import commands as C
@@ -80,6 +80,9 @@ class Liquidator:
         ledger = self.ledger
         if cmd.amount <= 0:
             return ledger.reject_command(cmd, E.INVALID_VALUE, "amount must be positive.")
+        if ledger.total_deposits + cmd.amount > MAX_TOTAL:  # every sum stays recordable
+            return ledger.reject_command(cmd, E.INVALID_VALUE, "amount would take the venue "
+                                                              "past its total.")
         ledger.emit(V.InsuranceFunded(amount=cmd.amount, balance=ledger.insurance_fund + cmd.amount))
 
     def _margin_call(self, cmd: C.MarginCall) -> None:
