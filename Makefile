@@ -12,8 +12,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+# ARGS passes options through, e.g. make run ARGS="--port 7100"
 run: $(STAMP)
-	$(PY) -m engine serve
+	$(PY) -m engine serve $(ARGS)
 
 # the fast suite; the slow end-to-end, load and browser tests run with `make test-slow`
 test: $(STAMP)
@@ -31,7 +32,7 @@ bench: $(STAMP)
 	$(PY) -m engine.bench replay
 
 feed: $(STAMP)
-	$(PY) -m replay feed $(FILE)
+	$(PY) -m replay feed $(FILE) $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
@@ -42,4 +43,4 @@ load: $(STAMP)
 
 # verify a recorded log: make replay LOG=var/engine.log
 replay: $(STAMP)
-	$(PY) -m replay verify $(LOG)
+	$(PY) -m replay verify $(LOG) $(ARGS)
