@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import os
 import sys
 
 from proto import wire
@@ -253,8 +254,10 @@ def admin_fields(pairs: list[str]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m engine.client")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=7001)
+    p.add_argument("--host", default=os.environ.get("PERPENGINE_HOST", "127.0.0.1"),
+                   help="default: $PERPENGINE_HOST or 127.0.0.1")
+    p.add_argument("--port", type=int, default=int(os.environ.get("PERPENGINE_PORT", "7001")),
+                   help="default: $PERPENGINE_PORT or 7001")
     p.add_argument("--key")
     p.add_argument("--secret")
     p.add_argument("--keys", help="a keys file (the server's var/keys.json)")

@@ -55,8 +55,14 @@ def open_orders(engine: Engine, account: int, symbol: str | None,
             continue
         if cap is not None and len(out) >= cap:
             break
-        for o in sorted((o for o in sym.book.orders.values() if o.account == account),
-                        key=lambda o: o.order_id)[:None if cap is None else cap - len(out)]:
+        mine = []  # newest first, and no further than its last open order in this book
+        for o in reversed(sym.book.orders.values()):
+            if o.account == account:
+                mine.append(o)
+                if len(mine) >= pos.open_orders:
+                    break
+        mine.sort(key=lambda o: o.order_id)
+        for o in mine[:None if cap is None else cap - len(out)]:
             out.append({"orderId": o.order_id, "symbol": name, "side": o.side,
                         "price": fmt(o.price), "origQty": fmt(o.quantity),
                         "executedQty": fmt(o.quantity - o.remaining), "timeInForce": o.tif,
