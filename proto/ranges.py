@@ -51,6 +51,9 @@ def iso_ms(text: str) -> int:
     return (dt - _EPOCH) // _MS
 
 
+_FIELDS: dict[type, tuple[tuple[str, str], ...]] = {}
+
+
 def out_of_range(value: Any, name: str = "") -> str | None:
     """The wire name of the first integer out of its range in `value` (a command), or None."""
     t = type(value)
@@ -60,8 +63,12 @@ def out_of_range(value: Any, name: str = "") -> str | None:
     if t is bool or t is str or value is None:
         return None
     if isinstance(value, msgspec.Struct):
-        for field in msgspec.structs.fields(value):
-            bad = out_of_range(getattr(value, field.name), field.encode_name)
+        names = _FIELDS.get(t)
+        if names is None:  # once per type: msgspec.structs.fields is slow
+            names = _FIELDS[t] = tuple((f.name, f.encode_name)
+                                       for f in msgspec.structs.fields(t))
+        for attr, wire_name in names:
+            bad = out_of_range(getattr(value, attr), wire_name)
             if bad is not None:
                 return bad
         return None
