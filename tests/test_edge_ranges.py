@@ -2,7 +2,6 @@
 passes the edge can be written to the log (the server once stopped on `OverflowError: can't
 serialize ints` for a quantity of 2^64 units). Also Binance's -1102 for a LIMIT order without
 price or timeInForce, and -1111 for more than eight decimals."""
-import types
 import typing
 
 import msgspec
@@ -89,7 +88,8 @@ def _engine():
     """A core with two funded accounts, marks, index prices and a token."""
     engine = Engine(CAT, EngineConfig(checkpoint_every=3))
     seq = Sequencer(engine)
-    for cmd in (C.CreateAccount(account=1, registered_at=0), C.CreateAccount(account=2, registered_at=0),
+    for cmd in (C.CreateAccount(account=1, registered_at=0),
+                C.CreateAccount(account=2, registered_at=0),
                 C.Deposit(account=1, amount=10 ** 15), C.Deposit(account=2, amount=10 ** 15),
                 C.SetIndexPrices(prices={"BTCUSDT": 30_000 * 10 ** 8}),
                 C.LaunchToken(token_name="BTCUP"),
@@ -154,7 +154,8 @@ def test_a_limit_order_needs_price_and_time_in_force_as_on_binance():
     # a missing required field is named the same way
     with pytest.raises(BadInput) as exc:
         decode_command({"op": "cancelAllOrders", "account": 1})
-    assert exc.value.msg == "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed."
+    assert exc.value.msg == ("Mandatory parameter 'symbol' was not sent, was empty/null, "
+                             "or malformed.")
     # MARKET needs neither
     assert decode_command({**base, "type": "MARKET"}).price == 0
 

@@ -18,6 +18,14 @@ from proto import wire
 from tests.test_gateway import ROOT, ServerProcess, next_stream, order
 
 
+def reap(*servers) -> None:
+    """Kill what a failed test left running (a passing test stopped its servers itself)."""
+    for s in servers:
+        if s is not None and s.proc.poll() is None:
+            s.proc.kill()
+            s.proc.wait()
+
+
 def rss_kb(pid: int) -> int:
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -371,6 +379,13 @@ def test_two_servers_cannot_share_a_log_or_a_key_store(server, tmp_path):
 # -- item 10 ---------------------------------------------------------------------------------
 async def test_keys_are_appended_and_survive_a_crash(tmp_path):
     s = ServerProcess(tmp_path)
+    try:
+        await _keys_survive(s, tmp_path)
+    finally:
+        reap(s)
+
+
+async def _keys_survive(s, tmp_path):
     admin = await s.admin_client()
     await admin.request("createAccount", account=1, registeredAt=0)
     first = s.keys_path.read_bytes()
@@ -385,9 +400,12 @@ async def test_keys_are_appended_and_survive_a_crash(tmp_path):
     with open(s.keys_path, "ab") as f:  # a key line torn by a crash
         f.write(b',\n{"apiKey": "abc", "sec')
     again = ServerProcess(tmp_path)
-    for k in made[::7]:
-        c = await again.client()
-        assert (await c.login(k["apiKey"], k["secret"]))["account"] == 1
-        await c.close()
-    assert again.stop() == 0
+    try:
+        for k in made[::7]:
+            c = await again.client()
+            assert (await c.login(k["apiKey"], k["secret"]))["account"] == 1
+            await c.close()
+        assert again.stop() == 0
+    finally:
+        reap(again)
     assert json.loads(s.keys_path.read_text())[0]["admin"] is True  # still a JSON array

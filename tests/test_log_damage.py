@@ -17,6 +17,7 @@ from engine.eventlog.frames import FRAME, MAGIC
 from replay.feed import run_feed
 from replay.verify import verify
 from tests.test_gateway import ROOT, ServerProcess
+from tests.test_hardening import reap
 from tests.test_log_and_feed import synthetic_lines
 
 CAT = catalogue_mod.load()
@@ -106,16 +107,19 @@ async def test_repair_moves_the_damage_aside_and_the_log_has_no_gap(tmp_path):
     flip(log, offsets[k] + 25)
     before = log.read_bytes()
     server = ServerProcess(tmp_path, "--repair", "--checkpoint-every", "50")
-    aside = tmp_path / f"engine.log.damaged-at-{offsets[k]}"
-    assert aside.read_bytes() == before[offsets[k]:]  # every byte kept
-    assert log.read_bytes() == before[:offsets[k]]
-    assert not list(directory.glob("snapshot-*.bin"))  # the later snapshot was set aside
-    assert list((directory / "set-aside").glob("snapshot-*.bin"))
-    admin = await server.admin_client()
-    await admin.request("createAccount", account=77, registeredAt=0)
-    state = await admin.query("state")
-    await admin.close()
-    assert server.stop() == 0
+    try:
+        aside = tmp_path / f"engine.log.damaged-at-{offsets[k]}"
+        assert aside.read_bytes() == before[offsets[k]:]  # every byte kept
+        assert log.read_bytes() == before[:offsets[k]]
+        assert not list(directory.glob("snapshot-*.bin"))  # the later snapshot: set aside
+        assert list((directory / "set-aside").glob("snapshot-*.bin"))
+        admin = await server.admin_client()
+        await admin.request("createAccount", account=77, registeredAt=0)
+        state = await admin.query("state")
+        await admin.close()
+        assert server.stop() == 0
+    finally:
+        reap(server)
     assert state["seq"] == k + 1  # going on from the last good record: no gap
     report = verify(log, CAT, progress=False)
     assert report.intact and report.last_seq == k + 1
@@ -130,11 +134,14 @@ async def test_a_snapshot_beyond_a_torn_log_is_never_used(tmp_path):
     recovery.write(directory, engine.seq, take(engine))
     log.write_bytes(log.read_bytes()[:offsets[-3] + 20])  # the last writes lost, torn
     server = ServerProcess(tmp_path, "--checkpoint-every", "50")
-    assert "cut a bad tail" in server.first_line and "from snapshot" not in server.first_line
-    admin = await server.admin_client()
-    await admin.request("createAccount", account=77, registeredAt=0)
-    await admin.close()
-    assert server.stop() == 0
+    try:
+        assert "cut a bad tail" in server.first_line and "from snapshot" not in server.first_line
+        admin = await server.admin_client()
+        await admin.request("createAccount", account=77, registeredAt=0)
+        await admin.close()
+        assert server.stop() == 0
+    finally:
+        reap(server)
     report = verify(log, CAT, progress=False)
     assert report.intact and report.last_seq == len(offsets) - 2
 

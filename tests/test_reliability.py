@@ -16,6 +16,7 @@ from proto import wire
 from replay.redrive import redrive
 from replay.verify import verify
 from tests.test_gateway import ServerProcess, order
+from tests.test_hardening import reap
 
 CAT = catalogue_mod.load()
 OPEN = ("--rate", "1000000", "--burst", "1000000", "--weight-per-min", "100000000")
@@ -207,7 +208,8 @@ async def test_every_cross_account_attempt_is_refused(tmp_path):
                          ("cancelOrder", {**by_client_id, "account": 2}, -2015),
                          ("modifyOrder", {**modify, "account": 2}, -2015)]
         for op, fields in (
-                ("newOrder", order("BUY", "0.001", "29000")), ("cancelAllOrders", {"symbol": "BTCUSDT"}),
+                ("newOrder", order("BUY", "0.001", "29000")),
+                ("cancelAllOrders", {"symbol": "BTCUSDT"}),
                 ("setLeverage", {"symbol": "BTCUSDT", "leverage": 2}),
                 ("setMarginType", {"symbol": "ETHUSDT", "marginType": "ISOLATED"}),
                 ("adjustIsolatedMargin", {"symbol": "BTCUSDT", "amount": "1", "type": 2}),
@@ -266,11 +268,20 @@ async def test_every_cross_account_attempt_is_refused(tmp_path):
 
 async def test_three_sigkill_restarts_lose_nothing_and_redrive_identically(tmp_path):
     """Restarts from the log alone and from a snapshot, by SIGKILL (three) and cleanly."""
+    started: list[ServerProcess] = []
+    try:
+        await _cycles(tmp_path, started)
+    finally:
+        reap(*started)
+
+
+async def _cycles(tmp_path, started: list) -> None:
     acked: dict[int, int] = {}  # seq -> order id, as the acknowledgements said
     for cycle, (end, snapshot_every) in enumerate([("kill", "0"), ("clean", "0"),
                                                    ("kill", "400"), ("kill", "0")]):
         server = ServerProcess(tmp_path, "--snapshot-every", snapshot_every,
                                "--checkpoint-every", "97", "--burst", "100000", "--rate", "100000")
+        started.append(server)
         admin = await server.admin_client()
         traders = []
         for a in (1, 2, 3):
@@ -309,6 +320,7 @@ async def test_three_sigkill_restarts_lose_nothing_and_redrive_identically(tmp_p
         for c in traders + [admin]:
             await c.close()
     final = ServerProcess(tmp_path, "--checkpoint-every", "97")
+    started.append(final)
     admin = await final.admin_client()
     state = await admin.query("state")
     await admin.close()

@@ -594,7 +594,8 @@ class NativeGateway(BatchListener):
         cmd = record.command
         account = getattr(cmd, "account", None)
         if type(cmd) is C.CancelAllOrders:  # Binance's answer, and every order it cancelled
-            ids = [e.order_id for e in events if type(e) is V.OrderCanceled and e.account == account]
+            ids = [e.order_id for e in events
+                   if type(e) is V.OrderCanceled and e.account == account]
             result.update(code=200, msg="The operation of cancel all open order is done.",
                           orders=[order_views.order_state(i, events, record.time)
                                   for i in ids[:LIST_CAP]])
