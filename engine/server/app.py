@@ -320,6 +320,10 @@ async def serve(config: ServerConfig) -> int:
               f"{exc.strerror or exc}", file=sys.stderr, flush=True)
         server.writer.close()
         return 1
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # before the first line: a signal right after
+        loop.add_signal_handler(sig, stop.set)  # it must drain, not kill
     host, port = server.address
     rec = server.recovered
     print(f"perpengine: serving on {host}:{port} (msgpack frames and JSON lines); "
@@ -328,10 +332,6 @@ async def serve(config: ServerConfig) -> int:
           f"{'; cut a bad tail: ' + rec['truncated'] if rec['truncated'] else ''}"
           f"{'; repaired: ' + rec['repaired'] if rec.get('repaired') else ''}); "
           f"{len(server.engine.symbols)} symbols; keys {config.keys_path}", flush=True)
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     stopped, fatal = asyncio.create_task(stop.wait()), asyncio.create_task(server.fatal.wait())
     await asyncio.wait({stopped, fatal}, return_when=asyncio.FIRST_COMPLETED)
     await server.stop()
