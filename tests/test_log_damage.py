@@ -155,3 +155,20 @@ def test_a_damaged_header_is_never_appended_to(tmp_path):
     assert log.read_bytes() == before
     with pytest.raises(LogDamaged):
         repair(log)
+
+
+async def test_a_header_cut_short_by_a_crash_is_a_new_log(tmp_path):
+    log, _ = make_log(tmp_path)
+    whole = log.read_bytes()
+    header_end = LogReader(log).read_header()
+    for cut in (3, len(MAGIC) + 5, header_end - 1):  # the first write, torn
+        log.write_bytes(whole[:cut])
+        server = ServerProcess(tmp_path)
+        try:
+            admin = await server.admin_client()
+            assert (await admin.query("state"))["seq"] == 0
+            await admin.close()
+            assert server.stop() == 0
+        finally:
+            reap(server)
+        assert verify(log, CAT, progress=False).intact

@@ -153,9 +153,11 @@ def examine(path: str | Path) -> Damage | None:
         return None
     damage = Damage(reader.problem, reader.count, last_seq, reader.good_end, reader.size, 0,
                     None)
-    if reader.problem.record_number == 0:
-        return damage
     data = Path(path).read_bytes()
+    if reader.problem.record_number == 0:  # the header: only a first write cut short is torn
+        damage.certain = (len(data) < len(MAGIC) and MAGIC.startswith(data)) or \
+            (data.startswith(MAGIC) and "header: torn" in reader.problem.what)
+        return damage
     decode = record_decoder(reader.header)
     start = _next_valid(data, reader.good_end, last_seq, decode)
     if start is None:
@@ -231,7 +233,7 @@ def truncate_to_good(path: str | Path) -> tuple[int, Problem | None]:
     damage = examine(path)
     if damage is None:
         return LogReader(path).count_records(), None
-    if not damage.torn_tail or damage.problem.record_number == 0:
+    if not damage.torn_tail:
         raise LogDamaged(Path(path), damage)
     _cut(path, damage.good_end)
     return damage.good_records, damage.problem

@@ -136,12 +136,15 @@ class Server(BatchListener):
             return facts
         damage = examine(path)
         last_seq = damage.last_seq if damage else None
-        if damage is not None and damage.torn_tail and damage.problem.record_number > 0:
+        if damage is not None and damage.torn_tail:
             print(f"perpengine: {path} ends in a torn write at {damage.describe()} "
                   f"({damage.size - damage.good_end:,} bytes, never acknowledged): cutting it",
                   file=sys.stderr, flush=True)
             truncate_to_good(path)
             facts["truncated"] = damage.describe()
+            if damage.problem.record_number == 0:  # a header cut short: a new log
+                self._set_aside_snapshots(0, facts)
+                return facts
         elif damage is not None:
             if not self.config.repair or damage.problem.record_number == 0:
                 raise ServerStartError(LogDamaged(path, damage).explain())
