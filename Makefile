@@ -12,7 +12,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-# the venue with a moving market (ARGS="--no-market": empty; see README for --clock, --scenario)
+# the venue with a moving market; ARGS passes options through (ARGS="--no-market": empty; see
+# README for --port, --clock, --scenario)
 run: $(STAMP)
 	$(PY) -m engine serve --market $(ARGS)
 
@@ -33,7 +34,7 @@ bench: $(STAMP)
 	$(PY) -m engine.bench market
 
 feed: $(STAMP)
-	$(PY) -m replay feed $(FILE)
+	$(PY) -m replay feed $(FILE) $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
@@ -44,4 +45,4 @@ load: $(STAMP)
 
 # verify a recorded log: make replay LOG=var/engine.log
 replay: $(STAMP)
-	$(PY) -m replay verify $(LOG)
+	$(PY) -m replay verify $(LOG) $(ARGS)

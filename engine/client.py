@@ -13,9 +13,13 @@ rejected request raises ClientError with Binance's code.
 
 CLI:  python -m engine.client [--host H --port P --key K --secret S | --keys FILE --account N]
           order SYMBOL SIDE QTY [PRICE] [--tif GTC]    cancel SYMBOL ORDER_ID
-          query positionRisk|account|openOrders|depth [SYMBOL]     watch STREAM...
-          admin createAccount|deposit|setMarkPrice|createApiKey ...   (with an admin key)
+          query positionRisk|account|openOrders|depth [SYMBOL]
+          watch STREAM... [--count N] [--timeout S]      (Ctrl-C ends it too)
+          admin OP FIELD=VALUE ...  e.g. admin createAccount account=7 registeredAt=2024-01-01
+                          (with an admin key; integer fields are sent as numbers, decimals
+                          as strings, times as ms or ISO-8601 text)
           sign NONCE      the login line to type into `nc` for the hello's nonce
+A server that cannot be reached is one line on stderr and exit status 1.
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import os
 import sys
 
 from proto import wire
@@ -157,7 +162,14 @@ async def _cli(args) -> int:
                           "signature": sign(creds[1], args.nonce)}, separators=(",", ":")))
         return 0
     client = Client(args.host, args.port, wire.JSONL)
-    await client.connect()
+    try:
+        await client.connect()
+    except OSError as exc:
+        why = "connection refused" if isinstance(exc, ConnectionRefusedError) else \
+            exc.strerror or str(exc)
+        print(f"error: cannot connect to {args.host}:{args.port}: {why} (is the server "
+              "running? `make run` starts one)", file=sys.stderr)
+        return 1
     creds = _credentials(args)
     if creds:
         await client.login(*creds)
@@ -180,25 +192,33 @@ async def _cli(args) -> int:
             fields = {"symbol": args.symbol} if args.symbol else {}
             print(json.dumps(await client.query(args.name, **fields), indent=1))
         elif args.cmd == "admin":
-            fields = dict(kv.split("=", 1) for kv in args.fields)
-            for k in ("account",):
-                if k in fields:
-                    fields[k] = int(fields[k])
+            try:
+                fields = admin_fields(args.fields)
+            except ValueError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
             result = await client.request(args.op, **fields)
             print(json.dumps(result))
         elif args.cmd == "watch":
             first = await client.subscribe(*args.streams)
-            print(json.dumps(first))
+            print(json.dumps(first), flush=True)
+            loop = asyncio.get_running_loop()
+            deadline = None if args.timeout is None else loop.time() + args.timeout
+            closed = asyncio.ensure_future(client.closed.wait())
             n = 0
             while args.count is None or n < args.count:
+                left = None if deadline is None else deadline - loop.time()
+                if left is not None and left <= 0:
+                    break
                 get = asyncio.ensure_future(client.streams.get())
-                done, _ = await asyncio.wait({get, asyncio.ensure_future(client.closed.wait())},
+                done, _ = await asyncio.wait({get, closed}, timeout=left,
                                              return_when=asyncio.FIRST_COMPLETED)
                 if get not in done:
                     get.cancel()
                     break
                 print(json.dumps(get.result()), flush=True)
                 n += 1
+            closed.cancel()
     except ClientError as exc:
         print(f"error {exc.code}: {exc.msg}", file=sys.stderr)
         return 1
@@ -207,10 +227,37 @@ async def _cli(args) -> int:
     return 0
 
 
+INT_FIELDS = frozenset({"account", "leverage", "orderId", "type", "limit", "registeredAt",
+                        "onboardTime", "delistTime"})
+BOOL_FIELDS = frozenset({"reduceOnly"})
+
+
+def admin_fields(pairs: list[str]) -> dict:
+    """FIELD=VALUE words -> a request's fields: integer fields as numbers (a time may also be
+    ISO-8601 text, which the server reads), booleans as booleans, the rest as strings
+    (decimals travel as strings)."""
+    fields: dict = {}
+    for kv in pairs:
+        name, eq, value = kv.partition("=")
+        if not eq or not name:
+            raise ValueError(f"expected FIELD=VALUE, got {kv!r}")
+        if name in INT_FIELDS and value.lstrip("-").isdigit():
+            fields[name] = int(value)
+        elif name in BOOL_FIELDS and value.lower() in ("true", "false"):
+            fields[name] = value.lower() == "true"
+        elif name in INT_FIELDS and not name.endswith(("At", "Time")):
+            raise ValueError(f"{name} must be an integer, got {value!r}")
+        else:
+            fields[name] = value
+    return fields
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m engine.client")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=7001)
+    p.add_argument("--host", default=os.environ.get("PERPENGINE_HOST", "127.0.0.1"),
+                   help="default: $PERPENGINE_HOST or 127.0.0.1")
+    p.add_argument("--port", type=int, default=int(os.environ.get("PERPENGINE_PORT", "7001")),
+                   help="default: $PERPENGINE_PORT or 7001")
     p.add_argument("--key")
     p.add_argument("--secret")
     p.add_argument("--keys", help="a keys file (the server's var/keys.json)")
@@ -234,10 +281,15 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("fields", nargs="*")
     g = sub.add_parser("sign", help="print the login line for a nonce (for typing into nc)")
     g.add_argument("nonce")
-    w = sub.add_parser("watch")
+    w = sub.add_parser("watch", help="print stream messages (Ctrl-C, --count or --timeout ends)")
     w.add_argument("streams", nargs="+")
-    w.add_argument("--count", type=int)
-    return asyncio.run(_cli(p.parse_args(argv)))
+    w.add_argument("--count", type=int, help="stop after this many messages")
+    w.add_argument("--timeout", type=float, help="stop after this many seconds")
+    args = p.parse_args(argv)
+    try:
+        return asyncio.run(_cli(args))
+    except KeyboardInterrupt:  # Ctrl-C: the normal end of `watch`, a quiet stop otherwise
+        return 0 if args.cmd == "watch" else 130
 
 
 if __name__ == "__main__":

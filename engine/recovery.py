@@ -4,9 +4,11 @@ atomically) and the state from the newest good one plus the log's tail.
     <dir>/snapshot-<seq, 12 digits>.bin  =  b"PERPSNAP" | u32 length | u32 CRC-32 | payload
     payload = engine.core.snapshot.take(engine)  (msgpack of the canonical state, seq and time)
 
-Restoring takes the newest snapshot whose CRC is good and applies the log's records after its
-sequence number: restored state == live state, hash for hash. A damaged snapshot is skipped
-(reported), never trusted.
+Restoring takes the newest snapshot whose CRC is good and whose sequence number the log
+reaches, and applies the log's records after it: restored state == live state, hash for hash.
+A damaged snapshot is skipped (reported), never trusted; a snapshot beyond the log's last
+record (the log lost its tail, or was repaired) is never used, since going on from it would
+leave a gap in the log: the server moves such snapshots aside (set_aside).
 """
 from __future__ import annotations
 
@@ -58,13 +60,21 @@ def read(path: Path) -> bytes | None:
     return blob
 
 
-def latest_good(directory: str | Path) -> tuple[Path | None, bytes | None, list[str]]:
-    """(path, payload, damaged files skipped) of the newest readable snapshot."""
+def seq_of(path: Path) -> int:
+    return int(path.stem.split("-")[1])
+
+
+def latest_good(directory: str | Path, max_seq: int | None = None) \
+        -> tuple[Path | None, bytes | None, list[str]]:
+    """(path, payload, damaged files skipped) of the newest readable snapshot at or below
+    `max_seq` (the log's last record)."""
     skipped = []
     directory = Path(directory)
     if not directory.exists():
         return None, None, skipped
     for path in sorted(directory.glob("snapshot-*.bin"), reverse=True):
+        if max_seq is not None and seq_of(path) > max_seq:
+            continue
         blob = read(path)
         if blob is not None:
             return path, blob, skipped
@@ -72,10 +82,47 @@ def latest_good(directory: str | Path) -> tuple[Path | None, bytes | None, list[
     return None, None, skipped
 
 
+def beyond(directory: str | Path, last_seq: int) -> list[Path]:
+    """Snapshots of states the log does not reach."""
+    directory = Path(directory)
+    if not directory.exists():
+        return []
+    return [p for p in sorted(directory.glob("snapshot-*.bin")) if seq_of(p) > last_seq]
+
+
+def set_aside(paths: list[Path]) -> list[Path]:
+    """Move snapshots into `<dir>/set-aside/` (never deleted; never used again)."""
+    moved = []
+    for path in paths:
+        target_dir = path.parent / "set-aside"
+        target_dir.mkdir(exist_ok=True)
+        target = target_dir / path.name
+        n = 1
+        while target.exists():
+            target = target_dir / f"{path.stem}.{n}{path.suffix}"
+            n += 1
+        path.replace(target)
+        moved.append(target)
+    return moved
+
+
+def last_seq(log_path: str | Path) -> int:
+    """The seq of the log's last readable record (0: none)."""
+    seq = 0
+    if Path(log_path).exists():
+        for _, record in LogReader(log_path).records():
+            seq = record.seq
+    return seq
+
+
 def restore(catalogue: Catalogue, log_path: str | Path, directory: str | Path | None,
-            config: EngineConfig | None = None) -> tuple[Engine, dict]:
-    """The state from the newest good snapshot plus the log's tail (or the whole log)."""
-    path, blob, skipped = latest_good(directory) if directory else (None, None, [])
+            config: EngineConfig | None = None, max_seq: int | None = None) \
+        -> tuple[Engine, dict]:
+    """The state from the newest good snapshot the log reaches plus the log's tail (or the
+    whole log). `max_seq`: the log's last seq, if the caller knows it."""
+    if directory and max_seq is None:
+        max_seq = last_seq(log_path)
+    path, blob, skipped = latest_good(directory, max_seq) if directory else (None, None, [])
     engine = snapshot.restore(catalogue, blob, config) if blob else Engine(catalogue, config)
     start = engine.seq
     applied = 0

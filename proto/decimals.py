@@ -13,6 +13,10 @@ class DecimalFormatError(ValueError):
     """A decimal string that is not a plain number with at most eight decimals."""
 
 
+class PrecisionError(DecimalFormatError):
+    """A well-formed decimal with more than eight decimals (Binance's -1111)."""
+
+
 def parse(text: str | int) -> int:
     """'31967.27' -> 3196727000000. Exact: rejects more than eight decimals, exponents, NaN."""
     if isinstance(text, bool):
@@ -33,7 +37,7 @@ def parse(text: str | int) -> int:
         raise DecimalFormatError(f"not a decimal: {text!r}")
     frac = frac.rstrip("0")
     if len(frac) > DECIMALS:
-        raise DecimalFormatError(f"more than {DECIMALS} decimals: {text!r}")
+        raise PrecisionError(f"more than {DECIMALS} decimals: {text!r}")
     units = int(whole or "0") * SCALE + int(frac.ljust(DECIMALS, "0") or "0")
     return -units if negative else units
 

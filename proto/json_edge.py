@@ -2,7 +2,12 @@
 
 A field listed in DECIMAL_FIELDS is a scaled number: it arrives as a decimal string ("0.001")
 and leaves as one. Everything else passes through msgspec's strict validation, so a missing,
-extra or mistyped field is an error naming the field.
+extra or mistyped field is an error naming the field. Every integer is then range-checked
+(proto.ranges): what passes here can always be written to the log.
+
+Binance's codes: -1102 "Mandatory parameter '...' was not sent, was empty/null, or malformed."
+(missing, mistyped or out of range; a LIMIT order without price or timeInForce), -1111 a decimal
+with more than eight places, -1103 an unknown field or message.
 """
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from proto import decimals
+from proto import decimals, ranges
 from proto.commands import AnyCommand
 from proto.events import Event
 
@@ -44,8 +49,20 @@ class BadInput(ValueError):
         self.msg = msg
 
 
-def _validation_code(msg: str) -> int:
-    return -1103 if "unknown field" in msg else -1102
+def mandatory(name: str) -> BadInput:
+    """Binance's -1102 for a parameter missing, empty or malformed."""
+    return BadInput(f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed.")
+
+
+PRECISION_MSG = "Precision is over the maximum defined for this asset."
+
+
+def _validation_error(msg: str) -> BadInput:
+    if "unknown field" in msg:
+        return BadInput(msg, -1103)
+    if msg.startswith("Object missing required field `"):
+        return mandatory(msg.split("`")[1])
+    return BadInput(msg, -1102)
 
 
 def _decimal(value, where: str) -> int:
@@ -53,9 +70,29 @@ def _decimal(value, where: str) -> int:
     if isinstance(value, float):
         raise BadInput(f"field '{where}': send decimals as strings, e.g. \"0.001\"")
     try:
-        return decimals.parse(value)
+        units = decimals.parse(value)
+    except decimals.PrecisionError:
+        raise BadInput(f"{PRECISION_MSG} ('{where}': at most {decimals.DECIMALS} decimals)",
+                       -1111) from None
     except decimals.DecimalFormatError as exc:
         raise BadInput(f"field '{where}': {exc}") from None
+    if not -ranges.DECIMAL_MAX <= units <= ranges.DECIMAL_MAX:
+        raise mandatory(where)
+    return units
+
+
+def _time(value, where: str):
+    """Times in ms may also arrive as ISO-8601 text (as the feed's "time" may)."""
+    if isinstance(value, str):
+        try:
+            return ranges.iso_ms(value)
+        except ValueError:
+            raise mandatory(where) from None
+    return value
+
+
+_LIMIT_TYPES = ("newOrder", "newSpotOrder")
+_encode = msgspec.msgpack.Encoder().encode
 
 
 # op tag -> command type: converting to the one type is ~70x faster than to the union
@@ -72,6 +109,12 @@ def decode_command(obj: dict[str, Any]) -> AnyCommand:
     if command_type is None:
         raise BadInput(f"unknown message op={obj['op']!r}", -1103)
     converted = dict(obj)
+    if obj["op"] in _LIMIT_TYPES and obj.get("type") == "LIMIT":  # Binance: mandatory for LIMIT
+        for key in ("price", "timeInForce"):
+            if obj.get(key) in (None, ""):
+                raise mandatory(key)
+    for key in ranges.TIME_FIELDS.intersection(converted):
+        converted[key] = _time(converted[key], key)
     for key in DECIMAL_FIELDS.intersection(converted):
         converted[key] = _decimal(converted[key], key)
     for key in DECIMAL_MAP_FIELDS.intersection(converted):
@@ -80,9 +123,17 @@ def decode_command(obj: dict[str, Any]) -> AnyCommand:
             raise BadInput(f"field '{key}': expected an object of decimal strings")
         converted[key] = {name: _decimal(v, f"{key}.{name}") for name, v in value.items()}
     try:
-        return msgspec.convert(converted, command_type)
+        cmd = msgspec.convert(converted, command_type)
     except msgspec.ValidationError as exc:
-        raise BadInput(str(exc), _validation_code(str(exc))) from None
+        raise _validation_error(str(exc)) from None
+    bad = ranges.out_of_range(cmd)
+    if bad is not None:
+        raise mandatory(bad)
+    try:  # belt and braces: what passed the edge can be written to the log
+        _encode(cmd)
+    except (OverflowError, TypeError, ValueError):
+        raise BadInput("the command cannot be recorded: a value is out of range") from None
+    return cmd
 
 
 def parse_json(line: bytes | str) -> Any:

@@ -64,6 +64,8 @@ def decode_body(body: bytes, mode: str) -> Any:
         return _mp_decode(body) if mode == MSGPACK else _js_decode(body)
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise FrameError(f"malformed {mode} frame: {exc}") from None
+    except RecursionError:
+        raise FrameError(f"malformed {mode} frame: nested too deeply") from None
 
 
 def detect_mode(first_byte: int) -> str:

@@ -134,7 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = p.add_subparsers(dest="cmd", required=True)
     feed = sub.add_parser("feed", help="run JSON-lines commands through the core")
     feed.add_argument("file", help="a .jsonl file of commands, or - for stdin")
-    feed.add_argument("--log", help="write the event log to this path")
+    feed.add_argument("--log", help="write the event log to this path (a new file)")
+    feed.add_argument("--append", action="store_true",
+                      help="go on from an existing --log (its state, sequence and time)")
     feed.add_argument("--fsync", action="store_true", help="fsync every batch")
     feed.add_argument("--checkpoint-every", type=int, default=EngineConfig.checkpoint_every)
     feed.add_argument("--no-risk", action="store_true", help="without the risk consumer")
@@ -173,15 +175,19 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_feed(args, cat) -> int:
-    from replay.feed import open_lines, run_feed
+    from replay.feed import FeedError, open_lines, run_feed
     try:
         lines = open_lines(args.file)
     except OSError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     config = EngineConfig(checkpoint_every=args.checkpoint_every)
-    result = run_feed(lines, sys.stdout.buffer, cat, config, log_path=args.log, fsync=args.fsync,
-                      risk=not args.no_risk)
+    try:
+        result = run_feed(lines, sys.stdout.buffer, cat, config, log_path=args.log,
+                          fsync=args.fsync, risk=not args.no_risk, append=args.append)
+    except FeedError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     sys.stdout.flush()
     print(f"feed: {result.commands} commands, {result.events} events, "
           f"{len(result.errors)} bad lines", file=sys.stderr)

@@ -16,6 +16,7 @@ the core nor the log, and the feed goes on with the next line.
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 from dataclasses import dataclass, field
 from typing import IO, Iterable
@@ -24,11 +25,18 @@ from engine.views import funding as funding_queries
 from engine.views import positions as queries
 from engine.views import tokens as token_queries
 from engine.core.catalogue import Catalogue
-from engine.core import Engine, EngineConfig
-from engine.eventlog import LogWriter
+from engine.core import Engine, EngineConfig, snapshot
+from engine.eventlog import LogReader, LogWriter, examine
+from engine.recovery import restore
+from engine.riskconsumer import RiskConsumer
 from engine.sequencer import Pipeline
-from engine.core.timeutil import parse_iso_ms
+from engine.core.timeutil import iso, parse_iso_ms
 from proto import json_edge
+from replay.common import config_from_header
+
+
+class FeedError(Exception):
+    """The feed cannot start: an existing log without `append`, or one it cannot go on from."""
 
 
 @dataclass
@@ -99,16 +107,41 @@ def answer_query(engine: Engine, obj: dict) -> dict:
     return {"query": name, "result": result}
 
 
+def _continued(log_path: str, catalogue: Catalogue) -> Engine:
+    """The core rebuilt from a log the feed may go on from (else FeedError)."""
+    damage = examine(log_path)
+    if damage is not None:
+        raise FeedError(f"{log_path} does not read to its end ({damage.describe()}): "
+                        "`python -m replay verify` it first")
+    reader = LogReader(log_path)
+    reader.read_header()
+    header = reader.header
+    if header.catalogue_version != catalogue.version:
+        raise FeedError(f"{log_path} was written with catalogue {header.catalogue_version}, "
+                        f"not {catalogue.version}")
+    engine, _ = restore(catalogue, log_path, None, config_from_header(header))
+    return engine
+
+
 def run_feed(lines: Iterable[str | bytes], out: IO[bytes], catalogue: Catalogue,
              config: EngineConfig | None = None, log_path: str | None = None,
-             fsync: bool = False, batch: int = 1000, risk: bool = True) -> FeedResult:
-    engine = Engine(catalogue, config)
+             fsync: bool = False, batch: int = 1000, risk: bool = True,
+             append: bool = False) -> FeedResult:
+    existing = log_path is not None and os.path.exists(log_path) and \
+        os.path.getsize(log_path) > 0
+    if existing and not append:
+        raise FeedError(f"{log_path} exists: give --append to go on from it, or another path")
+    engine = _continued(log_path, catalogue) if existing else Engine(catalogue, config)
     engine_config = dataclasses.asdict(engine.config)
     writer = LogWriter(log_path, catalogue.version, fsync=fsync,
                        engine_config=engine_config) if log_path else None
     pipeline = Pipeline(engine, writer, risk=risk)
+    if existing and risk:  # the consumer's own projection, from the same state
+        pipeline.consumer = RiskConsumer(catalogue, engine.config,
+                                         snapshot.restore(catalogue, snapshot.take(engine),
+                                                          engine.config))
     result = FeedResult()
-    now = 0
+    now = start = engine.time
     unflushed = 0
     write = out.write
     try:
@@ -120,6 +153,10 @@ def run_feed(lines: Iterable[str | bytes], out: IO[bytes], catalogue: Catalogue,
                 if not isinstance(obj, dict):
                     raise json_edge.BadInput("expected a JSON object", -1102)
                 t = _line_time(obj, now)
+                if t < start:
+                    raise json_edge.BadInput(f"field 'time': {iso(t)} is before the log's last "
+                                             f"record ({iso(start)})", -1102)
+                now = t  # even if the rest of the line is refused
                 if obj.get("op") == "query":
                     write(json_edge.dumps(answer_query(engine, obj)) + b"\n")
                     continue
@@ -129,7 +166,6 @@ def run_feed(lines: Iterable[str | bytes], out: IO[bytes], catalogue: Catalogue,
                 write(json_edge.dumps({"error": {"line": lineno, "code": bad.code,
                                                  "msg": bad.msg}}) + b"\n")
                 continue
-            now = t
             for record in pipeline.submit(cmd, t):
                 result.commands += 1
                 for ev in record.events:

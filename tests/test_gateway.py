@@ -23,12 +23,14 @@ class ServerProcess:
     def __init__(self, tmp_path, *extra: str) -> None:
         self.log = tmp_path / "engine.log"
         self.keys_path = tmp_path / "keys.json"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "engine", "serve", "--port", "0", "--log", str(self.log),
-             "--keys", str(self.keys_path), "--summary-every", "60", *extra],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.stderr_path = tmp_path / "server.stderr"
+        with open(self.stderr_path, "ab") as err:  # kept for a failing test to show
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "engine", "serve", "--port", "0", "--log", str(self.log),
+                 "--keys", str(self.keys_path), "--summary-every", "60", *extra],
+                cwd=ROOT, stdout=subprocess.PIPE, stderr=err, text=True)
         line = self.first_line = self.proc.stdout.readline()
-        assert "serving on" in line, line
+        assert "serving on" in line, line + self.stderr_path.read_text()
         self.port = int(line.split("serving on ")[1].split()[0].rsplit(":", 1)[1])
         self.admin = json.loads(self.keys_path.read_text())[0]
 

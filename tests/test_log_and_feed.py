@@ -42,7 +42,8 @@ def synthetic_lines(n: int, seed: int = 7) -> list[str]:
         price = f"{ticks_price // step}.{ticks_price % step:0{len(ticks[sym].split('.')[1])}d}"
         qty = f"0.{rng.randint(1, 50):03d}" if sym == "BTCUSDT" else str(rng.randint(10, 200))
         lines.append(json.dumps({"op": "newOrder", "account": acct, "symbol": sym, "side": side,
-                                 "type": "LIMIT", "quantity": qty, "price": price, "time": t}))
+                                 "type": "LIMIT", "quantity": qty, "price": price,
+                                 "timeInForce": "GTC", "time": t}))
     return lines
 
 
@@ -141,21 +142,22 @@ def test_writer_appends_batches_after_the_header(tmp_path):
 BAD_LINES = [
     ("{not json", -1100),
     ('{"op": "launchRocket", "account": 1}', -1103),
-    ('{"op": "newOrder", "account": 1, "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "price": "30000"}', -1102),
-    ('{"op": "newOrder", "account": 1, "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "1", "price": "30000", "colour": "red"}', -1103),
-    ('{"op": "newOrder", "account": 1, "symbol": "BTCUSDT", "side": "UP", "type": "LIMIT", "quantity": "1", "price": "30000"}', -1102),
-    ('{"op": "newOrder", "account": 1, "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": 0.5, "price": "30000"}', -1102),
-    ('{"op": "newOrder", "account": 1, "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "1e3", "price": "30000"}', -1102),
-    ('{"op": "deposit", "account": 1, "amount": "0.000000001"}', -1102),
+    ('{"op": "newOrder", "account": 1, "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "price": "30000"}', -1102),
+    ('{"op": "newOrder", "account": 1, "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "1", "price": "30000", "colour": "red"}', -1103),
+    ('{"op": "newOrder", "account": 1, "symbol": "BTCUSDT", "side": "UP", "type": "LIMIT", "timeInForce": "GTC", "quantity": "1", "price": "30000"}', -1102),
+    ('{"op": "newOrder", "account": 1, "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": 0.5, "price": "30000"}', -1102),
+    ('{"op": "newOrder", "account": 1, "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "1e3", "price": "30000"}', -1102),
+    ('{"op": "deposit", "account": 1, "amount": "0.000000001"}', -1111),
     ('[1, 2, 3]', -1102),
+    # Binance: price and timeInForce are mandatory for LIMIT; the edge refuses them unsent
+    ('{"op": "newOrder", "account": 1, "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.001", "price": "30000"}', -1102),
+    ('{"op": "newOrder", "account": 1, "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.001", "timeInForce": "GTC"}', -1102),
 ]
 
 REJECTED_LINES = [
     ('{"op": "newOrder", "account": 1, "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0", "price": "30000", "timeInForce": "GTC"}', -4003),
     ('{"op": "newOrder", "account": 1, "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "-1", "price": "30000", "timeInForce": "GTC"}', -4003),
     ('{"op": "newOrder", "account": 1, "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.001", "price": "30000.05", "timeInForce": "GTC"}', -4014),
-    ('{"op": "newOrder", "account": 1, "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.001", "price": "30000"}', -1102),
-    ('{"op": "newOrder", "account": 1, "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "0.001", "timeInForce": "GTC"}', -1102),
     ('{"op": "newOrder", "account": 1, "symbol": "BTCUSDT", "side": "BUY", "type": "STOP_MARKET", "quantity": "0.001"}', -4120),
     ('{"op": "newOrder", "account": 1, "symbol": "DOGECOINUSDT", "side": "BUY", "type": "LIMIT", "quantity": "1", "price": "1", "timeInForce": "GTC"}', -1121),
     ('{"op": "cancelOrder", "account": 2, "symbol": "BTCUSDT", "orderId": 1}', -2011),

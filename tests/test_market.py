@@ -586,7 +586,9 @@ def test_eth_tier_change_scenario_the_switch_liquidates_what_the_old_table_allow
     _, early = facts(records, tier_accounts, 0, switch - 1)
     _, at_switch = facts(records, tier_accounts, switch, switch + 60_000)
     assert len(called) >= 3 and not early  # margin-called, alive under the old table
-    assert len(at_switch) >= 3 and at_switch <= called  # the switch liquidates them
+    # the switch liquidates them (one at 77-80 % under the old table is liquidated without a
+    # margin call first: 0.5 % / 0.65 % of the new table's ratio)
+    assert len(at_switch & called) >= 3, (called, at_switch)
     crash = _began(v, "crash ETHUSDT")
     longs = {a for a, (sym, side) in gamblers("2022-09-13T06:45:00Z").items()
              if sym == "ETHUSDT" and side == "BUY"}

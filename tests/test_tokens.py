@@ -612,7 +612,7 @@ def test_token_commands_events_and_queries_at_the_json_edge():
         {"op": "futuresTransfer", "account": 1, "amount": "20000", "type": 2},
         {"op": "subscribeToken", "account": 1, "tokenName": "BTCUP", "cost": "10000"},
         {"op": "newSpotOrder", "account": 1, "symbol": "BTCUPUSDT", "side": "SELL",
-         "type": "LIMIT", "quantity": "10", "price": "19.0001"},
+         "type": "LIMIT", "quantity": "10", "price": "19.0001", "timeInForce": "GTC"},
         {"op": "query", "query": "tokenInfo", "tokenName": "BTCUP", "account": 1},
         {"op": "query", "query": "spotAccount", "account": 1},
     ]
@@ -653,7 +653,7 @@ async def test_tokens_through_the_gateway(tmp_path):
             "asset": "BTCUP", "free": "1000", "locked": "0"}
         with pytest.raises(Exception) as bad:
             await alice.request("newSpotOrder", symbol="BTCUPUSDT", side="SELL", type="LIMIT",
-                                quantity="1", price="19.5")
+                                quantity="1", price="19.5", timeInForce="GTC")
         assert bad.value.code == -1013
         with pytest.raises(Exception) as bad:
             await alice.request("launchToken", tokenName="BTCDOWN")

@@ -9,7 +9,7 @@ from typing import Callable
 from engine.core import errors as E
 from engine.core.accounts import ISOLATED, Account, Position, position_key
 from engine.core.errors import Rejected
-from engine.core.fixed import fmt
+from engine.core.fixed import MAX_TOTAL, fmt
 from engine.core.ledger import Applier, Ledger
 from proto import commands as C
 from proto import events as V
@@ -54,6 +54,9 @@ class Accounting:
             acct = ledger.account(cmd.account)
             if cmd.amount <= 0:
                 raise Rejected(E.INVALID_VALUE, "the amount must be positive", arg="amount")
+            if ledger.total_deposits + cmd.amount > MAX_TOTAL:  # every sum stays recordable
+                raise Rejected(E.INVALID_VALUE, f"it would take the venue past {fmt(MAX_TOTAL)} "
+                                                f"USDT in total", arg="amount")
         except Rejected as r:
             return ledger.reject_command(cmd, r)
         ledger.emit(V.Deposited(account=cmd.account, amount=cmd.amount,

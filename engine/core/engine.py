@@ -122,6 +122,10 @@ class Engine:
         # what a live command checks at its end was decided when it ran (its events say so)
         self.conditional.moved.clear()
         ledger.closed.clear()
+        # live, every switch due by `time` took effect before the command ran (announced, or
+        # silently on a first command): a rebuilt core must not announce it again
+        if self._next_switch is not None and time >= self._next_switch:
+            self._switch_tables(time, announce=False)
 
     # == effective-dated bracket tables ===========================================================
     def _earliest_switch(self) -> int | None:

@@ -16,8 +16,12 @@ from __future__ import annotations
 
 from proto.decimals import DECIMALS, SCALE, DecimalFormatError, fmt, parse
 
-__all__ = ["SCALE", "DECIMALS", "DecimalFormatError", "parse", "fmt", "mul_floor", "mul_ceil",
-           "ceil_div", "div_trunc", "round_half_up"]
+# the most money the venue holds in total (deposits and insurance funding), so that every sum
+# the core keeps (wallets, totals, the insurance fund) stays within the log's 64-bit integers
+MAX_TOTAL = (1 << 63) - 1
+
+__all__ = ["SCALE", "MAX_TOTAL", "DECIMALS", "DecimalFormatError", "parse", "fmt", "mul_floor",
+           "mul_ceil", "ceil_div", "div_trunc", "round_half_up"]
 
 
 def mul_floor(a: int, b: int) -> int:

@@ -26,7 +26,7 @@ from engine.core import risk
 from engine.core.accounts import CROSSED, ISOLATED, Account, Position, fill_result, position_key
 from engine.core.errors import Rejected
 from engine.core.book import BUY, SELL, Order
-from engine.core.fixed import SCALE
+from engine.core.fixed import MAX_TOTAL, SCALE
 from engine.core.ledger import Applier, Ledger
 from engine.core.orders import Orders
 from proto import commands as C
@@ -85,6 +85,9 @@ class Liquidator:
         if cmd.amount <= 0:
             return ledger.reject_command(cmd, Rejected(E.INVALID_VALUE, "the amount must be "
                                                        "positive", arg="amount"))
+        if ledger.total_deposits + cmd.amount > MAX_TOTAL:  # every sum stays recordable
+            return ledger.reject_command(cmd, Rejected(E.INVALID_VALUE, "it would take the "
+                                                       "venue past its total", arg="amount"))
         ledger.emit(V.InsuranceFunded(amount=cmd.amount,
                                       balance=ledger.insurance_fund + cmd.amount))
 

@@ -12,12 +12,16 @@ File layout:
     frame = u32 little-endian payload length | u32 CRC-32 of the payload | msgpack payload
 
 Records are written in batches (one write call per batch); `fsync=True` makes a batch durable
-before `append` returns. The reader stops at the first torn or corrupt frame and says where,
-so a crashed writer's tail can be truncated to the last good record.
+before `append` returns. The reader stops at the first torn or corrupt frame and says where.
+Only a torn tail (nothing valid after it: a crashed writer's last write) is ever cut; damage
+followed by valid records is reported and left alone unless repaired (moved aside, never
+deleted). A server holds the log with an exclusive flock (lock_log).
 """
 from engine.eventlog.frames import MAGIC, LogFormatError, encode_record, frame, record_decoder
-from engine.eventlog.reader import LogReader, LogTail, Problem, truncate_to_good
-from engine.eventlog.writer import LogWriter
+from engine.eventlog.reader import (Damage, LogDamaged, LogReader, LogTail, Problem, examine,
+                                    repair, truncate_to_good)
+from engine.eventlog.writer import LogLocked, LogWriter, lock_log
 
 __all__ = ["MAGIC", "LogFormatError", "encode_record", "frame", "record_decoder", "LogReader",
-           "LogTail", "Problem", "truncate_to_good", "LogWriter"]
+           "LogTail", "Problem", "Damage", "LogDamaged", "examine", "repair", "truncate_to_good",
+           "LogWriter", "LogLocked", "lock_log"]

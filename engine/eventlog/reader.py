@@ -1,8 +1,12 @@
 """Reading the log: whole (LogReader, which stops at the first torn or corrupt frame and says
-where), cutting a torn tail, and following a log that is still being written (LogTail)."""
+where), telling a torn tail from damage (examine: are there valid records after the problem?),
+cutting only a torn tail (truncate_to_good; damage raises LogDamaged and nothing changes),
+moving damage aside (repair: never deletes), and following a log that is still being written
+(LogTail)."""
 from __future__ import annotations
 
 import os
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -53,6 +57,11 @@ class LogReader:
             return 0
         return pos
 
+    def count_records(self) -> int:
+        for _ in self.records():
+            pass
+        return self.count
+
     def records(self) -> Iterator[tuple[int, LogRecord]]:
         """(byte offset, record) for each good record, in order."""
         data = self.path.read_bytes()
@@ -85,17 +94,185 @@ class LogReader:
             pos = end
 
 
-def truncate_to_good(path: str | Path) -> tuple[int, Problem | None]:
-    """Cut a torn or corrupt tail off; returns (records kept, the problem found or None)."""
+@dataclass
+class Damage:
+    """A log that does not read to its end: where, and whether valid records follow."""
+    problem: Problem
+    good_records: int  # readable records before the damage
+    last_seq: int  # the last good record's seq (0: none)
+    good_end: int  # byte offset where the damage starts
+    size: int  # the file's size
+    after: int  # valid records found after the damage (0: a torn tail)
+    after_seqs: tuple[int, int] | None  # (first, last) seq of those
+    certain: bool = True  # False: the search for later records gave up (treated as damage)
+
+    @property
+    def torn_tail(self) -> bool:
+        """Only the last, incomplete write: nothing valid after it."""
+        return self.after == 0 and self.certain
+
+    def describe(self) -> str:
+        p = self.problem
+        return f"record {p.record_number:,} at byte {p.offset:,}: {p.what}"
+
+
+class LogDamaged(Exception):
+    """Damage followed by valid records (or the header): cutting would lose history."""
+
+    def __init__(self, path: Path, damage: Damage) -> None:
+        self.path = path
+        self.damage = damage
+        super().__init__(self.explain())
+
+    def explain(self) -> str:
+        d = self.damage
+        if d.problem.record_number == 0:
+            return f"{self.path} cannot be read: {d.problem.what} (the file was not changed)"
+        found = (f"{d.after:,} valid records follow it (seq {d.after_seqs[0]:,} to "
+                 f"{d.after_seqs[1]:,})" if d.after else
+                 "it could not be told whether valid records follow it")
+        return (f"{self.path} is damaged at {d.describe()}; {found}. Starting would lose the "
+                f"damaged record and everything after it ({d.size - d.good_end:,} bytes); the "
+                f"file was not changed. Run `python -m replay verify {self.path}` to look, or "
+                f"start with --repair to move bytes {d.good_end:,}-{d.size:,} aside to "
+                f"{aside_path(self.path, d.good_end)} and go on from seq {d.last_seq:,}")
+
+
+SCAN_SPAN = 4 * 1024 * 1024  # bytes after the damage searched offset by offset
+SCAN_BUDGET = 256 * 1024 * 1024  # bytes of CRC work in that search
+_MARKER = b"\xa3seq"  # a record's msgpack map starts with its "seq" key
+
+
+def examine(path: str | Path) -> Damage | None:
+    """None if the log reads to its end; else where it stops and what follows."""
     reader = LogReader(path)
-    for _ in reader.records():
-        pass
-    if reader.problem is not None and reader.problem.record_number > 0:
-        with open(path, "r+b") as f:
-            f.truncate(reader.good_end)
-            f.flush()
-            os.fsync(f.fileno())
-    return reader.count, reader.problem
+    last_seq = 0
+    for _, record in reader.records():
+        last_seq = record.seq
+    if reader.problem is None:
+        return None
+    damage = Damage(reader.problem, reader.count, last_seq, reader.good_end, reader.size, 0,
+                    None)
+    data = Path(path).read_bytes()
+    if reader.problem.record_number == 0:  # the header: only a first write cut short is torn
+        damage.certain = (len(data) < len(MAGIC) and MAGIC.startswith(data)) or \
+            (data.startswith(MAGIC) and "header: torn" in reader.problem.what)
+        return damage
+    decode = record_decoder(reader.header)
+    start = _next_valid(data, reader.good_end, last_seq, decode)
+    if start is None:
+        return damage
+    if start < 0:
+        damage.certain = False
+        return damage
+    pos, first = start, None
+    while pos < len(data):  # count what follows, up to the next problem
+        payload, end, err = read_frame(data, pos)
+        if err:
+            break
+        try:
+            record = decode(payload)
+        except (msgspec.DecodeError, msgspec.ValidationError, KeyError, TypeError):
+            break
+        first = record.seq if first is None else first
+        damage.after += 1
+        damage.after_seqs = (first, record.seq)
+        pos = end
+    return damage
+
+
+def _next_valid(data: bytes, start: int, last_seq: int, decode) -> int | None:
+    """The offset of the first valid record frame after `start` (a good CRC, a record that
+    decodes, a later seq); None if there is none; -1 if the search ran out of budget."""
+
+    def valid(off: int) -> bool:
+        payload, _, err = read_frame(data, off)
+        if err:
+            return False
+        try:
+            return decode(payload).seq > last_seq
+        except (msgspec.DecodeError, msgspec.ValidationError, KeyError, TypeError):
+            return False
+
+    size = len(data)
+    # the cheap guesses first: the damaged frame's own length, then every "seq" key
+    if start + FRAME.size <= size:
+        length, _ = FRAME.unpack_from(data, start)
+        after = start + FRAME.size + length
+        if after + FRAME.size <= size and valid(after):
+            return after
+    m = data.find(_MARKER, start + 1)
+    while m >= 0:
+        off = m - 1 - FRAME.size
+        if off > start and valid(off):
+            return off
+        m = data.find(_MARKER, m + 1)
+    # then every offset (a record of another shape), within a span and a budget: a torn tail
+    # is one write; beyond that, "nothing valid follows" cannot be told cheaply
+    budget = SCAN_BUDGET
+    for off in range(start + 1, min(size - FRAME.size, start + SCAN_SPAN)):
+        length, crc = FRAME.unpack_from(data, off)
+        if length < 8 or off + FRAME.size + length > size:
+            continue
+        budget -= length
+        if budget < 0:
+            return -1
+        if zlib.crc32(data[off + FRAME.size:off + FRAME.size + length]) == crc and valid(off):
+            return off
+    return -1 if size - start > SCAN_SPAN else None
+
+
+def aside_path(path: str | Path, offset: int) -> Path:
+    return Path(f"{path}.damaged-at-{offset}")
+
+
+def truncate_to_good(path: str | Path) -> tuple[int, Problem | None]:
+    """Cut a torn tail (the last, incomplete write) off the log; returns (records kept, the
+    problem found or None). Damage followed by valid records, or an unreadable header, raises
+    LogDamaged and changes nothing."""
+    damage = examine(path)
+    if damage is None:
+        return LogReader(path).count_records(), None
+    if not damage.torn_tail:
+        raise LogDamaged(Path(path), damage)
+    _cut(path, damage.good_end)
+    return damage.good_records, damage.problem
+
+
+def repair(path: str | Path) -> tuple[Damage | None, Path | None]:
+    """Move everything from the damage on to `<path>.damaged-at-<offset>` (written and
+    fsynced first), then cut the log there. Never deletes a byte. (None, None) if intact."""
+    damage = examine(path)
+    if damage is None:
+        return None, None
+    if damage.problem.record_number == 0:
+        raise LogDamaged(Path(path), damage)
+    aside = aside_path(path, damage.good_end)
+    with open(path, "rb") as f:
+        f.seek(damage.good_end)
+        tail = f.read()
+    with open(aside, "xb") as out:  # never overwrite an earlier repair's file
+        out.write(tail)
+        out.flush()
+        os.fsync(out.fileno())
+    _fsync_dir(aside.parent)
+    _cut(path, damage.good_end)
+    return damage, aside
+
+
+def _cut(path: str | Path, end: int) -> None:
+    with open(path, "r+b") as f:
+        f.truncate(end)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class LogTail:

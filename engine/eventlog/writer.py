@@ -2,12 +2,30 @@
 `fsync=True` a batch is durable before `append` returns."""
 from __future__ import annotations
 
+import fcntl
 import os
 from pathlib import Path
 
 from engine.eventlog.frames import MAGIC, LogFormatError, encode, frame
 from engine.eventlog.reader import LogReader
 from proto.records import LOG_FORMAT_VERSION, LogHeader, LogRecord
+
+
+class LogLocked(RuntimeError):
+    """Another process holds the log."""
+
+
+def lock_log(path: str | Path) -> int:
+    """Hold the log (created empty if missing) with an exclusive flock; returns the fd, which
+    keeps the lock until it is closed. LogLocked if another process holds it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise LogLocked(f"another server is writing {path} (it is locked); stop it, or give "
+                        "this one its own --log") from None
+    return fd
 
 
 class LogWriter:

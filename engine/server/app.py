@@ -18,7 +18,13 @@ assembled and run on uvloop (DESIGN.md's shape).
   native port like any other (engine.server.market).
 * Every `snapshot_every` events the whole state is written to `snapshot_dir` by a forked child
   (copy-on-write: the server pauses only for the fork). On start the state is the newest good
-  snapshot plus the log's tail, after a torn or corrupt tail is cut off the log.
+  snapshot the log reaches plus the log's tail. Only a torn tail (the last, incomplete write:
+  nothing valid after it) is cut off, and the first line says so; damage followed by valid
+  records stops the start with where it is and what would be lost, the file unchanged
+  (`repair` moves the damaged part aside, never deletes it). Snapshots beyond the log's end
+  are moved aside, never used: the log never gets a gap.
+* One server per log and key store: both are held with an exclusive flock; a second server
+  is refused with a one-line reason (ServerStartError), as is a port already in use.
 """
 from __future__ import annotations
 
@@ -37,11 +43,12 @@ from engine.core import Engine, EngineConfig
 from engine.core import catalogue as catalogue_mod
 from engine.core.fixed import fmt
 from engine.core.snapshot import restore, take
-from engine.eventlog import LogWriter, truncate_to_good
+from engine.eventlog import (LogDamaged, LogLocked, LogWriter, examine, lock_log, repair,
+                             truncate_to_good)
 from engine.riskconsumer import RiskConsumer
 from engine.sequencer import Sequencer
 from engine.server import logsetup
-from engine.server.auth import KeyStore
+from engine.server.auth import KeyStore, KeyStoreLocked
 from engine.server.clock import WallClock, describe_line, make_clock
 from engine.server.config import ServerConfig, parse_args
 from engine.server.market import SIM_ACCOUNT_BASE, SIM_ACCOUNT_LAST, MarketChild
@@ -53,16 +60,34 @@ from engine import recovery as snapshots
 
 log = structlog.get_logger("server")
 
-__all__ = ["Server", "ServerConfig", "WallClock", "serve", "main"]
+__all__ = ["Server", "ServerConfig", "ServerStartError", "WallClock", "serve", "main"]
+
+
+class ServerStartError(RuntimeError):
+    """The server cannot start; the message says why, in a sentence."""
 
 
 class Server(BatchListener):
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         self.catalogue = catalogue_mod.load(config.catalogue_path)
-        self.keys = KeyStore(config.keys_path)
+        Path(config.log_path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._log_lock = lock_log(config.log_path)  # before anything reads or cuts the log
+        except LogLocked as exc:
+            raise ServerStartError(str(exc)) from None
+        try:
+            self.keys = KeyStore(config.keys_path, lock=True)
+        except KeyStoreLocked as exc:
+            os.close(self._log_lock)
+            raise ServerStartError(str(exc)) from None
         self.engine = Engine(self.catalogue, EngineConfig(checkpoint_every=config.checkpoint_every))
-        self.recovered = self._recover()
+        try:
+            self.recovered = self._recover()
+        except ServerStartError:
+            self.keys.close()
+            os.close(self._log_lock)
+            raise
         # the venue's clock; `clock.now()` is the time edges report (native `time` query, the
         # HTTP API's /fapi/v1/time); the header of a new log records it
         self.clock = make_clock(config.clock, config.speed, config.start, self.engine.time)
@@ -79,8 +104,11 @@ class Server(BatchListener):
         self.gateway = NativeGateway(
             self.engine, self.loop, self.keys,
             GatewayLimits(max_frame=config.max_frame, outbound_limit=config.outbound_limit,
-                          sndbuf=config.sndbuf, rate_per_s=config.rate_per_s,
-                          rate_burst=config.rate_burst), self.stats)
+                          outbound_bytes=config.outbound_bytes, sndbuf=config.sndbuf,
+                          rate_per_s=config.rate_per_s, rate_burst=config.rate_burst,
+                          weight_per_min=config.weight_per_min,
+                          max_connections=config.max_connections,
+                          idle_timeout_s=config.idle_timeout_s), self.stats)
         self.loop.listeners += [self.gateway, self]
         self._events_since_snapshot = 0
         self._snapshot_child: int | None = None
@@ -96,18 +124,51 @@ class Server(BatchListener):
 
     # -- recovery -------------------------------------------------------------------------------
     def _recover(self) -> dict:
-        """The state from the newest good snapshot and the log's tail (a torn or corrupt tail
-        is cut off the log first: nothing after it was ever acknowledged)."""
+        """The state from the newest good snapshot the log reaches and the log's tail. A torn
+        tail (nothing valid after it: never acknowledged) is cut off first, saying so; other
+        damage refuses the start, or with `repair` is moved aside."""
         path = Path(self.config.log_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        facts: dict = {"records": 0, "truncated": None, "snapshot": None, "repaired": None,
+                       "set_aside": []}
         if not path.exists() or path.stat().st_size == 0:
-            return {"records": 0, "truncated": None, "snapshot": None}
-        kept, problem = truncate_to_good(path)
-        self.engine, facts = snapshots.restore(self.catalogue, path, self.config.snapshots(),
-                                               self.engine.config)
-        return {"records": kept, "snapshot": facts["snapshot"],
-                "truncated": f"record {problem.record_number} at byte {problem.offset}: "
-                             f"{problem.what}" if problem else None}
+            self._set_aside_snapshots(0, facts)
+            return facts
+        damage = examine(path)
+        last_seq = damage.last_seq if damage else None
+        if damage is not None and damage.torn_tail:
+            print(f"perpengine: {path} ends in a torn write at {damage.describe()} "
+                  f"({damage.size - damage.good_end:,} bytes, never acknowledged): cutting it",
+                  file=sys.stderr, flush=True)
+            truncate_to_good(path)
+            facts["truncated"] = damage.describe()
+            if damage.problem.record_number == 0:  # a header cut short: a new log
+                self._set_aside_snapshots(0, facts)
+                return facts
+        elif damage is not None:
+            if not self.config.repair or damage.problem.record_number == 0:
+                raise ServerStartError(LogDamaged(path, damage).explain())
+            damage, aside = repair(path)
+            print(f"perpengine: --repair: moved {damage.size - damage.good_end:,} bytes from "
+                  f"{damage.describe()} ({damage.after:,} valid records after it) to {aside}; "
+                  f"going on from seq {damage.last_seq:,}", file=sys.stderr, flush=True)
+            facts["repaired"] = f"{damage.describe()}; moved to {aside}"
+        if last_seq is None:
+            last_seq = snapshots.last_seq(path)
+        self._set_aside_snapshots(last_seq, facts)
+        self.engine, restored = snapshots.restore(self.catalogue, path, self.config.snapshots(),
+                                                  self.engine.config, max_seq=last_seq)
+        facts.update(records=last_seq, snapshot=restored["snapshot"])
+        return facts
+
+    def _set_aside_snapshots(self, last_seq: int, facts: dict) -> None:
+        """Snapshots the log does not reach would put a gap into it: never use them."""
+        ahead = snapshots.beyond(self.config.snapshots(), last_seq)
+        if ahead:
+            moved = snapshots.set_aside(ahead)
+            print(f"perpengine: {len(moved)} snapshot(s) beyond the log's last record (seq "
+                  f"{last_seq:,}) moved aside to {moved[0].parent}, not used", file=sys.stderr,
+                  flush=True)
+            facts["set_aside"] = [m.name for m in moved]
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -168,6 +229,8 @@ class Server(BatchListener):
         if self._snapshot_child is not None:
             os.waitpid(self._snapshot_child, 0)
         await self.gateway.close_connections()
+        self.keys.close()
+        os.close(self._log_lock)
 
     # -- the sequencing loop's listener ---------------------------------------------------------
     def after_flush(self, records: list[LogRecord]) -> None:
@@ -201,7 +264,10 @@ class Server(BatchListener):
         pid = os.fork()
         if pid == 0:  # the child: encode, write, leave without running any parent cleanup
             code = 1
-            try:
+            try:  # its copies of the locks' fds go (the parent's keep the locks)
+                os.close(self._log_lock)
+                if self.keys.fileno() >= 0:
+                    os.close(self.keys.fileno())
                 snapshots.write(directory, seq, take(self.engine))
                 code = 0
             finally:
@@ -255,19 +321,30 @@ class Server(BatchListener):
 
 
 async def serve(config: ServerConfig) -> int:
-    server = Server(config)
-    await server.start()
+    try:
+        server = Server(config)
+    except ServerStartError as exc:
+        print(f"perpengine: not starting: {exc}", file=sys.stderr, flush=True)
+        return 1
+    try:
+        await server.start()
+    except OSError as exc:  # the port is taken, or the host is not ours
+        print(f"perpengine: not starting: cannot listen on {config.host}:{config.port}: "
+              f"{exc.strerror or exc}", file=sys.stderr, flush=True)
+        server.writer.close()
+        return 1
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # before the first line: a signal right after
+        loop.add_signal_handler(sig, stop.set)  # it must drain, not kill
     host, port = server.address
     rec = server.recovered
     print(f"perpengine: serving on {host}:{port} (msgpack frames and JSON lines); "
           f"log {config.log_path} (fsync per {config.fsync}; {rec['records']} records"
           f"{', from snapshot ' + rec['snapshot'] if rec.get('snapshot') else ''}"
-          f"{'; cut a bad tail: ' + rec['truncated'] if rec['truncated'] else ''}); "
+          f"{'; cut a bad tail: ' + rec['truncated'] if rec['truncated'] else ''}"
+          f"{'; repaired: ' + rec['repaired'] if rec.get('repaired') else ''}); "
           f"{len(server.engine.symbols)} symbols; keys {config.keys_path}", flush=True)
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     print(venue_line(config, server), flush=True)
     if config.market:
         await server.start_market()

@@ -17,6 +17,11 @@ class ServerConfig:
     fsync_interval_ms: int = 20
     max_frame: int = 64 * 1024  # bytes
     outbound_limit: int = 10_000  # messages queued for one connection before it is cut off
+    outbound_bytes: int = 2 * 1024 * 1024  # bytes queued for one connection, likewise
+    weight_per_min: int = 2_400  # Binance's REQUEST_WEIGHT per minute and connection (reads)
+    max_connections: int = 2_000
+    idle_timeout_s: float = 600.0  # a connection silent this long, following no stream
+    repair: bool = False  # move a damaged part of the log aside instead of refusing to start
     sndbuf: int = 256 * 1024  # kernel send buffer per connection (bytes); 0: the OS default
     rate_per_s: int = 5_000  # requests per second per connection, sustained
     rate_burst: int = 10_000  # requests a connection may send at once
@@ -53,7 +58,20 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
     p.add_argument("--fsync", choices=["batch", "interval"], default=d.fsync)
     p.add_argument("--fsync-interval-ms", type=int, default=d.fsync_interval_ms)
     p.add_argument("--max-frame", type=int, default=d.max_frame)
-    p.add_argument("--outbound-limit", type=int, default=d.outbound_limit)
+    p.add_argument("--outbound-limit", type=int, default=d.outbound_limit,
+                   help="messages queued for one connection")
+    p.add_argument("--outbound-bytes", type=int, default=d.outbound_bytes,
+                   help="bytes queued for one connection")
+    p.add_argument("--weight-per-min", type=int, default=d.weight_per_min,
+                   help="request weight of reads per minute and connection, as Binance's "
+                        "REQUEST_WEIGHT (0: none)")
+    p.add_argument("--max-connections", type=int, default=d.max_connections)
+    p.add_argument("--idle-timeout", type=float, default=d.idle_timeout_s,
+                   help="seconds a connection may send nothing while following no stream "
+                        "(0: forever)")
+    p.add_argument("--repair", action="store_true",
+                   help="if the log is damaged before its end, move the damaged part aside "
+                        "(never deleted) and start; without it the server refuses to start")
     p.add_argument("--sndbuf", type=int, default=d.sndbuf)
     p.add_argument("--rate", type=int, default=d.rate_per_s)
     p.add_argument("--burst", type=int, default=d.rate_burst)
@@ -99,4 +117,6 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
                         risk_process=a.risk_process, catalogue_path=a.catalogue,
                         clock=a.clock, speed=a.speed, start=a.start, market=a.market,
                         market_symbols=a.symbols, market_seed=a.seed, market_prices=a.prices,
-                        market_scenario=a.scenario)
+                        market_scenario=a.scenario, outbound_bytes=a.outbound_bytes,
+                        weight_per_min=a.weight_per_min, max_connections=a.max_connections,
+                        idle_timeout_s=a.idle_timeout, repair=a.repair)

@@ -1,7 +1,8 @@
 """From log records to stream messages: private per account, public per symbol.
 
     user                 the account's order updates, fills, balance/position updates,
-                         margin calls and liquidations
+                         margin calls and liquidations; a trade shows only the account's own
+                         side (own_events): never the other side's account, order, fee or PnL
     trade@SYMBOL         trades
     depth@SYMBOL         depth diffs: {"U", "u", "pu", "b", "a"}; u is the record's sequence
                          number and pu the u of the previous diff of that symbol, so a client
@@ -14,6 +15,7 @@
 from __future__ import annotations
 
 from engine.core import Engine
+from engine.core.accounts import ISOLATED
 from engine.core.fixed import SCALE, fmt
 from proto import events as V
 from proto.json_edge import to_wire
@@ -22,6 +24,57 @@ from proto.records import LogRecord
 _ACCOUNT_FIELDS = ("account", "maker_account", "taker_account", "counterparty")
 _BALANCE_EVENTS = (V.Trade, V.AdlTrade, V.Deposited, V.Withdrawn, V.LiquidationFeeCharged,
                    V.InsuranceCovered, V.IsolatedMarginChanged)
+
+
+def involved(ev) -> list[int]:
+    """The accounts an event concerns (none: market data, public to everyone)."""
+    out = []
+    for f in _ACCOUNT_FIELDS:
+        aid = getattr(ev, f, None)
+        if aid and aid not in out:
+            out.append(aid)
+    return out
+
+
+def own_events(ev, aid: int) -> list[dict]:
+    """What account `aid` may see of `ev`, in wire shape: its own side of a trade (both sides
+    for a self-trade), its own events whole, nothing of anyone else's. Binance's
+    ORDER_TRADE_UPDATE likewise shows one side: order id, side, maker flag, fee and realized
+    PnL of the account's own order."""
+    t = type(ev)
+    if t is V.Trade or t is V.SpotTrade:
+        out = []
+        for side_is_taker in (False, True):
+            account = ev.taker_account if side_is_taker else ev.maker_account
+            if account != aid:
+                continue
+            side = ev.taker_side if side_is_taker else ("SELL" if ev.taker_side == "BUY" else "BUY")
+            view = {"e": "trade" if t is V.Trade else "spotTrade", "tradeId": ev.trade_id,
+                    "account": aid, "symbol": ev.symbol,
+                    "orderId": ev.taker_order_id if side_is_taker else ev.maker_order_id,
+                    "side": side, "price": fmt(ev.price), "quantity": fmt(ev.quantity),
+                    "maker": not side_is_taker}
+            if t is V.Trade:
+                view["fee"] = fmt(ev.taker_fee if side_is_taker else ev.maker_fee)
+                view["feeAsset"] = "USDT"
+                view["realizedPnl"] = fmt(ev.taker_realized_pnl if side_is_taker
+                                          else ev.maker_realized_pnl)
+            else:  # the buyer's fee is taken in the token it receives
+                view["fee"] = fmt(ev.buyer_fee if side == "BUY" else ev.seller_fee)
+                view["feeAsset"] = ev.symbol[:-4] if side == "BUY" else "USDT"
+            out.append(view)
+        return out
+    if t is V.AdlTrade:
+        base = {"e": "adlTrade", "tradeId": ev.trade_id, "account": aid, "symbol": ev.symbol,
+                "price": fmt(ev.price), "quantity": fmt(ev.quantity)}
+        if ev.account == aid:  # the liquidated account: its liquidation order
+            return [{**base, "orderId": ev.order_id, "realizedPnl": fmt(ev.realized_pnl)}]
+        if ev.counterparty == aid:  # the deleveraged one: its own PnL only
+            return [{**base, "realizedPnl": fmt(ev.counterparty_realized_pnl)}]
+        return []
+    if getattr(ev, "account", None) == aid:  # its own event (a token's issuer sees none)
+        return [to_wire(ev)]
+    return []
 
 
 class StreamPublisher:
@@ -81,14 +134,12 @@ class StreamPublisher:
         force: dict[int, dict] = {}
         for ev in record.events:
             t = type(ev)
-            wire = None
-            for f in _ACCOUNT_FIELDS:
-                aid = getattr(ev, f, None)
-                if aid and accounts_wanted.get(aid):
-                    if wire is None:
-                        wire = to_wire(ev)
-                        wire["E"] = record.time
-                    private.setdefault(aid, []).append(wire)
+            for aid in involved(ev):
+                if accounts_wanted.get(aid):
+                    views = own_events(ev, aid)
+                    for view in views:
+                        view["E"] = record.time
+                    private.setdefault(aid, []).extend(views)
                     if t in _BALANCE_EVENTS:
                         balance_touched.add(aid)
             if t is V.Trade:
@@ -132,7 +183,7 @@ class StreamPublisher:
         return {"e": "ACCOUNT_UPDATE", "E": time,
                 "a": {"B": [{"a": "USDT", "wb": fmt(acct.wallet)}],
                       "P": [{"s": p.symbol, "pa": fmt(p.qty), "ep": fmt(p.entry_price()),
-                             "mt": "isolated" if p.margin_type == "ISOLATED" else "cross",
+                             "mt": "isolated" if p.margin_type == ISOLATED else "cross",
                              "iw": fmt(p.isolated_margin), "ps": p.side}
                             for _, p in sorted(acct.positions.items()) if p.qty or p.cost]}}
 

@@ -7,8 +7,8 @@ liquidations to learn from.
                 never closes it.
                 Every `every` steps it reads its account (an admin query); if its position is
                 gone (liquidated, or auto-deleveraged) it is topped up to its deposit when its
-                wallet is below half of it, and opens again with an IOC order 1 % through the
-                quote centre. Half of them are long, half short, spread over the symbols.
+                wallet is below half of it, and opens again with a MARKET order (a LIMIT 1 %
+                through the mark would cost twice its margin: Binance counts the open loss). Half of them are long, half short, spread over the symbols.
     TierSwitch  a scenario's tier_change: `lead` before a bracket-table switch, accounts open
                 longs at the old table's tier-1 leverage; once their positions are known the
                 index target is computed (engine.core.risk.trigger_price under both tables)
@@ -21,16 +21,10 @@ from dataclasses import dataclass, field
 
 from engine.core import fixed, risk
 from engine.core.catalogue import SymbolSpec
-from engine.sim.makers import PPM, steps_for
+from engine.sim.makers import steps_for
 
 SCALE = fixed.SCALE
 LEVERAGES = (100, 50, 20, 75, 125, 25, 10, 60)
-
-
-def order_price(spec: SymbolSpec, centre: int, side: str, reach_ppm: int) -> int:
-    c = centre // spec.tick_size
-    ticks = -(-c * (PPM + reach_ppm) // PPM) if side == "BUY" else c * (PPM - reach_ppm) // PPM
-    return max(ticks, 1) * spec.tick_size
 
 
 def _position(reply: dict | None, symbol: str) -> tuple[int, int, int] | None:
@@ -81,9 +75,7 @@ class Gambler:
         qty = min(need - abs(self.qty), self.spec.max_qty // self.spec.step_size *
                   self.spec.step_size)
         out.append(({"op": "newOrder", "account": self.account, "symbol": self.spec.symbol,
-                     "side": self.side, "type": "LIMIT", "timeInForce": "IOC",
-                     "quantity": fixed.fmt(qty),
-                     "price": fixed.fmt(order_price(self.spec, centre, self.side, 10_000))},
+                     "side": self.side, "type": "MARKET", "quantity": fixed.fmt(qty)},
                     None))
         self.opened += 1
         return out
@@ -149,9 +141,7 @@ class TierSwitch:
                     ({"op": "setLeverage", "account": acct, "symbol": self.spec.symbol,
                       "leverage": self.old_leverage}, None),
                     ({"op": "newOrder", "account": acct, "symbol": self.spec.symbol,
-                      "side": "BUY", "type": "LIMIT", "timeInForce": "IOC",
-                      "quantity": fixed.fmt(qty),
-                      "price": fixed.fmt(order_price(self.spec, centre, "BUY", 10_000))}, None)]
+                      "side": "BUY", "type": "MARKET", "quantity": fixed.fmt(qty)}, None)]
         return out
 
     def query_commands(self) -> list[tuple[dict, object]]:
@@ -184,4 +174,4 @@ class TierSwitch:
         return self.target
 
 
-__all__ = ["Gambler", "TierSwitch", "plan_gamblers", "order_price", "LEVERAGES"]
+__all__ = ["Gambler", "TierSwitch", "plan_gamblers", "LEVERAGES"]

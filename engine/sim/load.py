@@ -29,6 +29,7 @@ import contextlib
 import itertools
 import json
 import random
+import shutil
 import signal
 import sys
 import time
@@ -389,13 +390,15 @@ async def amain(args) -> int:
     if failure is not None and not run.t_start:
         if run.server.exit_code is not None:
             log(f"load: server exit code {run.server.exit_code}")
+        _clean_up(run.server, args.keep_log, failed=True)
         return 1
     rep = build_report(run, nofile)
     if failure is not None:
         rep["ok"] = False
         rep["failure"] = failure
-    base = run.server.tmpdir if run.server.tmpdir else Path.cwd()
-    path = Path(args.report) if args.report else base / "load-report.json"
+    _clean_up(run.server, args.keep_log, failed=failure is not None)
+    kept = run.server.tmpdir if run.server.tmpdir and run.server.tmpdir.exists() else None
+    path = Path(args.report) if args.report else (kept or Path.cwd()) / "load-report.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     png = path.with_suffix(".png")
     rep["report"] = str(path)
@@ -405,6 +408,21 @@ async def amain(args) -> int:
     print(f"  report     {path}" + (f" (histogram {png})" if rep["histogram_png"] else ""),
           flush=True)
     return 0 if failure is None else 1  # 1: the run broke off (the report says why)
+
+
+def _clean_up(srv, keep: bool, failed: bool) -> None:
+    """The server's directory holds key secrets: removed after the run unless --keep-log; a
+    failed run keeps the server's stderr (and only that) to look at."""
+    tmp = srv.tmpdir
+    if tmp is None or keep or not tmp.exists():
+        return
+    if failed and srv.stderr_path is not None and srv.stderr_path.exists():
+        for path in tmp.iterdir():
+            if path != srv.stderr_path:
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+        log(f"load: the server's stderr is kept in {srv.stderr_path}")
+        return
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 def parse_args(argv: list[str] | None):
@@ -462,10 +480,13 @@ def parse_args(argv: list[str] | None):
     s.add_argument("--server-start-timeout", type=float, default=30.0)
     s.add_argument("--server-stop-timeout", type=float, default=60.0)
     s.add_argument("--tmpdir", help="where the server's directory is made (default: system tmp)")
-    s.add_argument("--keep-log", action="store_true", help="keep the server's event log")
+    s.add_argument("--keep-log", action="store_true",
+                   help="keep the server's directory (event log, keys, stderr); by default it "
+                        "is removed after the run, secrets included")
     o = p.add_argument_group("output")
     o.add_argument("--report",
-                   help="JSON report path (default: <server dir or cwd>/load-report.json)")
+                   help="JSON report path (default: ./load-report.json, or in the server's "
+                        "directory with --keep-log)")
     o.add_argument("--quiet", action="store_true", help="do not echo the server's summary lines")
     args = p.parse_args(argv)
     if args.accounts < 1 or args.inflight < 1 or args.duration <= 0:

@@ -41,17 +41,28 @@ def order_state(order_id: int, events: list, time_ms: int) -> dict:
     return state
 
 
-def open_orders(engine: Engine, account: int, symbol: str | None) -> list[dict]:
+def open_orders(engine: Engine, account: int, symbol: str | None,
+                cap: int | None = None) -> list[dict]:
+    """The account's open orders by symbol and order id; at most `cap` of them."""
     if account not in engine.accounts:
         raise KeyError(f"unknown account {account}")
-    out = []
+    out: list[dict] = []
     for name, sym in sorted(engine.symbols.items()):
         if symbol and name != symbol:
             continue
-        if not any(leg.open_orders for leg in engine.accounts[account].legs(name)):
+        open_here = sum(leg.open_orders for leg in engine.accounts[account].legs(name))
+        if not open_here:
             continue
-        for o in sorted((o for o in sym.book.orders.values() if o.account == account),
-                        key=lambda o: o.order_id):
+        if cap is not None and len(out) >= cap:
+            break
+        mine = []  # newest first, and no further than its last open order in this book
+        for o in reversed(sym.book.orders.values()):
+            if o.account == account:
+                mine.append(o)
+                if len(mine) >= open_here:
+                    break
+        mine.sort(key=lambda o: o.order_id)
+        for o in mine[:None if cap is None else cap - len(out)]:
             out.append({"orderId": o.order_id, "symbol": name, "side": o.side,
                         "price": fmt(o.price), "origQty": fmt(o.quantity),
                         "executedQty": fmt(o.quantity - o.remaining), "timeInForce": o.tif,
