@@ -23,6 +23,7 @@ runs it as its own process.
 """
 from __future__ import annotations
 
+import dataclasses
 import asyncio
 import hashlib
 from typing import Awaitable, Callable
@@ -292,4 +293,4 @@ class RiskConsumer:
 def _quiet(config: EngineConfig | None) -> EngineConfig:
     """The projection never emits checkpoints of its own."""
     base = config or EngineConfig()
-    return EngineConfig(**{**base.__dict__, "checkpoint_every": 0})
+    return dataclasses.replace(base, checkpoint_every=0)  # (a compiled core has no __dict__)

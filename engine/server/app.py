@@ -31,6 +31,7 @@ import structlog
 
 from engine.core import Engine, EngineConfig
 from engine.core import catalogue as catalogue_mod
+from engine.core.build import core_build_line
 from engine.core.fixed import fmt
 from engine.core.snapshot import restore, take
 from engine.eventlog import LogWriter, truncate_to_good
@@ -253,7 +254,8 @@ async def serve(config: ServerConfig) -> int:
           f"log {config.log_path} (fsync per {config.fsync}; {rec['records']} records"
           f"{', from snapshot ' + rec['snapshot'] if rec.get('snapshot') else ''}"
           f"{'; cut a bad tail: ' + rec['truncated'] if rec['truncated'] else ''}); "
-          f"{len(server.engine.symbols)} symbols; keys {config.keys_path}", flush=True)
+          f"{len(server.engine.symbols)} symbols; keys {config.keys_path}; "
+          f"{core_build_line()}", flush=True)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
