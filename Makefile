@@ -31,13 +31,9 @@ test: $(STAMP) $(CORE)
 test-slow: $(STAMP) $(CORE)
 	$(PY) -m pytest -m slow
 
-# benchmarks print figures (the README quotes them); they are not tests
+# benchmarks print figures, progress, then one table (the README quotes it); not tests
 bench: $(STAMP) $(CORE)
-	$(PY) -m engine.bench
-	$(PY) -m engine.bench risk
-	$(PY) -m engine.bench funding
-	$(PY) -m engine.bench tokens
-	$(PY) -m engine.bench replay
+	$(PY) -m engine.bench all
 
 feed: $(STAMP) $(CORE)
 	$(PY) -m replay feed $(FILE)

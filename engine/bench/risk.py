@@ -79,7 +79,7 @@ def bench_lag(n: int) -> dict:
     pending = []
     for cmd in setup_commands(100):
         pending.append(seqr.submit(cmd, START_MS))
-    flow = order_flow(cat, n)
+    flow = order_flow(cat, n)  # the honest flow
     max_lag = 0
     s = time.perf_counter()
     for i, cmd in enumerate(flow):
