@@ -1,4 +1,7 @@
-"""Commands: what a client or the sequencer asks the core to do. Tag field: "op"."""
+"""Commands: what a client or the sequencer asks the core to do. Tag field: "op".
+
+Array-like structs, like the events (see proto.events): positional in msgpack and the log,
+objects at the JSON edge (proto.json_edge); new fields go at the end, with a default."""
 from __future__ import annotations
 
 from typing import Literal, Union
@@ -12,7 +15,8 @@ StpMode = Literal["NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"]
 MarginType = Literal["CROSSED", "ISOLATED"]
 
 
-class Command(msgspec.Struct, frozen=True, tag_field="op", rename="camel", forbid_unknown_fields=True):
+class Command(msgspec.Struct, frozen=True, tag_field="op", rename="camel", forbid_unknown_fields=True,
+              array_like=True):
     pass
 
 

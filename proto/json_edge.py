@@ -13,6 +13,7 @@ import msgspec
 from proto import decimals
 from proto.commands import AnyCommand
 from proto.events import Event
+from proto.positional import from_map
 
 DECIMAL_FIELDS = frozenset({
     "amount", "balance", "price", "quantity", "markPrice", "indexPrice",
@@ -78,7 +79,7 @@ def decode_command(obj: dict[str, Any]) -> AnyCommand:
             raise BadInput(f"field '{key}': expected an object of decimal strings")
         converted[key] = {name: _decimal(v, f"{key}.{name}") for name, v in value.items()}
     try:
-        return msgspec.convert(converted, command_type)
+        return from_map(converted, command_type)  # commands are array-like: via their map form
     except msgspec.ValidationError as exc:
         raise BadInput(str(exc), _validation_code(str(exc))) from None
 
@@ -91,11 +92,46 @@ def parse_json(line: bytes | str) -> Any:
 
 
 def to_wire(value: Any) -> Any:
-    """Struct (or builtins) -> builtins with decimal strings for scaled fields."""
-    return _decimalize(msgspec.to_builtins(value))
+    """Struct (or builtins) -> builtins with decimal strings for scaled fields: a command or
+    event as a JSON object keyed by its camelCase names, tag first (structs are positional in
+    msgpack and the log; see proto.events)."""
+    if isinstance(value, msgspec.Struct):
+        plan = _WIRE_PLANS.get(type(value))
+        if plan is None:
+            plan = _wire_plan(type(value))
+        tag_field, tag, names, kinds = plan
+        out: dict = {tag_field: tag} if tag_field is not None else {}
+        for name, kind, v in zip(names, kinds, msgspec.structs.astuple(value)):
+            if kind == 1 and type(v) is int:
+                v = decimals.fmt(v)
+            elif kind == 2 and isinstance(v, dict):
+                v = {n: decimals.fmt(x) if type(x) is int else x for n, x in v.items()}
+            elif isinstance(v, (msgspec.Struct, list, tuple, dict)):
+                v = to_wire(v)
+            out[name] = v
+        return out
+    if isinstance(value, (list, tuple)):
+        return [to_wire(v) for v in value]
+    if isinstance(value, dict):
+        return _decimalize(value)
+    return value
+
+
+_WIRE_PLANS: dict[type, tuple] = {}
+
+
+def _wire_plan(cls: type) -> tuple:
+    config = cls.__struct_config__
+    names = cls.__struct_encode_fields__
+    kinds = tuple(1 if n in DECIMAL_FIELDS else 2 if n in DECIMAL_MAP_FIELDS else 0
+                  for n in names)
+    plan = _WIRE_PLANS[cls] = (config.tag_field, config.tag, names, kinds)
+    return plan
 
 
 def _decimalize(value: Any) -> Any:
+    if isinstance(value, msgspec.Struct):
+        return to_wire(value)
     if isinstance(value, dict):
         return {k: (decimals.fmt(v) if k in DECIMAL_FIELDS and type(v) is int else
                     {n: decimals.fmt(x) if type(x) is int else x for n, x in v.items()}

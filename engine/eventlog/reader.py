@@ -1,5 +1,10 @@
 """Reading the log: whole (LogReader, which stops at the first torn or corrupt frame and says
-where), cutting a torn tail, and following a log that is still being written (LogTail)."""
+where), cutting a torn tail, and following a log that is still being written (LogTail).
+
+A frame holds a batch of records (format 3; one record in formats 1 and 2). Records are
+yielded one by one with the byte offset of their frame; a frame that cannot be read is a
+Problem at the number of the first record it would hold and at the frame's offset, and
+everything before it is good (good_end: the end of the last good frame)."""
 from __future__ import annotations
 
 import os
@@ -9,8 +14,8 @@ from typing import Iterator
 
 import msgspec
 
-from engine.eventlog.frames import (FRAME, MAGIC, LogFormatError, decode_header, decode_record,
-                                    read_frame, record_decoder)
+from engine.eventlog.frames import (FRAME, MAGIC, LogFormatError, decode_header, frame_decoder,
+                                    read_frame)
 from proto.records import LogHeader, LogRecord
 
 
@@ -23,7 +28,8 @@ class Problem:
 
 class LogReader:
     """Iterate a log's records; after iteration `problem` says where it stopped early, if it did,
-    `good_end` is the byte offset just after the last good record, and `size` the file's."""
+    `good_end` is the byte offset just after the last good frame, `count` the records yielded,
+    and `size` the file's."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -61,27 +67,31 @@ class LogReader:
         if not pos:
             return
         try:
-            decode = record_decoder(self.header)
+            decode = frame_decoder(self.header)
         except LogFormatError as exc:
             self.problem = Problem(0, len(MAGIC), str(exc))
             return
         self.good_end = pos
-        n = 0
+        n = 0  # records yielded
         size = len(data)
         while pos < size:
-            n += 1
             payload, end, err = read_frame(data, pos)
             if err:
-                self.problem = Problem(n, pos, err)
+                self.problem = Problem(n + 1, pos, err)
                 return
             try:
-                record = decode(payload)
+                batch = decode(payload)
             except (msgspec.DecodeError, msgspec.ValidationError, KeyError, TypeError) as exc:
-                self.problem = Problem(n, pos, f"undecodable record: {exc}")
+                self.problem = Problem(n + 1, pos, f"undecodable record: {exc}")
                 return
-            self.count = n
+            if not batch:
+                self.problem = Problem(n + 1, pos, "undecodable record: an empty batch")
+                return
             self.good_end = end
-            yield pos, record
+            for record in batch:
+                n += 1
+                self.count = n
+                yield pos, record
             pos = end
 
 
@@ -100,7 +110,8 @@ def truncate_to_good(path: str | Path) -> tuple[int, Problem | None]:
 
 class LogTail:
     """Incremental reader for a log that is still being written: `poll()` returns the records
-    completed since the last call; a partial frame at the end is left for the next poll."""
+    of the frames (batches) completed since the last call; a partial frame at the end is left
+    for the next poll. Older formats are read through the upcasters."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -129,6 +140,7 @@ class LogTail:
                 self._buf = data
                 return out
             self.header = decode_header(payload)
+            self._decode = frame_decoder(self.header)
             pos = end
         while pos < len(data):
             payload, end, err = read_frame(data, pos)
@@ -136,7 +148,7 @@ class LogTail:
                 if err.startswith("torn"):
                     break  # still being written
                 raise ValueError(f"{self.path}: record at byte {self.offset + pos}: {err}")
-            out.append(decode_record(payload))
+            out.extend(self._decode(payload))
             pos = end
         self.offset += pos
         self._buf = data[pos:]
