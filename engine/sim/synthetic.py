@@ -56,6 +56,7 @@ class HonestFlow:
         self.slot: dict[int, int] = {}  # order id -> index in its symbol's resting list
         self.open = Counter()  # (account, symbol) -> resting orders
         self.next_id = first_order_id
+        self.last_order_id = 0  # the id the engine will give the last NewOrder made
         self.intent = Counter()  # what the flow meant: rest, cancel, cross
 
     def take(self, n: int) -> list[C.Command]:
@@ -112,6 +113,7 @@ class HonestFlow:
         account = self._account(sym)
         order = Order(self.next_id, account, sym, side, price, qty, "GTC", "LIMIT", False, "",
                       "NONE")
+        self.last_order_id = self.next_id
         self.next_id += 1
         self._rest(order)
         return C.NewOrder(account=account, symbol=sym, side=side, type="LIMIT", quantity=qty,
@@ -150,6 +152,7 @@ class HonestFlow:
         account = self._account(sym)
         taker = Order(self.next_id, account, sym, side, price, qty + extra, tif, "LIMIT", False,
                       "", "NONE")
+        self.last_order_id = self.next_id
         self.next_id += 1
         is_buy = side == BUY
         while taker.remaining:
