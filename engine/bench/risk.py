@@ -19,7 +19,7 @@ from engine.core import Engine, EngineConfig
 from engine.core.fixed import SCALE
 from engine.riskconsumer import RiskConsumer
 from engine.sequencer import Sequencer
-from engine.sim.synthetic import START_MS, order_flow, setup_commands
+from engine.sim.synthetic import START_MS, Outcomes, order_flow, setup_commands
 from proto import commands as C
 
 
@@ -81,9 +81,11 @@ def bench_lag(n: int) -> dict:
         pending.append(seqr.submit(cmd, START_MS))
     flow = order_flow(cat, n)  # the honest flow
     max_lag = 0
+    outcomes = Outcomes()
     s = time.perf_counter()
     for i, cmd in enumerate(flow):
         pending.append(seqr.submit(cmd, START_MS + i))
+        outcomes.add(pending[-1].events)
         if i % 1000 == 999:
             max_lag = max(max_lag, len(pending))
             for rec in pending:
@@ -95,7 +97,8 @@ def bench_lag(n: int) -> dict:
     assert consumer.projection.state_hash() == engine.state_hash()
     return {"commands": n, "seconds": round(elapsed, 2),
             "commands_per_s_core_plus_consumer": round(n / elapsed),
-            "max_lag_records": max_lag, "final_lag": consumer.lag(seqr.seq)}
+            "max_lag_records": max_lag, "final_lag": consumer.lag(seqr.seq),
+            "outcomes": outcomes.as_dict()}
 
 
 def main(argv: list[str] | None = None) -> int:

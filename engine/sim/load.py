@@ -2,7 +2,13 @@
 
     python -m engine.sim.load [--duration S] [--orders N] [--rate ORDERS_PER_S] [--accounts N]
                           [--connections N] [--inflight N] [--seed N] [--fsync batch|interval]
+                          [--flow traders|honest] [--sweep]
                           [--connect HOST:PORT --keys FILE] [--report PATH] ...
+
+--flow honest sends the benchmarks' flow (engine.sim.flowload); --sweep is the end-to-end
+benchmark: that flow at offered 2,000, 5,000 and 10,000 orders/s with fsync batch and
+interval, one table at the end. The report gives the server's own CPU time per acknowledged
+order (/proc/<pid>/stat), its risk-consumer process's and the load generator's.
 
 By default it starts its own server (`python -m engine serve --port 0` with a log and keys file
 in a fresh temporary directory, and a per-connection rate limit high enough not to throttle the

@@ -21,6 +21,7 @@ class Stats:
         self.acked = Counter()
         self.ok = Counter()
         self.rejected = Counter()  # code -> count
+        self.outcomes = Counter()  # an accepted order request's status: NEW, FILLED, CANCELED, ...
         self.queries = 0
         self.lat = array.array("q")  # ns, order requests only
         self.hist = [0] * (self.HIST_FINE + 100_001)
@@ -53,6 +54,8 @@ class Stats:
         if msg["ok"]:
             self.ok[op] += 1
             result = msg["result"]
+            if "status" in result:
+                self.outcomes[result["status"]] += 1
             if "trades" in result:  # an order's reply counts its fills
                 self.trades_acked += result["trades"]
             else:
@@ -214,6 +217,7 @@ def build_report(run: Any, nofile: dict) -> dict:
         },
         "latency_ms": lat_ms,
         "rejections": {str(k): v for k, v in sorted(st.rejected.items())},
+        "outcomes": dict(st.outcomes.most_common()),
         "trades": st.trades_acked,
         "trades_stream": st.trades_stream,
         "liquidations": st.liquidations,
@@ -268,6 +272,8 @@ def print_report(rep: dict) -> None:
         f"  ack        p50 {ms(l['p50'])} ms  p99 {ms(l['p99'])} ms  p99.9 {ms(l['p99.9'])} ms  "
         f"max {ms(l['max'])} ms  (mean {ms(l['mean'])} ms, n={l['count']:,})",
         f"  rejections {rej}",
+        "  outcomes   " + (", ".join(f"{k} {v:,}" for k, v in rep.get("outcomes", {}).items())
+                           or "-") + " (accepted order requests by status)",
         f"  trades     {rep['trades']:,} in acks, {rep['trades_stream']:,} on trade streams; "
         f"liquidations {rep['liquidations']} (!forceOrder)",
         f"  gamblers   {rep['gambler_positions_closed']} positions closed (liquidated or "
