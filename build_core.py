@@ -58,6 +58,9 @@ def clean() -> None:
 
 
 def build() -> int:
+    if os.environ.get("PERPENGINE_PURE"):
+        print("core: PERPENGINE_PURE is set: not compiling (the pure core runs)")
+        return 0
     if compiler() is None:
         clean()
         print("core: no C compiler found; the core runs as pure Python")

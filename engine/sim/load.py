@@ -216,7 +216,7 @@ async def setup(run: Run, host: str, port: int, keys_path: Path) -> None:
             t.rate = a.rate / len(paced)
     counts = Counter(t.role for t in run.traders)
     log(f"load: {len(accounts)} accounts (set up in {run.setup_s:.1f} s); connections: "
-        f"{', '.join(f'{counts[r]} {r}' for r in CONN_ROLES if counts[r])}"
+        f"{', '.join(f'{counts[r]} {r}' for r in CONN_ROLES + ('flow',) if counts[r])}"
         f" on {', '.join(symbols)}; {len(run.traders)}/{nconn} open "
         f"in {perf_counter() - t0:.1f} s")
 
