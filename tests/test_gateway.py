@@ -390,16 +390,18 @@ async def test_a_restart_liquidates_an_account_the_crash_left_under_water(tmp_pa
     run_feed(lines, io.BytesIO(), catalogue_mod.load(), EngineConfig(),
              log_path=str(tmp_path / "engine.log"), risk=False)  # as if the consumer died
     server = ServerProcess(tmp_path, risk)
-    assert ("in its own process" in server.first_line) == (risk == "--risk-process")
-    admin = await server.admin_client()
-    position = await admin.query("positionRisk", account=1, symbol="BTCUSDT")
-    deadline = time.monotonic() + (15 if risk == "--risk-process" else 0)
-    while position[0]["positionAmt"] != "0" and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
+    try:
+        assert ("in its own process" in server.first_line) == (risk == "--risk-process")
+        admin = await server.admin_client()
         position = await admin.query("positionRisk", account=1, symbol="BTCUSDT")
-    assert position[0]["positionAmt"] == "0"
-    await admin.close()
-    assert server.stop() == 0
+        deadline = time.monotonic() + (15 if risk == "--risk-process" else 0)
+        while position[0]["positionAmt"] != "0" and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            position = await admin.query("positionRisk", account=1, symbol="BTCUSDT")
+        assert position[0]["positionAmt"] == "0"
+        await admin.close()
+    finally:
+        assert server.stop() == 0
     kinds = [type(e).__name__ for _, r in LogReader(server.log).records() for e in r.events]
     assert "LiquidationStarted" in kinds
 
