@@ -25,7 +25,8 @@ from collections import Counter
 from engine.core import catalogue as catalogue_mod
 from engine.core.book import BUY, SELL, Order, OrderBook
 from engine.core import Engine, EngineConfig
-from engine.core.build import core_build, core_build_line
+from engine.bench.common import machine_line
+from engine.core.build import core_build
 from engine.eventlog import LogWriter
 from engine.sequencer import Sequencer
 from engine.sim.synthetic import START_MS, Outcomes, order_flow, setup_commands
@@ -155,7 +156,6 @@ def bench_rss(resting: int) -> dict:
 import gc, time
 from engine.core import catalogue
 from engine.core import Engine, EngineConfig
-from engine.core.build import core_build, core_build_line
 from engine.core.fixed import SCALE
 from proto import commands as C
 cat = catalogue.load()
@@ -217,7 +217,4 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(out))
     return 0
 
-
-def machine_line() -> str:
-    return f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}; {core_build_line()}"
 

@@ -12,6 +12,7 @@ import time
 
 import msgspec
 
+from engine.bench.common import machine_line
 from proto import json_edge, wire
 
 REQUEST = {"id": 12345, "op": "newOrder", "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT",
@@ -56,5 +57,6 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m engine.bench gateway")
     p.add_argument("--n", type=int, default=100_000)
     a = p.parse_args(argv)
+    print(machine_line(), flush=True)
     print("gateway parse:", bench_parse(a.n))
     return 0

@@ -17,7 +17,7 @@ from dataclasses import asdict
 from engine.core import catalogue as catalogue_mod
 from engine.core import snapshot
 from engine.core import Engine, EngineConfig
-from engine.core.build import core_build_line
+from engine.bench.common import machine_line
 from engine.eventlog import LogWriter
 from engine.core.fixed import SCALE
 from engine.sequencer import Sequencer
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--events", type=int, default=1_000_000)
     p.add_argument("--resting", type=int, default=1_000_000)
     a = p.parse_args(argv)
-    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}; {core_build_line()}")
+    print(machine_line())
     print("replay  :", bench_replay(a.events))
     print("snapshot:", bench_snapshot(a.resting))
     return 0

@@ -14,6 +14,7 @@ import gc
 import sys
 import time
 
+from engine.bench.common import machine_line
 from engine.core import catalogue as catalogue_mod
 from engine.core import Engine, EngineConfig
 from engine.core.fixed import SCALE
@@ -106,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--holders", type=int, default=100_000)
     p.add_argument("--n", type=int, default=200_000)
     args = p.parse_args(argv)
+    print(machine_line(), flush=True)
     print("risk mark update:", bench_mark_update(args.holders))
     print("risk lag        :", bench_lag(args.n))
     return 0

@@ -14,6 +14,7 @@ import sys
 import time
 
 from engine.bench import core, funding, gateway, replay, risk, tokens
+from engine.bench.common import machine_line
 from engine.core.build import core_build
 
 
@@ -50,7 +51,7 @@ def run_all(quick: bool = False) -> int:
         ("token flows", lambda: tokens.bench_flows(4_000)),
     ]
     results: dict[str, dict] = {}
-    print(core.machine_line(), flush=True)
+    print(machine_line(), flush=True)
     t_all = time.perf_counter()
     for i, (name, fn) in enumerate(steps, start=1):
         print(f"[{i}/{len(steps)}] {name} ...", end="", file=sys.stderr, flush=True)
