@@ -3,8 +3,12 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# the compiled core (mypyc; pure Python without a C compiler): build_core.py, rebuilt when
+# engine/core changes; PERPENGINE_PURE=1 runs the pure core all the same
+CORE := engine/core/compiled.json
 
-.PHONY: run test test-slow bench feed load replay clean
+.DEFAULT_GOAL := core  # `make`: install and build the core
+.PHONY: core run test test-slow bench feed load replay clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,37 +16,39 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+$(CORE): $(STAMP) $(wildcard engine/core/*.py)
+	$(PY) build_core.py
+
+core: $(CORE)
+
 # the venue with a moving market; ARGS passes options through (ARGS="--no-market": empty; see
 # README for --port, --clock, --scenario)
-run: $(STAMP)
+run: $(STAMP) $(CORE)
 	$(PY) -m engine serve --market $(ARGS)
 
 # the fast suite; the slow end-to-end, load and browser tests run with `make test-slow`
-test: $(STAMP)
+test: $(STAMP) $(CORE)
 	$(PY) -m pytest -m "not slow"
 
-test-slow: $(STAMP)
+test-slow: $(STAMP) $(CORE)
 	$(PY) -m pytest -m slow
 
-# benchmarks print figures (the README quotes them); they are not tests
-bench: $(STAMP)
-	$(PY) -m engine.bench
-	$(PY) -m engine.bench risk
-	$(PY) -m engine.bench funding
-	$(PY) -m engine.bench tokens
-	$(PY) -m engine.bench replay
+# benchmarks print figures, progress, then one table (the README quotes it); not tests
+bench: $(STAMP) $(CORE)
+	$(PY) -m engine.bench all
+	$(PY) -m engine.bench conditional
 	$(PY) -m engine.bench market
 
-feed: $(STAMP)
+feed: $(STAMP) $(CORE)
 	$(PY) -m replay feed $(FILE) $(ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache engine/core/*.so $(CORE)
 
 # synthetic traders against a server this starts itself (see README for the fixed settings)
-load: $(STAMP)
+load: $(STAMP) $(CORE)
 	$(PY) -m engine.sim.load $(ARGS)
 
 # verify a recorded log: make replay LOG=var/engine.log
-replay: $(STAMP)
+replay: $(STAMP) $(CORE)
 	$(PY) -m replay verify $(LOG) $(ARGS)

@@ -10,7 +10,7 @@ sequencer is engine.server.sequencing.
 from __future__ import annotations
 
 from engine.core import Engine
-from engine.eventlog import LogWriter, encode_record
+from engine.eventlog import LogWriter, encode_batch
 from engine.riskconsumer import RiskConsumer
 from proto.commands import Command
 from proto.records import LogRecord
@@ -21,22 +21,22 @@ class Sequencer:
         self.engine = engine
         self.writer = writer
         self.seq = engine.seq
-        self._batch: list[bytes] = []
+        self._batch: list[LogRecord] = []
 
     def submit(self, cmd: Command, time: int) -> LogRecord:
         """Sequence and execute one command; its record joins the current batch."""
         self.seq += 1
         events = self.engine.handle(cmd, self.seq, time)
-        record = LogRecord(seq=self.seq, time=time, command=cmd, events=events)
+        record = LogRecord(self.seq, time, cmd, events)
         if self.writer is not None:
-            self._batch.append(encode_record(record))
+            self._batch.append(record)
         return record
 
     def flush(self) -> None:
-        """Write the batch to the log (durable when the writer fsyncs)."""
+        """Write the batch to the log as one frame (durable when the writer fsyncs)."""
         if self._batch and self.writer is not None:
-            self.writer.append_encoded(b"".join(self._batch))
-        self._batch.clear()
+            self.writer.append_encoded(encode_batch(self._batch))
+        self._batch = []
 
 
 class Pipeline:

@@ -1,4 +1,7 @@
-"""Commands: what a client or the sequencer asks the core to do. Tag field: "op"."""
+"""Commands: what a client or the sequencer asks the core to do. Tag field: "op".
+
+Array-like structs, like the events (see proto.events): positional in msgpack and the log,
+objects at the JSON edge (proto.json_edge); new fields go at the end, with a default."""
 from __future__ import annotations
 
 from typing import Literal, Union
@@ -21,7 +24,8 @@ PriceMatch = Literal["NONE", "OPPONENT", "OPPONENT_5", "OPPONENT_10", "OPPONENT_
 WorkingType = Literal["MARK_PRICE", "CONTRACT_PRICE"]
 
 
-class Command(msgspec.Struct, frozen=True, tag_field="op", rename="camel", forbid_unknown_fields=True):
+class Command(msgspec.Struct, frozen=True, tag_field="op", rename="camel", forbid_unknown_fields=True,
+              array_like=True):
     pass
 
 

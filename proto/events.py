@@ -1,6 +1,12 @@
 """Events: what happened, in order. Tag field: "e" (as in Binance's streams).
 
 The core mutates its state only by applying these events, so the events alone rebuild it.
+
+Events (and commands) are array-like msgspec structs: msgpack and the log (format 3) hold them
+positionally, [tag, field1, field2, ...], not as maps of field names. The JSON edge
+(proto.json_edge.to_wire) still shows them as objects keyed by the camelCase names. So a field
+is added at the END of its event with a default (older logs then still decode); any other
+change of fields is a new log format with an upcaster (proto.upcasters).
 """
 from __future__ import annotations
 
@@ -11,7 +17,7 @@ import msgspec
 from proto.commands import Side
 
 
-class Event(msgspec.Struct, frozen=True, tag_field="e", rename="camel"):
+class Event(msgspec.Struct, frozen=True, tag_field="e", rename="camel", array_like=True):
     pass
 
 
@@ -243,7 +249,7 @@ class IndexPriceUpdated(Event, tag="indexPriceUpdated"):
     premium_index: int
 
 
-class CompositeConstituent(msgspec.Struct, frozen=True, rename="camel"):
+class CompositeConstituent(msgspec.Struct, frozen=True, rename="camel", array_like=True):
     symbol: str
     price: int  # its index price at the rebalance: the exact weight round(1e36 / price) follows
     weight_in_quantity: int  # display: index points per unit of its price (1e-8)

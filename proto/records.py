@@ -11,8 +11,10 @@ from proto.commands import AnyCommand
 from proto.events import AnyEvent
 
 # 1: the first format. 2: the marginCall command lost its marginRatio field (the core computes
-# the ratio itself); proto.upcasters lifts version-1 records. Bump on any change of meaning.
-LOG_FORMAT_VERSION = 2
+# the ratio itself); proto.upcasters lifts version-1 records. 3: one frame per batch of records
+# (a msgpack array of them), records, commands and events positional (array-like) instead of
+# maps of field names. Bump on any change of meaning.
+LOG_FORMAT_VERSION = 3
 
 
 class LogHeader(msgspec.Struct, frozen=True, rename="camel"):
@@ -23,7 +25,8 @@ class LogHeader(msgspec.Struct, frozen=True, rename="camel"):
     engine_config: dict = {}
 
 
-class LogRecord(msgspec.Struct, frozen=True, rename="camel"):
+class LogRecord(msgspec.Struct, frozen=True, rename="camel", array_like=True):
+    """[seq, time, command, [event, ...]] in the log (format 3); formats 1 and 2 held maps."""
     seq: int  # 1, 2, 3, ... without gaps
     time: int  # ms, stamped by the sequencer
     command: AnyCommand

@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     feed.add_argument("--append", action="store_true",
                       help="go on from an existing --log (its state, sequence and time)")
     feed.add_argument("--fsync", action="store_true", help="fsync every batch")
-    feed.add_argument("--checkpoint-every", type=int, default=EngineConfig.checkpoint_every)
+    feed.add_argument("--checkpoint-every", type=int, default=EngineConfig().checkpoint_every)
     feed.add_argument("--no-risk", action="store_true", help="without the risk consumer")
     for name, aliases, helptext in (
             ("verify", [], "check CRCs, sequence and checkpoint hashes"),

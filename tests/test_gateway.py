@@ -367,7 +367,10 @@ async def test_fields_of_the_wrong_type_get_an_error_and_everything_goes_on(serv
     await admin.close()
 
 
-async def test_a_restart_liquidates_an_account_the_crash_left_under_water(tmp_path):
+@pytest.mark.parametrize("risk", ["--risk-inline", "--risk-process"])
+async def test_a_restart_liquidates_an_account_the_crash_left_under_water(tmp_path, risk):
+    """Inline, the server evaluates every account before it serves; in its own process the
+    consumer catches up on the log, evaluates every account, and asks soon after."""
     """The last record before the crash put account 1 past 100 %; its Liquidate was never
     sequenced. The restarted server finds it at start."""
     import io
@@ -388,12 +391,19 @@ async def test_a_restart_liquidates_an_account_the_crash_left_under_water(tmp_pa
         {"op": "setMarkPrice", "symbol": "BTCUSDT", "markPrice": "29000"})]
     run_feed(lines, io.BytesIO(), catalogue_mod.load(), EngineConfig(),
              log_path=str(tmp_path / "engine.log"), risk=False)  # as if the consumer died
-    server = ServerProcess(tmp_path)
-    admin = await server.admin_client()
-    risk = await admin.query("positionRisk", account=1, symbol="BTCUSDT")
-    assert risk[0]["positionAmt"] == "0"
-    await admin.close()
-    assert server.stop() == 0
+    server = ServerProcess(tmp_path, risk)
+    try:
+        assert ("in its own process" in server.first_line) == (risk == "--risk-process")
+        admin = await server.admin_client()
+        position = await admin.query("positionRisk", account=1, symbol="BTCUSDT")
+        deadline = time.monotonic() + (15 if risk == "--risk-process" else 0)
+        while position[0]["positionAmt"] != "0" and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            position = await admin.query("positionRisk", account=1, symbol="BTCUSDT")
+        assert position[0]["positionAmt"] == "0"
+        await admin.close()
+    finally:
+        assert server.stop() == 0
     kinds = [type(e).__name__ for _, r in LogReader(server.log).records() for e in r.events]
     assert "LiquidationStarted" in kinds
 
@@ -412,7 +422,8 @@ async def test_a_person_can_log_in_with_nc_using_the_sign_helper(server):
 
 
 async def test_the_risk_consumer_as_its_own_process_liquidates(tmp_path):
-    server = ServerProcess(tmp_path, "--risk-process")
+    server = ServerProcess(tmp_path)  # the default
+    assert "risk consumer in its own process" in server.first_line
     admin = await server.admin_client()
     maker = await server.trader(admin, 1)
     gambler = await server.trader(admin, 2, deposit="700")

@@ -36,3 +36,28 @@ def test_a_short_load_run_reports_acks_latencies_trades_and_a_clean_server_stop(
     assert errors["connect_failures"] == 0 and errors["unanswered_at_end"] == 0
     assert report["connections"]["opened"] == 20 and report["connections"]["held_at_end"] == 20
     assert report["server"]["exit_code"] == 0
+
+
+@pytest.mark.slow
+def test_the_honest_flow_end_to_end_reports_cpu_per_acknowledged_order(tmp_path):
+    """The benchmarks' flow over the gateway: few rejections, and the server's own CPU time
+    per acknowledged order (from /proc/<pid>/stat), its risk consumer's and the load
+    generator's."""
+    report_path = tmp_path / "report.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "engine.sim.load", "--flow", "honest", "--rate", "2000",
+         "--duration", "3", "--accounts", "20", "--tmpdir", str(tmp_path), "--report",
+         str(report_path), "--quiet"],
+        cwd=ROOT, capture_output=True, text=True, timeout=90)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "cpu/ack    server" in proc.stdout
+    report = json.loads(report_path.read_text())
+    orders = report["orders"]
+    assert orders["acknowledged"] >= 5000 and orders["by_op"]["cancelOrder"]["sent"] > 1000
+    assert orders["rejected"] < 0.02 * orders["acknowledged"]
+    assert report["trades"] > 100 and report["flow"] == "honest"
+    per = report["cpu_per_ack"]
+    assert per["acknowledged"] == orders["acknowledged"]
+    for who in ("server", "risk", "loadgen"):
+        assert per[who]["us_per_ack"] > 0, who
+    assert report["server"]["exit_code"] == 0

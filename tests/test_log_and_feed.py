@@ -47,10 +47,11 @@ def synthetic_lines(n: int, seed: int = 7) -> list[str]:
     return lines
 
 
-def feed(lines, tmp_path, name="a.log", every=100):
+def feed(lines, tmp_path, name="a.log", every=100, batch=1000):
     out = io.BytesIO()
     log = tmp_path / name
-    res = run_feed(lines, out, CAT, EngineConfig(checkpoint_every=every), log_path=str(log))
+    res = run_feed(lines, out, CAT, EngineConfig(checkpoint_every=every), log_path=str(log),
+                   batch=batch)
     return res, out.getvalue(), log
 
 
@@ -96,23 +97,28 @@ def test_the_log_alone_rebuilds_the_state_and_matches_every_checkpoint(tmp_path)
 
 
 def test_reader_stops_at_a_torn_tail_and_says_where(tmp_path):
-    _, _, log = feed(synthetic_lines(200), tmp_path)
-    reader, recs = read_all(log)
-    n, end = reader.count, log.stat().st_size
-    log.write_bytes(log.read_bytes()[:-5])  # torn last record
+    """One frame per batch (format 3): a torn last batch loses that batch, never acknowledged
+    (the server answers only after its batch is written); the problem names the batch's first
+    record and the frame's offset."""
+    _, _, log = feed(synthetic_lines(200), tmp_path, batch=50)
+    offsets = [off for off, _ in LogReader(log).records()]
+    frames = sorted(set(offsets))
+    assert len(frames) == 5 and offsets.count(frames[0]) == 50  # 208 records: 4 x 50 + 8
+    n = len(offsets)
+    first_of_last = offsets.index(frames[-1])
+    log.write_bytes(log.read_bytes()[:-5])  # torn last batch
     reader2, recs2 = read_all(log)
-    assert len(recs2) == n - 1
-    assert reader2.problem.record_number == n and "torn record" in reader2.problem.what
-    assert reader2.problem.offset == reader2.good_end
+    assert len(recs2) == first_of_last == 200
+    assert reader2.problem.record_number == first_of_last + 1 and "torn record" in reader2.problem.what
+    assert reader2.problem.offset == reader2.good_end == frames[-1]
     kept, problem = truncate_to_good(log)
-    assert kept == n - 1 and problem is not None
+    assert kept == first_of_last and problem is not None
     reader3, recs3 = read_all(log)
-    assert reader3.problem is None and len(recs3) == n - 1
+    assert reader3.problem is None and len(recs3) == first_of_last < n
 
 
 def test_reader_detects_a_flipped_byte_by_crc(tmp_path):
-    _, _, log = feed(synthetic_lines(200), tmp_path)
-    reader, _ = read_all(log)
+    _, _, log = feed(synthetic_lines(200), tmp_path, batch=1)  # one record per frame
     offsets = [off for off, _ in LogReader(log).records()]
     data = bytearray(log.read_bytes())
     data[offsets[50] + 20] ^= 0xFF
@@ -121,6 +127,39 @@ def test_reader_detects_a_flipped_byte_by_crc(tmp_path):
     assert len(recs2) == 50
     assert reader2.problem.record_number == 51 and reader2.problem.offset == offsets[50]
     assert "CRC mismatch" in reader2.problem.what
+
+
+def test_a_flipped_byte_inside_a_batch_loses_the_batch_and_names_its_first_record(tmp_path):
+    _, _, log = feed(synthetic_lines(300), tmp_path, batch=100)
+    offsets = [off for off, _ in LogReader(log).records()]
+    second = sorted(set(offsets))[1]
+    first_record = offsets.index(second) + 1
+    data = bytearray(log.read_bytes())
+    data[second + 500] ^= 0x10
+    log.write_bytes(bytes(data))
+    reader, recs = read_all(log)
+    assert len(recs) == first_record - 1 == 100
+    assert (reader.problem.record_number, reader.problem.offset) == (first_record, second)
+    assert "CRC mismatch" in reader.problem.what
+
+
+def test_format_3_is_positional_and_smaller_than_maps(tmp_path):
+    """A batch is a msgpack array of [seq, time, [op, ...], [[e, ...], ...]]."""
+    import msgspec
+    from engine.eventlog.frames import FRAME, MAGIC
+    from proto.positional import as_map
+    _, _, log = feed(synthetic_lines(300), tmp_path)
+    data = log.read_bytes()
+    reader = LogReader(log)
+    start = reader.read_header()
+    assert reader.header.format_version == 3
+    length, _ = FRAME.unpack_from(data, start)
+    batch = msgspec.msgpack.decode(data[start + FRAME.size:start + FRAME.size + length])
+    seq, time, command, events = batch[0]
+    assert (seq, command[0], events[0][0]) == (1, "createAccount", "accountCreated")
+    records = [r for _, r in reader.records()]
+    as_maps = sum(len(msgspec.msgpack.encode(as_map(r))) + 8 for r in records)
+    assert len(data) < 0.6 * as_maps
 
 
 def test_writer_appends_batches_after_the_header(tmp_path):

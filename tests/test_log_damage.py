@@ -23,10 +23,12 @@ from tests.test_log_and_feed import synthetic_lines
 CAT = catalogue_mod.load()
 
 
-def make_log(tmp_path, n=400, name="engine.log"):
+def make_log(tmp_path, n=400, name="engine.log", batch=1):
+    """A log of the flow; `batch` records to a frame (1: a frame per record, as the tests
+    that damage "record k" need)."""
     log = tmp_path / name
     res = run_feed(synthetic_lines(n, seed=5), io.BytesIO(), CAT,
-                   EngineConfig(checkpoint_every=50), log_path=str(log))
+                   EngineConfig(checkpoint_every=50), log_path=str(log), batch=batch)
     assert not res.errors
     offsets = [off for off, _ in LogReader(log).records()]
     return log, offsets
@@ -61,6 +63,20 @@ def test_damage_in_the_middle_is_found_with_what_follows_it(tmp_path, where):
     assert log.read_bytes() == before  # nothing was cut
     assert f"record {k + 1:,} at byte {offsets[k]:,}" in str(exc.value)
     assert f"{len(offsets) - k - 1:,} valid records follow it" in str(exc.value)
+
+
+def test_damage_in_a_batch_of_records_loses_that_batch_only(tmp_path):
+    log, offsets = make_log(tmp_path, batch=25)  # format 3: one frame per batch of 25
+    frames = sorted(set(offsets))
+    assert len(frames) == -(-len(offsets) // 25)
+    k = len(frames) // 2
+    flip(log, frames[k] + 30)
+    damage = examine(log)
+    first = offsets.index(frames[k])  # the first record of the damaged frame
+    assert damage.problem.record_number == first + 1 and damage.good_end == frames[k]
+    assert damage.good_records == first and not damage.torn_tail
+    assert damage.after == len(offsets) - first - 25  # the later frames, record by record
+    assert damage.after_seqs == (first + 26, len(offsets))
 
 
 @pytest.mark.parametrize("tail", [b"\x40\x00\x00\x00\xde\xad", b"\x00\x00", b"\x00" * 4096])

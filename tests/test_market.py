@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -17,7 +16,6 @@ from collections import Counter
 from fractions import Fraction
 from pathlib import Path
 
-import msgspec
 import pytest
 
 from engine.client import Client
@@ -31,6 +29,7 @@ from engine.sim.makers import PROFILES
 from engine.sim.market import DEFAULT_SYMBOLS, Settings, Simulation
 from proto import commands as C
 from proto import events as V
+from proto.positional import as_map
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "engine" / "sim" / "examples"
@@ -90,7 +89,7 @@ class Venue:
 def sim_commands(records) -> list:
     """The commands the simulator sent (the risk consumer's marginCall/liquidate left out),
     without their timestamps."""
-    return [msgspec.to_builtins(r.command) for r in records
+    return [as_map(r.command) for r in records
             if not isinstance(r.command, (C.Liquidate, C.MarginCall))]
 
 

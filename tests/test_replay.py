@@ -15,6 +15,7 @@ from engine.core import catalogue as catalogue_mod
 from engine.core import snapshot
 from engine.core import Engine, EngineConfig
 from engine.eventlog import MAGIC, LogFormatError, LogReader, LogWriter, frame
+from proto.positional import as_map
 from engine import recovery as snapshots
 from replay.feed import run_feed
 from replay.redrive import redrive
@@ -28,10 +29,12 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "replay" / "examples"
 
 
-def make_log(tmp_path, n=1500, every=100, name="a.log"):
+def make_log(tmp_path, n=1500, every=100, name="a.log", batch=1):
+    """batch=1: one record per frame, so damage can be placed at any record (format 3 frames
+    batches; the batch tests are in test_log_and_feed)."""
     path = tmp_path / name
     res = run_feed(synthetic_lines(n, seed=3), io.BytesIO(), CAT,
-                   EngineConfig(checkpoint_every=every), log_path=str(path))
+                   EngineConfig(checkpoint_every=every), log_path=str(path), batch=batch)
     assert not res.errors
     return path
 
@@ -49,7 +52,7 @@ def cli(*args):
 
 
 def test_verify_and_redrive_round_trip(tmp_path):
-    log = make_log(tmp_path)
+    log = make_log(tmp_path, batch=200)
     report = verify(log, CAT, progress=False)
     assert report.intact and report.records == report.last_seq >= 1508
     assert report.checkpoints == report.last_seq // 100
@@ -112,11 +115,13 @@ def test_a_reordered_record_is_found_and_named(tmp_path):
 
 
 def _rewrite_record(log, index, change):
-    """Re-encode record `index` (0-based) after `change(dict)`, with a valid CRC."""
+    """Re-encode record `index` (0-based, alone in its frame) after `change(positional record)`,
+    with a valid CRC."""
     offs = frames(log)
     data = log.read_bytes()
-    raw = msgspec.msgpack.decode(data[offs[index] + 8:offs[index + 1]])
+    (raw,) = msgspec.msgpack.decode(data[offs[index] + 8:offs[index + 1]])
     change(raw)
+    raw = [raw]
     log.write_bytes(data[:offs[index]] + frame(msgspec.msgpack.encode(raw)) + data[offs[index + 1]:])
 
 
@@ -124,8 +129,10 @@ def test_a_doctored_event_fails_the_next_checkpoint_and_the_redrive(tmp_path):
     log = make_log(tmp_path)
 
     def richer(raw):  # a deposit that claims more money (CRC made valid again)
-        raw["events"][0]["amount"] += 100_000_000
-        raw["events"][0]["balance"] += 100_000_000
+        deposited = raw[3][0]  # [seq, time, command, events]; ["deposited", account, amount, balance]
+        assert deposited[0] == "deposited"
+        deposited[2] += 100_000_000
+        deposited[3] += 100_000_000
     _rewrite_record(log, 1, richer)  # seq 2 is the first deposit
     report = verify(log, CAT, progress=False)
     assert report.problem["record_number"] == 100  # the first checkpoint after it
@@ -179,8 +186,8 @@ def test_a_format_1_log_is_read_through_the_upcaster(tmp_path):
     old = tmp_path / "old.log"
     header = {"formatVersion": 1, "catalogueVersion": CAT.version, "createdBy": "perpengine"}
     blob = MAGIC + frame(msgspec.msgpack.encode(header))
-    for r in records:  # written as version 1 wrote them
-        raw = msgspec.to_builtins(r)
+    for r in records:  # written as version 1 wrote them: a map per record, a frame per record
+        raw = as_map(r)
         if raw["command"]["op"] == "marginCall":
             raw["command"]["marginRatio"] = 94858333
         blob += frame(msgspec.msgpack.encode(raw))
@@ -195,6 +202,35 @@ def test_a_format_1_log_is_read_through_the_upcaster(tmp_path):
     assert [r for _, r in LogReader(tmp_path / "new.log").records()] == records
     assert LogReader(tmp_path / "new.log").read_header() and \
         cli("verify", str(tmp_path / "new.log")).returncode == 0
+
+
+def test_a_format_2_log_verifies_redrives_follows_and_upgrades_to_format_3(tmp_path):
+    """Format 2: a map per record and a frame per record. Read through the upcaster (maps to
+    positions), it gives the same records as the format-3 log of the same commands."""
+    from engine.eventlog import LogTail
+    current = make_log(tmp_path, n=600, batch=100, name="current.log")
+    records = [r for _, r in LogReader(current).records()]
+    old = tmp_path / "v2.log"
+    reader = LogReader(current)
+    reader.read_header()
+    header = {"formatVersion": 2, "catalogueVersion": CAT.version, "createdBy": "perpengine",
+              "engineConfig": reader.header.engine_config}
+    blob = MAGIC + frame(msgspec.msgpack.encode(header))
+    for r in records:
+        blob += frame(msgspec.msgpack.encode(as_map(r)))
+    old.write_bytes(blob)
+    assert [r for _, r in LogReader(old).records()] == records
+    tail = LogTail(old)
+    assert tail.poll() == records
+    v = verify(old, CAT, progress=False)
+    assert v.intact and v.format_version == 2 and v.state_hash == verify(current, CAT,
+                                                                         progress=False).state_hash
+    assert redrive(old, CAT, progress=False).identical
+    out = cli("upgrade", str(old), str(tmp_path / "v3.log"))
+    assert out.returncode == 0, out.stderr
+    up = LogReader(tmp_path / "v3.log")
+    assert [r for _, r in up.records()] == records and up.header.format_version == 3
+    assert (tmp_path / "v3.log").stat().st_size < 0.6 * old.stat().st_size
 
 
 def test_whatif_eth_table_from_the_start(tmp_path):

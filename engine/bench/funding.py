@@ -24,6 +24,7 @@ import gc
 import random
 import time
 
+from engine.bench.common import machine_line
 from engine.core import catalogue as catalogue_mod
 from engine.core import funding as F
 from engine.core import composite as X
@@ -210,6 +211,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--updates", type=int, default=100_000)
     ap.add_argument("--positions", type=int, default=100_000)
     args = ap.parse_args(argv)
+    print(machine_line(), flush=True)
     print("index (pure, 200 constituents):", bench_index(args.updates), flush=True)
     print("index (through the core):", bench_index_cmd(args.updates // 5), flush=True)
     print("mark + premium per symbol:", bench_mark(args.updates // 5), flush=True)

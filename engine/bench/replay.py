@@ -17,10 +17,11 @@ from dataclasses import asdict
 from engine.core import catalogue as catalogue_mod
 from engine.core import snapshot
 from engine.core import Engine, EngineConfig
+from engine.bench.common import machine_line
 from engine.eventlog import LogWriter
 from engine.core.fixed import SCALE
 from engine.sequencer import Sequencer
-from engine.sim.synthetic import START_MS, order_flow, setup_commands
+from engine.sim.synthetic import START_MS, HonestFlow, Outcomes, setup_commands
 from proto import events as V
 from engine import recovery as snapshots
 from replay.redrive import redrive
@@ -36,15 +37,20 @@ def make_log(path: str, min_events: int) -> dict:
         seqr.submit(cmd, START_MS)
     events = 0
     chunk = 0
+    flow = HonestFlow(cat)  # one flow, continued chunk after chunk
+    outcomes = Outcomes()
     while events < min_events:
-        for i, cmd in enumerate(order_flow(cat, 100_000, seed=chunk + 1)):
-            events += len(seqr.submit(cmd, START_MS + chunk * 100_000 + i).events)
+        for i, cmd in enumerate(flow.take(100_000)):
+            evs = seqr.submit(cmd, START_MS + chunk * 100_000 + i).events
+            outcomes.add(evs)
+            events += len(evs)
             if i % 1000 == 999:
                 seqr.flush()
         chunk += 1
     seqr.flush()
     writer.close()
-    return {"records": seqr.seq, "events": events, "bytes": os.path.getsize(path)}
+    return {"records": seqr.seq, "events": events, "bytes": os.path.getsize(path),
+            "outcomes": outcomes.as_dict()}
 
 
 def bench_replay(min_events: int) -> dict:
@@ -114,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--events", type=int, default=1_000_000)
     p.add_argument("--resting", type=int, default=1_000_000)
     a = p.parse_args(argv)
-    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+    print(machine_line())
     print("replay  :", bench_replay(a.events))
     print("snapshot:", bench_snapshot(a.resting))
     return 0

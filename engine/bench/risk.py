@@ -14,12 +14,13 @@ import gc
 import sys
 import time
 
+from engine.bench.common import machine_line
 from engine.core import catalogue as catalogue_mod
 from engine.core import Engine, EngineConfig
 from engine.core.fixed import SCALE
 from engine.riskconsumer import RiskConsumer
 from engine.sequencer import Sequencer
-from engine.sim.synthetic import START_MS, order_flow, setup_commands
+from engine.sim.synthetic import START_MS, Outcomes, order_flow, setup_commands
 from proto import commands as C
 
 
@@ -79,11 +80,13 @@ def bench_lag(n: int) -> dict:
     pending = []
     for cmd in setup_commands(100):
         pending.append(seqr.submit(cmd, START_MS))
-    flow = order_flow(cat, n)
+    flow = order_flow(cat, n)  # the honest flow
     max_lag = 0
+    outcomes = Outcomes()
     s = time.perf_counter()
     for i, cmd in enumerate(flow):
         pending.append(seqr.submit(cmd, START_MS + i))
+        outcomes.add(pending[-1].events)
         if i % 1000 == 999:
             max_lag = max(max_lag, len(pending))
             for rec in pending:
@@ -95,7 +98,8 @@ def bench_lag(n: int) -> dict:
     assert consumer.projection.state_hash() == engine.state_hash()
     return {"commands": n, "seconds": round(elapsed, 2),
             "commands_per_s_core_plus_consumer": round(n / elapsed),
-            "max_lag_records": max_lag, "final_lag": consumer.lag(seqr.seq)}
+            "max_lag_records": max_lag, "final_lag": consumer.lag(seqr.seq),
+            "outcomes": outcomes.as_dict()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--holders", type=int, default=100_000)
     p.add_argument("--n", type=int, default=200_000)
     args = p.parse_args(argv)
+    print(machine_line(), flush=True)
     print("risk mark update:", bench_mark_update(args.holders))
     print("risk lag        :", bench_lag(args.n))
     return 0

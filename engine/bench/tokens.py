@@ -28,6 +28,7 @@ import argparse
 import gc
 import time
 
+from engine.bench.common import machine_line
 from engine.core import catalogue as catalogue_mod
 from engine.core.book import BUY, SELL, Order
 from engine.core import Engine, EngineConfig
@@ -231,6 +232,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--moves", type=int, default=4_000)
     ap.add_argument("--flows", type=int, default=4_000)
     args = ap.parse_args(argv)
+    print(machine_line(), flush=True)
     print("token NAV on a mark move (20 tokens, 10 underlyings):", bench_nav_mark(args.moves),
           flush=True)
     print("subscription / redemption / spot:", bench_flows(args.flows), flush=True)

@@ -2,7 +2,12 @@
 where), telling a torn tail from damage (examine: are there valid records after the problem?),
 cutting only a torn tail (truncate_to_good; damage raises LogDamaged and nothing changes),
 moving damage aside (repair: never deletes), and following a log that is still being written
-(LogTail)."""
+(LogTail).
+
+A frame holds a batch of records (format 3; one record in formats 1 and 2). Records are
+yielded one by one with the byte offset of their frame; a frame that cannot be read is a
+Problem at the number of the first record it would hold and at the frame's offset, and
+everything before it is good (good_end: the end of the last good frame)."""
 from __future__ import annotations
 
 import os
@@ -13,8 +18,8 @@ from typing import Iterator
 
 import msgspec
 
-from engine.eventlog.frames import (FRAME, MAGIC, LogFormatError, decode_header, decode_record,
-                                    read_frame, record_decoder)
+from engine.eventlog.frames import (FRAME, MAGIC, LogFormatError, decode_header, frame_decoder,
+                                    read_frame)
 from proto.records import LogHeader, LogRecord
 
 
@@ -27,7 +32,8 @@ class Problem:
 
 class LogReader:
     """Iterate a log's records; after iteration `problem` says where it stopped early, if it did,
-    `good_end` is the byte offset just after the last good record, and `size` the file's."""
+    `good_end` is the byte offset just after the last good frame, `count` the records yielded,
+    and `size` the file's."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -70,27 +76,31 @@ class LogReader:
         if not pos:
             return
         try:
-            decode = record_decoder(self.header)
+            decode = frame_decoder(self.header)
         except LogFormatError as exc:
             self.problem = Problem(0, len(MAGIC), str(exc))
             return
         self.good_end = pos
-        n = 0
+        n = 0  # records yielded
         size = len(data)
         while pos < size:
-            n += 1
             payload, end, err = read_frame(data, pos)
             if err:
-                self.problem = Problem(n, pos, err)
+                self.problem = Problem(n + 1, pos, err)
                 return
             try:
-                record = decode(payload)
+                batch = decode(payload)
             except (msgspec.DecodeError, msgspec.ValidationError, KeyError, TypeError) as exc:
-                self.problem = Problem(n, pos, f"undecodable record: {exc}")
+                self.problem = Problem(n + 1, pos, f"undecodable record: {exc}")
                 return
-            self.count = n
+            if not batch:
+                self.problem = Problem(n + 1, pos, "undecodable record: an empty batch")
+                return
             self.good_end = end
-            yield pos, record
+            for record in batch:
+                n += 1
+                self.count = n
+                yield pos, record
             pos = end
 
 
@@ -140,7 +150,8 @@ class LogDamaged(Exception):
 
 SCAN_SPAN = 4 * 1024 * 1024  # bytes after the damage searched offset by offset
 SCAN_BUDGET = 256 * 1024 * 1024  # bytes of CRC work in that search
-_MARKER = b"\xa3seq"  # a record's msgpack map starts with its "seq" key
+_MARKER = b"\xa3seq"  # a record's msgpack map starts with its "seq" key (formats 1 and 2;
+# format 3's positional batches have no marker: the offset-by-offset search below finds them)
 
 
 def examine(path: str | Path) -> Damage | None:
@@ -158,7 +169,7 @@ def examine(path: str | Path) -> Damage | None:
         damage.certain = (len(data) < len(MAGIC) and MAGIC.startswith(data)) or \
             (data.startswith(MAGIC) and "header: torn" in reader.problem.what)
         return damage
-    decode = record_decoder(reader.header)
+    decode = frame_decoder(reader.header)
     start = _next_valid(data, reader.good_end, last_seq, decode)
     if start is None:
         return damage
@@ -171,18 +182,20 @@ def examine(path: str | Path) -> Damage | None:
         if err:
             break
         try:
-            record = decode(payload)
+            batch = decode(payload)
         except (msgspec.DecodeError, msgspec.ValidationError, KeyError, TypeError):
             break
-        first = record.seq if first is None else first
-        damage.after += 1
-        damage.after_seqs = (first, record.seq)
+        if not batch:
+            break
+        first = batch[0].seq if first is None else first
+        damage.after += len(batch)
+        damage.after_seqs = (first, batch[-1].seq)
         pos = end
     return damage
 
 
 def _next_valid(data: bytes, start: int, last_seq: int, decode) -> int | None:
-    """The offset of the first valid record frame after `start` (a good CRC, a record that
+    """The offset of the first valid frame after `start` (a good CRC, a batch of records that
     decodes, a later seq); None if there is none; -1 if the search ran out of budget."""
 
     def valid(off: int) -> bool:
@@ -190,9 +203,10 @@ def _next_valid(data: bytes, start: int, last_seq: int, decode) -> int | None:
         if err:
             return False
         try:
-            return decode(payload).seq > last_seq
+            batch = decode(payload)
         except (msgspec.DecodeError, msgspec.ValidationError, KeyError, TypeError):
             return False
+        return bool(batch) and batch[0].seq > last_seq
 
     size = len(data)
     # the cheap guesses first: the damaged frame's own length, then every "seq" key
@@ -277,7 +291,8 @@ def _fsync_dir(directory: Path) -> None:
 
 class LogTail:
     """Incremental reader for a log that is still being written: `poll()` returns the records
-    completed since the last call; a partial frame at the end is left for the next poll."""
+    of the frames (batches) completed since the last call; a partial frame at the end is left
+    for the next poll. Older formats are read through the upcasters."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -306,6 +321,7 @@ class LogTail:
                 self._buf = data
                 return out
             self.header = decode_header(payload)
+            self._decode = frame_decoder(self.header)
             pos = end
         while pos < len(data):
             payload, end, err = read_frame(data, pos)
@@ -313,7 +329,7 @@ class LogTail:
                 if err.startswith("torn"):
                     break  # still being written
                 raise ValueError(f"{self.path}: record at byte {self.offset + pos}: {err}")
-            out.append(decode_record(payload))
+            out.extend(self._decode(payload))
             pos = end
         self.offset += pos
         self._buf = data[pos:]

@@ -1,12 +1,12 @@
-"""Appending to the log: records are written in batches (one write call per batch); with
-`fsync=True` a batch is durable before `append` returns."""
+"""Appending to the log: records are written in batches (one frame, one CRC and one write call
+per batch); with `fsync=True` a batch is durable before `append` returns."""
 from __future__ import annotations
 
 import fcntl
 import os
 from pathlib import Path
 
-from engine.eventlog.frames import MAGIC, LogFormatError, encode, frame
+from engine.eventlog.frames import MAGIC, LogFormatError, encode, encode_batch, frame
 from engine.eventlog.reader import LogReader
 from proto.records import LOG_FORMAT_VERSION, LogHeader, LogRecord
 
@@ -50,7 +50,9 @@ class LogWriter:
             self._sync()
 
     def append(self, records: list[LogRecord]) -> None:
-        self.append_encoded(b"".join(frame(encode(r)) for r in records))
+        """The records as one batch (one frame)."""
+        if records:
+            self.append_encoded(encode_batch(records))
 
     def append_encoded(self, blob: bytes) -> None:
         view = memoryview(blob)

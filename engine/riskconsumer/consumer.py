@@ -299,4 +299,4 @@ def _scope_command(cls, aid: int, scope: str):
 def _quiet(config: EngineConfig | None) -> EngineConfig:
     """The projection never emits checkpoints of its own."""
     base = config or EngineConfig()
-    return dataclasses.replace(base, checkpoint_every=0)
+    return dataclasses.replace(base, checkpoint_every=0)  # (a compiled core has no __dict__)

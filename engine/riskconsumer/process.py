@@ -18,6 +18,9 @@ from proto import commands as C
 from proto.json_edge import to_wire
 
 
+IDLE_POLL_MAX_S = 0.02  # the longest pause between polls of a log that has gone quiet
+
+
 async def _run_process(log_path: str, host: str, port: int, api_key: str, secret: str,
                        poll_ms: int) -> int:
     """Follow the log file from its start, and send what the consumer asks for to the server
@@ -38,17 +41,21 @@ async def _run_process(log_path: str, host: str, port: int, api_key: str, secret
 
     caught_up = False
     tail = LogTail(log_path)
+    idle_s = poll_ms / 1000
     while not stop.is_set() and not client.closed.is_set():
         records = tail.poll()
         for rec in records:
             for cmd in consumer.process(rec):
                 await submit(cmd)
-        if not records:
+        if records:
+            idle_s = poll_ms / 1000
+        else:
             if not caught_up:  # after a restart: whoever the crash left under water
                 caught_up = True
                 for cmd in consumer.evaluate_all():
                     await submit(cmd)
-            await asyncio.sleep(poll_ms / 1000)
+            await asyncio.sleep(idle_s)
+            idle_s = min(idle_s * 2, IDLE_POLL_MAX_S)  # a quiet log is polled less often
     await client.close()
     return 0
 

@@ -4,8 +4,9 @@ assembled and run on uvloop (DESIGN.md's shape).
     native gateway (engine.server.native) --submit/read--> sequencing loop
         (engine.server.sequencing: core, batch, write + fsync) --> replies, streams,
         risk consumer, snapshots
-    risk consumer: a task reading the loop's records, or (`risk_process`) a child process
-        reading the log file (engine.riskconsumer.process) --> Liquidate / MarginCall --> loop
+    risk consumer: a child process following the log file (engine.riskconsumer.process; the
+        default), or (`risk_process=False`, --risk-inline) a task reading the loop's records
+        --> Liquidate / MarginCall --> loop
 
 * Durability: a request is acknowledged only after its record is in the log file and
   flushed: fsync per batch by default; with fsync="interval" the batch is written (the OS has
@@ -41,6 +42,7 @@ import structlog
 
 from engine.core import Engine, EngineConfig
 from engine.core import catalogue as catalogue_mod
+from engine.core.build import core_build_line
 from engine.core.fixed import fmt
 from engine.core.snapshot import restore, take
 from engine.eventlog import (LogDamaged, LogLocked, LogWriter, examine, lock_log, repair,
@@ -97,8 +99,8 @@ class Server(BatchListener):
                                                "clock": self.clock.describe()})
         self.sequencer = Sequencer(self.engine, self.writer)
         self.loop = SequencingLoop(self.sequencer, self.clock, config.batch_max)
-        self.consumer = RiskConsumer(self.catalogue, self.engine.config,
-                                     restore(self.catalogue, take(self.engine)))
+        self.consumer = None if config.risk_process else RiskConsumer(
+            self.catalogue, self.engine.config, restore(self.catalogue, take(self.engine)))
         self.risk_queue: asyncio.Queue = asyncio.Queue()
         self.stats = {"trades": 0, "liquidations": 0, "rejected": 0, "slow_disconnects": 0}
         self.gateway = NativeGateway(
@@ -281,7 +283,7 @@ class Server(BatchListener):
             record = await self.risk_queue.get()
             if record is None:
                 return
-            for cmd in self.consumer.process(record):
+            for cmd in self.consumer.process(record):  # (fed only when inline)
                 self.loop.submit(cmd)
 
     async def _fsync_loop(self) -> None:
@@ -300,7 +302,8 @@ class Server(BatchListener):
     def summary(self) -> dict:
         return {"commands": self.loop.commands, "trades": self.stats["trades"],
                 "liquidations": self.stats["liquidations"],
-                "risk_lag": self.consumer.lag(self.sequencer.seq),
+                "risk_lag": self.consumer.lag(self.sequencer.seq) if self.consumer is not None
+                else "(own process)",
                 "connections": len(self.gateway.connections),
                 "open_interest": self.open_interest(),
                 "slow_disconnects": self.stats["slow_disconnects"]}
@@ -344,7 +347,9 @@ async def serve(config: ServerConfig) -> int:
           f"{', from snapshot ' + rec['snapshot'] if rec.get('snapshot') else ''}"
           f"{'; cut a bad tail: ' + rec['truncated'] if rec['truncated'] else ''}"
           f"{'; repaired: ' + rec['repaired'] if rec.get('repaired') else ''}); "
-          f"{len(server.engine.symbols)} symbols; keys {config.keys_path}", flush=True)
+          f"{len(server.engine.symbols)} symbols; keys {config.keys_path}; "
+          f"{core_build_line()}; risk consumer "
+          f"{'in its own process' if config.risk_process else 'inline'}", flush=True)
     print(venue_line(config, server), flush=True)
     if config.market:
         await server.start_market()

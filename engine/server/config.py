@@ -29,7 +29,9 @@ class ServerConfig:
     summary_every_s: int = 5
     checkpoint_every: int = 10_000
     drain_s: int = 5  # on stop, how long to let queued requests and liquidations finish
-    risk_process: bool = False  # run the risk consumer as a child process reading the log
+    # the risk consumer as a child process reading the log (the default); False (--risk-inline):
+    # a task in the server's own process, fed the records directly
+    risk_process: bool = True
     snapshot_every: int = 100_000  # events between snapshots; 0: none
     snapshot_dir: str | None = None  # default: <log>.snapshots
     catalogue_path: str | None = None
@@ -81,8 +83,11 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
     p.add_argument("--snapshot-every", type=int, default=d.snapshot_every,
                    help="events between snapshots (0: none)")
     p.add_argument("--snapshots", help="snapshot directory (default: <log>.snapshots)")
+    p.add_argument("--risk-inline", action="store_true",
+                   help="run the risk consumer in the server's process (default: a child "
+                        "process following the log)")
     p.add_argument("--risk-process", action="store_true",
-                   help="run the risk consumer as a child process reading the log")
+                   help="the risk consumer as a child process following the log (the default)")
     p.add_argument("--catalogue")
     c = p.add_argument_group("the venue's clock")
     c.add_argument("--clock", choices=["wall", "sim"], default=d.clock,
@@ -114,7 +119,7 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
                         sndbuf=a.sndbuf, rate_per_s=a.rate, rate_burst=a.burst,
                         summary_every_s=a.summary_every, checkpoint_every=a.checkpoint_every,
                         snapshot_every=a.snapshot_every, snapshot_dir=a.snapshots,
-                        risk_process=a.risk_process, catalogue_path=a.catalogue,
+                        risk_process=not a.risk_inline, catalogue_path=a.catalogue,
                         clock=a.clock, speed=a.speed, start=a.start, market=a.market,
                         market_symbols=a.symbols, market_seed=a.seed, market_prices=a.prices,
                         market_scenario=a.scenario, outbound_bytes=a.outbound_bytes,

@@ -106,7 +106,10 @@ class SequencingLoop:
                     replies.append((done, fn()))
             if records:
                 try:
-                    await loop.run_in_executor(None, sequencer.flush)
+                    if sequencer.writer is not None and not sequencer.writer.fsync:
+                        sequencer.flush()  # a write alone (fsync on an interval): no thread hop
+                    else:
+                        await loop.run_in_executor(None, sequencer.flush)
                 except OSError:  # the log cannot be written: acknowledge nothing more
                     log.exception("log write failed; stopping")
                     self.fatal.set()

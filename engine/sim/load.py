@@ -2,7 +2,13 @@
 
     python -m engine.sim.load [--duration S] [--orders N] [--rate ORDERS_PER_S] [--accounts N]
                           [--connections N] [--inflight N] [--seed N] [--fsync batch|interval]
+                          [--flow traders|honest] [--sweep]
                           [--connect HOST:PORT --keys FILE] [--report PATH] ...
+
+--flow honest sends the benchmarks' flow (engine.sim.flowload); --sweep is the end-to-end
+benchmark: that flow at offered 2,000, 5,000 and 10,000 orders/s with fsync batch and
+interval, one table at the end. The report gives the server's own CPU time per acknowledged
+order (/proc/<pid>/stat), its risk-consumer process's and the load generator's.
 
 By default it starts its own server (`python -m engine serve --port 0` with a log and keys file
 in a fresh temporary directory, and a per-connection rate limit high enough not to throttle the
@@ -43,8 +49,9 @@ from engine.core import fixed
 from engine.sim.connections import (LoadClient, ServerInfo, log, raise_nofile, start_server,
                                     stop_server)
 from engine.sim.pricefeed import feed
-from engine.sim.report import (ORDER_OPS, CpuMeter, Stats, build_report, print_report,
-                               write_png)
+from engine.sim import flowload
+from engine.sim.report import (ORDER_OPS, CpuMeter, ProcessCpu, Stats, build_report,
+                               print_report, print_sweep, write_png)
 from engine.sim.traders import (CONN_ROLES, ROLES, Canceler, Gambler, Maker, Market, Taker,
                                 Trader, Watcher, plan_roles)
 from proto import wire
@@ -74,6 +81,9 @@ class Run:
         self.timeline: list[dict] = []
         self.lags: list[float] = []
         self.setup_s = None
+        self.flow_items: list = []
+        self.cpu_start: dict | None = None  # CPU seconds of the server, its risk child and
+        self.cpu_end: dict | None = None  # this process, at the start and end of the load
 
     def take_order(self) -> bool:
         if self.stopping:
@@ -120,6 +130,8 @@ async def setup(run: Run, host: str, port: int, keys_path: Path) -> None:
     now_ms = time.time_ns() // 1_000_000
     symbols = [s.strip() for s in a.symbols.split(",") if s.strip()]
     marks = dict(DEFAULT_MARKS)
+    if a.flow == "honest":  # the flow's own mids (and no moving price feed)
+        marks.update(flowload.marks(symbols))
     for kv in a.mark:
         k, _, v = kv.partition("=")
         marks[k] = v
@@ -130,7 +142,7 @@ async def setup(run: Run, host: str, port: int, keys_path: Path) -> None:
         run.markets[s] = Market(spec, fixed.parse(marks[s]), now_ms)
     gsym = "BTCUSDT" if "BTCUSDT" in run.markets else symbols[0]
 
-    roles = plan_roles(a)
+    roles = ["flow"] * a.accounts if a.flow == "honest" else plan_roles(a)
     accounts = [base + i for i in range(a.accounts)]
     futs = [admin.submit("setMarkPrice", symbol=m.symbol, markPrice=m.px(m.mark))
             for m in run.markets.values()]
@@ -159,7 +171,7 @@ async def setup(run: Run, host: str, port: int, keys_path: Path) -> None:
     # connections: one per account, then round-robin over the accounts
     nconn = max(a.connections or a.accounts, 1)
     per_account = Counter(accounts[i % len(accounts)] for i in range(nconn))
-    sym_cycle = {r: itertools.cycle(symbols) for r in ROLES}
+    sym_cycle = {r: itertools.cycle(symbols) for r in ROLES + ("flow",)}
     acct_symbol = {}
     for acct, role in zip(accounts, roles):
         acct_symbol[acct] = gsym if role == "gambler" else next(sym_cycle[role])
@@ -170,7 +182,8 @@ async def setup(run: Run, host: str, port: int, keys_path: Path) -> None:
         role = role_of[acct]
         m = run.markets[acct_symbol[acct]]
         slots = min(a.inflight, max(2, 180 // per_account[acct]))  # MAX_NUM_ORDERS is 200
-        cls = {"maker": Maker, "taker": Taker, "canceler": Canceler}.get(role)
+        cls = {"maker": Maker, "taker": Taker, "canceler": Canceler,
+               "flow": flowload.FlowTrader}.get(role)
         if cls is None and i >= len(accounts):
             t = Watcher(run, i, acct, m, slots)
         elif cls is None:
@@ -204,10 +217,13 @@ async def setup(run: Run, host: str, port: int, keys_path: Path) -> None:
             t.rate = a.rate / len(paced)
     counts = Counter(t.role for t in run.traders)
     log(f"load: {len(accounts)} accounts (set up in {run.setup_s:.1f} s); connections: "
-        f"{', '.join(f'{counts[r]} {r}' for r in CONN_ROLES if counts[r])}"
+        f"{', '.join(f'{counts[r]} {r}' for r in CONN_ROLES + ('flow',) if counts[r])}"
         f" on {', '.join(symbols)}; {len(run.traders)}/{nconn} open "
         f"in {perf_counter() - t0:.1f} s")
 
+    if a.flow == "honest":  # made before the clock starts: rate x duration commands
+        run.flow_items = flowload.requests(cat, int((a.rate or 10_000) * a.duration) + 1,
+                                           accounts, symbols, a.seed)
     obs = LoadClient(host, port, wire.MSGPACK)
     await asyncio.wait_for(obs.connect(), a.timeout)
     await obs.subscribe("!forceOrder", *[f"trade@{s}" for s in symbols])
@@ -306,9 +322,11 @@ async def run_load(run: Run) -> None:
             loop.add_signal_handler(sig, run.stop, f"signal {sig.name}")
     run.t_start = perf_counter()
     run.stats.first_send = run.t_start
-    helpers = [asyncio.create_task(observe(run)), asyncio.create_task(feed(run)),
-               asyncio.create_task(watchdog(run)), asyncio.create_task(progress(run)),
-               asyncio.create_task(loop_lag(run))]
+    run.cpu_start = ProcessCpu.sample_all(run.server.proc.pid if run.server.proc else None)
+    helpers = [asyncio.create_task(observe(run)), asyncio.create_task(watchdog(run)),
+               asyncio.create_task(progress(run)), asyncio.create_task(loop_lag(run)),
+               asyncio.create_task(flowload.drive(run, run.flow_items) if a.flow == "honest"
+                                   else feed(run))]
     traders = [asyncio.create_task(t.loop()) for t in run.traders]
     try:
         all_done = asyncio.gather(*traders)
@@ -325,6 +343,7 @@ async def run_load(run: Run) -> None:
         deadline = perf_counter() + a.drain
         while perf_counter() < deadline and any(t.pending for t in run.traders):
             await asyncio.sleep(0.02)
+        run.cpu_end = ProcessCpu.sample_all(run.server.proc.pid if run.server.proc else None)
         unanswered = sum(len(t.pending) for t in run.traders)
         run.stats.unanswered = unanswered
         for t in run.traders:
@@ -404,6 +423,7 @@ async def amain(args) -> int:
     rep["report"] = str(path)
     rep["histogram_png"] = str(png) if write_png(run.stats.lat, png) else None
     path.write_text(json.dumps(rep, indent=1))
+    args.result = rep
     print_report(rep)
     print(f"  report     {path}" + (f" (histogram {png})" if rep["histogram_png"] else ""),
           flush=True)
@@ -446,6 +466,14 @@ def parse_args(argv: list[str] | None):
     g.add_argument("--mix", help="role proportions, e.g. maker=0.3,taker=0.3,canceler=0.25,"
                                  "gambler=0.15 (the default)")
     g.add_argument("--wire", choices=["msgpack", "json"], default="msgpack")
+    g.add_argument("--flow", choices=["traders", "honest"], default="traders",
+                   help="traders: makers, takers, cancelers, gamblers and a moving price feed "
+                        "(the default); honest: the benchmarks' flow (engine.sim.synthetic), "
+                        "sent in order at --rate (default 10,000/s), marks fixed")
+    g.add_argument("--sweep", action="store_true",
+                   help="the end-to-end benchmark: the honest flow at offered 2,000, 5,000 and "
+                        "10,000 orders/s, each with --fsync batch and interval (a fresh server "
+                        "per run), then one table")
     g.add_argument("--timeout", type=float, default=10.0,
                    help="seconds before an unanswered request counts as a timeout")
     g.add_argument("--drain", type=float, default=5.0,
@@ -505,9 +533,21 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         import uvloop
-        return uvloop.run(amain(args))
+        run = uvloop.run
     except ImportError:
-        return asyncio.run(amain(args))
+        run = asyncio.run
+    if not args.sweep:
+        return run(amain(args))
+    rows, code = [], 0
+    for fsync in ("batch", "interval"):
+        for rate in (2_000, 5_000, 10_000):
+            one = argparse.Namespace(**{**vars(args), "flow": "honest", "rate": float(rate),
+                                        "fsync": fsync, "sweep": False, "report": None})
+            log(f"load: sweep: fsync {fsync}, offered {rate:,} orders/s")
+            code = run(amain(one)) or code
+            rows.append(one.result)
+    print_sweep(rows)
+    return code
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ class Stats:
         self.acked = Counter()
         self.ok = Counter()
         self.rejected = Counter()  # code -> count
+        self.outcomes = Counter()  # an accepted order request's status: NEW, FILLED, CANCELED, ...
         self.queries = 0
         self.lat = array.array("q")  # ns, order requests only
         self.hist = [0] * (self.HIST_FINE + 100_001)
@@ -53,6 +54,8 @@ class Stats:
         if msg["ok"]:
             self.ok[op] += 1
             result = msg["result"]
+            if "status" in result:
+                self.outcomes[result["status"]] += 1
             if "trades" in result:  # an order's reply counts its fills
                 self.trades_acked += result["trades"]
             else:
@@ -122,6 +125,69 @@ class CpuMeter:
                 "other_cpu": max(0, round((busy - server - me) / ticks))}
 
 
+class ProcessCpu:
+    """CPU seconds (user + system) of one process from /proc/<pid>/stat, and of the server's
+    risk-consumer child (python -m engine.riskconsumer) found among its children."""
+
+    HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+    @classmethod
+    def seconds(cls, pid: int) -> float | None:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                parts = f.read().rsplit(")", 1)[1].split()
+            return (int(parts[11]) + int(parts[12])) / cls.HZ
+        except (OSError, ValueError, IndexError):
+            return None
+
+    @classmethod
+    def risk_child(cls, pid: int) -> int | None:
+        try:
+            names = os.listdir("/proc")
+        except OSError:
+            return None
+        for name in names:
+            if not name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{name}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                if ppid != pid:
+                    continue
+                with open(f"/proc/{name}/cmdline", "rb") as f:
+                    if b"engine.riskconsumer" in f.read():
+                        return int(name)
+            except (OSError, ValueError, IndexError):
+                continue
+        return None
+
+    @classmethod
+    def sample_all(cls, server_pid: int | None) -> dict:
+        t = os.times()
+        out = {"t": perf_counter(), "loadgen": t.user + t.system, "server": None, "risk": None}
+        if server_pid:
+            out["server"] = cls.seconds(server_pid)
+            child = cls.risk_child(server_pid)
+            out["risk"] = cls.seconds(child) if child else None
+        return out
+
+
+def cpu_per_ack(start: dict | None, end: dict | None, acked: int) -> dict | None:
+    """µs of CPU per acknowledged order request, per process, over the load (and each one's
+    mean CPU use in % of one core)."""
+    if not start or not end or not acked:
+        return None
+    wall = max(1e-9, end["t"] - start["t"])
+    out: dict = {"acknowledged": acked, "seconds": round(wall, 3)}
+    for k in ("server", "risk", "loadgen"):
+        if start.get(k) is None or end.get(k) is None:
+            out[k] = None
+            continue
+        used = end[k] - start[k]
+        out[k] = {"us_per_ack": round(used / acked * 1e6, 1), "cpu_percent": round(100 * used / wall)}
+    return out
+
+
 def build_report(run: Any, nofile: dict) -> dict:
     a, st, srv = run.args, run.stats, run.server
     window = max(1e-9, (run.t_stop or perf_counter()) - run.t_start)
@@ -151,6 +217,7 @@ def build_report(run: Any, nofile: dict) -> dict:
         },
         "latency_ms": lat_ms,
         "rejections": {str(k): v for k, v in sorted(st.rejected.items())},
+        "outcomes": dict(st.outcomes.most_common()),
         "trades": st.trades_acked,
         "trades_stream": st.trades_stream,
         "liquidations": st.liquidations,
@@ -177,6 +244,10 @@ def build_report(run: Any, nofile: dict) -> dict:
         "cpu_percent_mean": {k: round(sum(r[k] for r in run.timeline) / len(run.timeline))
                              for k in ("server_cpu", "loadgen_cpu", "other_cpu")}
         if run.timeline and all("server_cpu" in r for r in run.timeline) else None,
+        "cpu_per_ack": cpu_per_ack(getattr(run, "cpu_start", None), getattr(run, "cpu_end", None),
+                                   acked),
+        "flow": a.flow if hasattr(a, "flow") else "traders",
+        "fsync": getattr(a, "fsync", None),
         "loadgen_loop_lag_ms": quantiles([int(x * 1e9) for x in sorted(run.lags)],
                                          (("p50", 0.5), ("p99", 0.99), ("max", 1.0))),
         "nofile": nofile,
@@ -201,6 +272,8 @@ def print_report(rep: dict) -> None:
         f"  ack        p50 {ms(l['p50'])} ms  p99 {ms(l['p99'])} ms  p99.9 {ms(l['p99.9'])} ms  "
         f"max {ms(l['max'])} ms  (mean {ms(l['mean'])} ms, n={l['count']:,})",
         f"  rejections {rej}",
+        "  outcomes   " + (", ".join(f"{k} {v:,}" for k, v in rep.get("outcomes", {}).items())
+                           or "-") + " (accepted order requests by status)",
         f"  trades     {rep['trades']:,} in acks, {rep['trades_stream']:,} on trade streams; "
         f"liquidations {rep['liquidations']} (!forceOrder)",
         f"  gamblers   {rep['gambler_positions_closed']} positions closed (liquidated or "
@@ -217,6 +290,16 @@ def print_report(rep: dict) -> None:
         lines.append(f"  cpu        server {cpu['server_cpu']}%, load generator "
                      f"{cpu['loadgen_cpu']}%, other processes {cpu['other_cpu']}% (means, % of "
                      f"one core); load generator loop lag p99 {lag.get('p99')} ms")
+    per = rep.get("cpu_per_ack")
+    if per and per.get("server"):
+        risk = per.get("risk")
+        lines.append(f"  cpu/ack    server {per['server']['us_per_ack']} µs "
+                     f"({per['server']['cpu_percent']}% of one core)"
+                     + (f", risk consumer process {risk['us_per_ack']} µs "
+                        f"({risk['cpu_percent']}%)" if risk else "")
+                     + f", load generator {per['loadgen']['us_per_ack']} µs "
+                       f"({per['loadgen']['cpu_percent']}%); per acknowledged order request, "
+                       f"from /proc/<pid>/stat over {per['seconds']} s")
     s = rep["server"]
     if s["own"]:
         lines.append(f"  server     pid {s['pid']} exit code {s['exit_code']} "
@@ -255,3 +338,21 @@ def write_png(lat_ns, path: Path) -> bool:
         return True
     except Exception:
         return False
+
+
+def print_sweep(reports: list[dict]) -> None:
+    """The end-to-end benchmark's table (load --sweep)."""
+    lines = ["", "| fsync | offered orders/s | acknowledged/s | p50 ms | p99 ms | p99.9 ms | "
+                 "server CPU µs/ack (% core) | risk process µs/ack | load generator µs/ack (% core) "
+                 "| rejected |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in reports:
+        o, lat, per = r["orders"], r["latency_ms"], r.get("cpu_per_ack") or {}
+        srv, risk, gen = per.get("server"), per.get("risk"), per.get("loadgen")
+        lines.append(
+            f"| {r.get('fsync')} | {o['offered_rate']:,.0f} | {o['acknowledged_per_s']:,.0f} | "
+            f"{lat['p50']} | {lat['p99']} | {lat['p99.9']} | "
+            f"{srv['us_per_ack'] if srv else '-'} ({srv['cpu_percent'] if srv else '-'}%) | "
+            f"{risk['us_per_ack'] if risk else '-'} | "
+            f"{gen['us_per_ack'] if gen else '-'} ({gen['cpu_percent'] if gen else '-'}%) | "
+            f"{o['rejected']:,} of {o['acknowledged']:,} |")
+    print("\n".join(lines), flush=True)
