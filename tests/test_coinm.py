@@ -114,7 +114,7 @@ def test_ccxts_sample_row_notional_value():
     assert row(h, 2, BTCUSD)["notionalValue"] == "0.00524892"  # 2 x 100 / 38,103.055..., down
 
 
-# == quantities, margin, fees, PnL in the coin ======================================================
+# == quantities, margin, fees, PnL in the coin ====================================================
 def test_quantities_are_whole_contracts():
     h = Harness(time=T2024)
     coin_accounts(h, (1, "BTC", "1"))
@@ -313,3 +313,40 @@ def test_coinm_views_for_the_dapi_paths():
     assert [r["symbol"] for r in views.coinm_position_risk(h.engine, 2, pair="BTCUSD")] == [BTCUSD]
     # the USD-M account leaves COIN-M positions out
     assert views.account_info(h.engine, 2)["positions"] == []
+
+
+def test_an_isolated_coin_margined_position_is_at_100_percent_at_its_liquidation_price():
+    h = Harness(time=T2024)
+    coin_accounts(h, (1, "ETH", "5"), (2, "ETH", "1000"))
+    h.send(C.SetMarginType(account=1, symbol=ETHUSD, margin_type="ISOLATED"))
+    h.mark(ETHUSD, "2000")
+    h.order(2, ETHUSD, "BUY", "2000", "2000")
+    h.order(1, ETHUSD, "SELL", "2000", "2000")  # short 10 ETH at 20x: 0.5 ETH isolated
+    pos = h.engine.accounts[1].positions[ETHUSD]
+    assert pos.isolated_margin == d("0.5")
+    lp = d(row(h, 1, ETHUSD)["liquidationPrice"])
+    assert lp > d("2000")
+    ledger = h.engine.ledger
+    h.mark(ETHUSD, fmt(lp - d("0.01")))
+    assert not ledger.isolated_risk(pos).liquidatable
+    h.mark(ETHUSD, fmt(lp + d("0.01")))
+    assert ledger.isolated_risk(pos).liquidatable
+    assert ledger.cross_risk(h.engine.accounts[1], "ETH").maint_margin == 0  # not in the pool
+
+
+def test_the_coinm_impact_price_is_a_harmonic_mean_over_usd_of_contracts():
+    """BTCUSD_PERP at 125x: impact notional 200 x 125 = 25,000 USD = 250 contracts; bids 100 at
+    25,000 and 200 at 24,000 give 250 / (100 / 25,000 + 150 / 24,000) = 24,390.2439..."""
+    from engine.core import funding as F
+    h = Harness(time=T2024)
+    coin_accounts(h, (1, "BTC", "10"))
+    h.order(1, BTCUSD, "BUY", "100", "25000")
+    h.order(1, BTCUSD, "BUY", "200", "24000")
+    book = h.engine.symbols[BTCUSD].book
+    notional = F.impact_notional(125)
+    assert F.impact_price_coin(book, "BUY", notional, d("100")) == d("24390.24390243")
+    assert F.impact_price_coin(book, "SELL", notional, d("100")) == 0  # no asks
+    ev = h.send(C.SetIndexPrices(prices={"BTCUSD": d("24000")}))
+    (upd,) = [e for e in ev if isinstance(e, V.IndexPriceUpdated)]
+    assert upd.impact_bid_price == d("24390.24390243")
+    assert upd.premium_index == (d("390.24390243") * SCALE) // d("24000")  # toward zero

@@ -264,7 +264,7 @@ def test_collateral_assets_in_exchange_info():
     assert "2021-05-28" in table.source
 
 
-# == Multi-Assets mode: a BTC crash ==================================================================
+# == Multi-Assets mode: a BTC crash ===============================================================
 def crash_setup(catalogue=None) -> PipelineHarness:
     """Account 10 holds 1 BTC and nothing else, in Multi-Assets mode, and buys 100 ETHUSDT at
     2,000 with 20x (200,000 USDT of notional, 1,300 USDT of maintenance); the taker fee (100
@@ -358,3 +358,113 @@ def test_whatif_with_a_higher_btc_haircut_lists_who_would_have_been_liquidated(t
     lines = W.summary_lines(report)
     assert any("what-if only: account 10:cross" in line for line in lines)
     assert json.loads(json.dumps(report))  # the report is plain JSON
+
+
+# == the risk consumer per margin asset ===========================================================
+def test_the_consumer_flags_every_margin_scope_as_a_full_scan_does():
+    """USDT and BUSD pools with one position (trigger prices, scopes "" and "@BUSD"), COIN-M
+    pools in BTC ("@BTC", evaluated in full), Multi-Assets accounts on BTC collateral (revalued
+    when BTC's index moves); marks and the BTC index walk. After every step the consumer's
+    margin calls and liquidation requests equal a brute-force evaluation of every scope."""
+    import random
+
+    from engine.core import Engine
+    from engine.riskconsumer import RiskConsumer
+    from engine.sequencer import Sequencer
+    rng = random.Random(7)
+    c = catalogue_mod.load(overrides={"symbols": NO_FEES + [
+        {"symbol": "BTCUSD_PERP", "makerFee": "0", "takerFee": "0"}]})
+    engine = Engine(c, EngineConfig(checkpoint_every=0))
+    consumer = RiskConsumer(c, engine.config)
+    seqr = Sequencer(engine)
+
+    def run(cmd):
+        return consumer.process(seqr.submit(cmd, T))  # the consumer's answers are not sequenced
+
+    run(C.SetIndexPrices(prices={"BTCUSD": d("30000")}))
+    for s in (BTC, "BTCBUSD"):
+        run(C.SetMarkPrice(symbol=s, mark_price=d("30000")))
+    run(C.CreateAccount(account=999, registered_at=0))
+    for asset, amount in (("USDT", "100000000"), ("BUSD", "100000000"), ("BTC", "10000")):
+        run(C.Deposit(account=999, amount=d(amount), asset=asset))
+    plan = [("USDT", BTC, "0.01"), ("BUSD", "BTCBUSD", "0.01"), ("BTC", "BTCUSD_PERP", "3"),
+            ("MULTI", BTC, "0.01")]
+    for a in range(1, 41):
+        asset, symbol, qty = plan[a % 4]
+        run(C.CreateAccount(account=a, registered_at=0))
+        amount = rng.choice([10, 14, 20, 40])  # 20x: 15 of margin for 300 of notional
+        if asset == "BTC":
+            run(C.Deposit(account=a, amount=amount * SCALE // 20000, asset="BTC"))
+        elif asset == "MULTI":
+            run(C.Deposit(account=a, amount=amount * SCALE // 20000, asset="BTC"))
+            run(C.SetMultiAssetsMargin(account=a, multi_assets_margin=True))
+        else:
+            run(C.Deposit(account=a, amount=d(str(amount)), asset=asset))
+        side = rng.choice(["BUY", "SELL"])
+        other = "SELL" if side == "BUY" else "BUY"
+        price = d("30000")
+        run(C.NewOrder(account=999, symbol=symbol, side=other, type="LIMIT", quantity=d(qty),
+                       price=price, time_in_force="GTC"))
+        run(C.NewOrder(account=a, symbol=symbol, side=side, type="LIMIT", quantity=d(qty),
+                       price=price, time_in_force="GTC"))
+    held = {p.asset for acct in engine.accounts.values() for p in acct.positions.values()
+            if p.qty}
+    assert held == {"USDT", "BUSD", "BTC"}
+    ever_liquidatable: set = set()
+
+    def brute():
+        called = set()
+        ledger = engine.ledger
+        for aid, acct in engine.accounts.items():
+            if acct.multi_assets:
+                scopes = [("", ledger.cross_risk(acct))]
+            else:
+                scopes = [("" if a == "USDT" else "@" + a, ledger.cross_risk(acct, a))
+                          for a in ledger.cross_assets(acct)]
+            for scope, fig in scopes:
+                if fig.margin_call:
+                    called.add((aid, scope))
+                if fig.liquidatable:
+                    ever_liquidatable.add((aid, scope))
+        return called
+
+    assert brute() == consumer.called
+    marks = {BTC: 30000 * SCALE, "BTCBUSD": 30000 * SCALE, "BTCUSD": 30000 * SCALE}
+    for step in range(240):  # down for a while, then up: longs and shorts both go under
+        key = rng.choice(list(marks))
+        move = rng.choice([1, 1000, 10**8, 10**10, 5 * 10**10, 2 * 10**11])
+        down = rng.random() < (0.75 if step < 120 else 0.25)
+        marks[key] = max(marks[key] + (-move if down else move), 1000 * SCALE)
+        if key == "BTCUSD":
+            run(C.SetIndexPrices(prices={"BTCUSD": marks[key]}))
+        else:
+            run(C.SetMarkPrice(symbol=key, mark_price=marks[key]))
+        assert consumer.called == brute(), step
+        assert consumer.requested == ever_liquidatable, step
+    scopes = {s for _, s in ever_liquidatable}
+    assert {"", "@BUSD", "@BTC"} <= scopes
+    assert any(engine.accounts[a].multi_assets for a, _ in ever_liquidatable)
+
+
+def test_a_change_of_collateral_ratios_is_announced_and_applies_from_its_time():
+    later = parse_iso_ms("2024-01-02T02:00:00Z")
+    c = catalogue_mod.load(overrides={"collateral": {"schedule": [
+        {"effective": "2021-05-28T00:00:00Z", "assets": {"BTC": {"ratio": "0.95"},
+                                                         "USDT": {"ratio": "1"}}},
+        {"effective": "2024-01-02T02:00:00Z", "source": "a what-if",
+         "assets": {"BTC": {"ratio": "0.5"}, "USDT": {"ratio": "1"}}}]}})
+    h = PipelineHarness(c, time=T)
+    fund(h, (10, "BTC", "1"), (20, "USDT", "10000000"))
+    h.send(C.SetIndexPrices(prices={"BTCUSD": d("30000"), ETH: d("2000")}))
+    multi(h, 10)
+    h.order(20, ETH, "SELL", "100", "2000")
+    h.order(10, ETH, "BUY", "100", "2000")  # equity 28,500 - 100
+    h.order(20, ETH, "BUY", "100", "1990")
+    assert h.engine.ledger.cross_risk(h.engine.accounts[10]).margin_balance == d("28400")
+    h.send(C.SetIndexPrices(prices={"BTCUSD": d("2900")}))  # 2,755 - 100 = 2,655: healthy
+    ev = h.send(C.SetMarkPrice(symbol=BTC, mark_price=d("30000")), time=later)
+    assert ev[0] == V.CollateralRatiosSwitched(effective_time=later)
+    # at 50 %: 1,450 - 100 = 1,350 USD... and the consumer sees it at once
+    assert "LiquidationStarted" not in kinds(ev)  # 1,350 >= 1,300: a margin call only
+    assert any(isinstance(e, V.MarginCallIssued) and e.account == 10 for e in ev)
+    assert h.engine.ledger.cross_risk(h.engine.accounts[10]).margin_balance == d("1350")
