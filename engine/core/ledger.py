@@ -309,7 +309,7 @@ class Ledger:
                 assets.add(asset)
         return sorted(assets)
 
-    # -- Multi-Assets mode ---------------------------------------------------------------------------
+    # -- Multi-Assets mode -------------------------------------------------------------------------
     def rates(self, asset: str) -> tuple[int, int]:
         """(bid rate, ask rate) of `asset` now, 1e-16 USD per unit (engine.core.collateral)."""
         return collateral.rates(self.catalogue.collateral.at(self.time), asset,

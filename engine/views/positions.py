@@ -201,9 +201,11 @@ def position_risk(engine: Engine, account: int, symbol: str | None = None,
             "markPrice": fmt(sym.ref_price()), "unRealizedProfit": fmt(upnl),
             "liquidationPrice": fmt(lp or 0), "leverage": str(pos.leverage),
             "marginType": "isolated" if pos.margin_type == ISOLATED else "cross",
-            "isolatedMargin": fmt(pos.isolated_margin + (upnl if pos.margin_type == ISOLATED else 0)),
+            "isolatedMargin": fmt(pos.isolated_margin +
+                                  (upnl if pos.margin_type == ISOLATED else 0)),
             "isolatedWallet": fmt(pos.isolated_margin), "notional": fmt(notional),
-            "maintMargin": fmt(mm), "marginRatio": fmt(_ratio(engine, acct, pos)) if pos.qty else "0",
+            "maintMargin": fmt(mm),
+            "marginRatio": fmt(_ratio(engine, acct, pos)) if pos.qty else "0",
             "positionSide": pos.side,
         })
     return out
