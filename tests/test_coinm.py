@@ -350,3 +350,17 @@ def test_the_coinm_impact_price_is_a_harmonic_mean_over_usd_of_contracts():
     (upd,) = [e for e in ev if isinstance(e, V.IndexPriceUpdated)]
     assert upd.impact_bid_price == d("24390.24390243")
     assert upd.premium_index == (d("390.24390243") * SCALE) // d("24000")  # toward zero
+
+
+def test_usd_pairs_feed_the_coinm_index_and_not_the_composite():
+    h = Harness(time=T2024)
+    ev = h.send(C.SetIndexPrices(prices={"BTCUSD": d("25000"), "BNBUSD": d("300")}))
+    assert [(type(e).__name__, getattr(e, "symbol", getattr(e, "pair", ""))) for e in ev] == [
+        ("AssetIndexUpdated", "BNBUSD"), ("AssetIndexUpdated", "BTCUSD"),
+        ("IndexPriceUpdated", BTCUSD), ("MarkPriceUpdated", BTCUSD)]
+    assert h.engine.ledger.asset_index == {"BTC": d("25000"), "BNB": d("300")}
+    assert not h.engine.pricing.composite.composed  # pairs are no constituents
+    ev = h.send(C.SetIndexPrices(prices={BTCUSD: d("25000")}))
+    assert rejection(ev) == -1130 and ev[0].detail == "the index of BTCUSD_PERP is its pair's, " \
+                                                      "BTCUSD"
+    assert rejection(h.send(C.SetIndexPrices(prices={"DOGEUSD": d("1")}))) == -1121

@@ -468,3 +468,28 @@ def test_a_change_of_collateral_ratios_is_announced_and_applies_from_its_time():
     assert "LiquidationStarted" not in kinds(ev)  # 1,350 >= 1,300: a margin call only
     assert any(isinstance(e, V.MarginCallIssued) and e.account == 10 for e in ev)
     assert h.engine.ledger.cross_risk(h.engine.accounts[10]).margin_balance == d("1350")
+
+
+def test_withdrawals_in_multi_assets_mode():
+    """What may leave: at most the pool's available in the asset (its ask rate), and an asset
+    that counts nothing in the pool (BNB without an index price) as long as the pool is not
+    short."""
+    h = Harness(time=T)
+    fund(h, (1, "BTC", "1"), (1, "BNB", "10"), (2, "USDT", "10000000"))
+    h.send(C.SetIndexPrices(prices={"BTCUSD": d("20000")}))
+    multi(h, 1)
+    ledger = h.engine.ledger
+    acct = h.engine.accounts[1]
+    assert ledger.withdrawable(acct, "BNB") == d("10")
+    h.mark(BTC, "20000")
+    trade(h, 1, 2, BTC, "0.5", "20000")  # 10,000 of notional: 500 USD of margin at 20x
+    uni, equity, _ = ledger.multi_assets_figures(acct)
+    assert equity == d("19000") - d("5")  # 95 % of 20,000, less the fee (USDT -5)
+    assert uni == equity - d("500")
+    assert ledger.withdrawable(acct, "BTC") == uni * SCALE // d("20000")
+    assert ledger.withdrawable(acct, "BTC") == d("0.92475")  # 18,495 USD at 20,000
+    ev = h.send(C.Withdraw(account=1, amount=d("0.93"), asset="BTC"))
+    assert rejection(ev) == -5013 and ev[0].detail == "0.92475 BTC available"
+    assert kinds(h.send(C.Withdraw(account=1, amount=d("0.92"), asset="BTC"))) == ["Withdrawn"]
+    assert ledger.multi_assets_figures(acct)[0] >= 0
+    assert kinds(h.send(C.Withdraw(account=1, amount=d("10"), asset="BNB"))) == ["Withdrawn"]

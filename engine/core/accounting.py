@@ -83,7 +83,7 @@ class Accounting:
             if cmd.amount <= 0:
                 raise Rejected(E.INVALID_VALUE, "the amount must be positive", arg="amount")
             asset = ledger.asset(cmd.asset)
-            free = min(ledger.available_balance(acct, asset), acct.balance(asset))
+            free = ledger.withdrawable(acct, asset)
             if cmd.amount > free:
                 raise Rejected(E.BALANCE_INSUFFICIENT, f"{fmt(max(free, 0))} {asset} available",
                                msg="Insufficient balance.")

@@ -270,6 +270,16 @@ class Ledger:
                 avail += upnl - im
         return avail
 
+    def withdrawable(self, acct: Account, asset: str) -> int:
+        """The most a withdrawal of `asset` may take: min(available, wallet); in Multi-Assets
+        mode an asset that counts nothing there (no collateral ratio or no price) only needs
+        the account not to be short already."""
+        balance = acct.balance(asset)
+        if acct.multi_assets and self.rates(asset)[0] == 0:
+            uni, _, _ = self.multi_assets_figures(acct)
+            return balance if uni >= 0 else 0
+        return min(self.available_balance(acct, asset), balance)
+
     def cross_risk(self, acct: Account, asset: str = "USDT") -> risk.RiskFigures:
         """Maintenance margin of the cross positions against the cross margin balance: of the
         margin asset `asset` (Single-Asset mode), or of the whole account in USD (Multi-Assets

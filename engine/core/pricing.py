@@ -123,6 +123,12 @@ class Pricing:
         self.rebalance_next: int | None = None
         self.last_rebalance: int | None = None
         self.next_due = NEVER  # the earliest settlement or rebalance not yet run
+        # COIN-M pairs: "BTCUSD" -> its symbols (their index is the pair's)
+        self.pairs: dict[str, list[str]] = {}
+        for name in sorted(ledger.symbols):
+            pair = ledger.symbols[name].spec.pair
+            if pair:
+                self.pairs.setdefault(pair, []).append(name)
 
     def handlers(self) -> dict[type, Applier]:
         return {C.SetMarkPrice: self._set_mark_price, C.SetIndexPrices: self._set_index_prices,
@@ -189,16 +195,15 @@ class Pricing:
         if ledger.config.rules < 2 or not name.endswith("USD") or len(name) <= 3:
             return ""
         asset = name[:-3]
-        if asset in ledger.asset_names or ledger.catalogue.pair_symbols(name):
+        if asset in ledger.asset_names or name in self.pairs:
             return asset
         return ""
 
     def _pair_update(self, pair: str, index: int) -> None:
         self.ledger.emit(V.AssetIndexUpdated(asset=self._pair_asset(pair), pair=pair,
                                              index_price=index))
-        for name in self.ledger.catalogue.pair_symbols(pair):
-            if name in self.ledger.symbols:
-                self._index_update(name, index)
+        for name in self.pairs.get(pair, ()):
+            self._index_update(name, index)
 
     def _index_update(self, name: str, index: int) -> None:
         """Sample the premium index from the book at this index, then compute the mark."""

@@ -263,7 +263,6 @@ def _asset_row(engine: Engine, acct: Account, asset: str, f: _AssetFigures,
                uni: int | None) -> dict:
     ledger = engine.ledger
     available = uni if uni is not None else ledger.available_balance(acct, asset)
-    withdraw = ledger.available_balance(acct, asset) if uni is not None else available
     table = engine.catalogue.collateral.at(engine.time)
     return {
         "asset": asset, "walletBalance": fmt(f.wallet), "unrealizedProfit": fmt(f.upnl),
@@ -272,7 +271,7 @@ def _asset_row(engine: Engine, acct: Account, asset: str, f: _AssetFigures,
         "positionInitialMargin": fmt(f.position_im), "openOrderInitialMargin": fmt(f.order_im),
         "crossWalletBalance": fmt(f.wallet - f.isolated), "crossUnPnl": fmt(f.cross_upnl),
         "availableBalance": fmt(available),
-        "maxWithdrawAmount": fmt(max(0, min(withdraw, f.wallet))),
+        "maxWithdrawAmount": fmt(max(0, ledger.withdrawable(acct, asset))),
         "marginAvailable": table is not None and asset in table.assets,
         "updateTime": engine.time if f.active else 0,
     }
