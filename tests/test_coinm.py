@@ -364,3 +364,41 @@ def test_usd_pairs_feed_the_coinm_index_and_not_the_composite():
     assert rejection(ev) == -1130 and ev[0].detail == "the index of BTCUSD_PERP is its pair's, " \
                                                       "BTCUSD"
     assert rejection(h.send(C.SetIndexPrices(prices={"DOGEUSD": d("1")}))) == -1121
+
+
+def test_hedge_legs_of_a_coinm_symbol_share_one_liquidation_price():
+    h = Harness(time=T2024)
+    coin_accounts(h, (1, "BTC", "0.5"), (2, "BTC", "100"))
+    h.send(C.SetPositionMode(account=1, dual_side_position=True))
+    h.mark(BTCUSD, "25000")
+    h.order(2, BTCUSD, "SELL", "1000", "25000")
+    h.order(1, BTCUSD, "BUY", "1000", "25000", position_side="LONG")
+    h.order(2, BTCUSD, "BUY", "400", "25000")
+    h.order(1, BTCUSD, "SELL", "400", "25000", position_side="SHORT")
+    rows = views.position_risk(h.engine, 1, BTCUSD)
+    assert [r["positionSide"] for r in rows] == ["LONG", "SHORT"]
+    assert rows[0]["liquidationPrice"] == rows[1]["liquidationPrice"]
+    lp = d(rows[0]["liquidationPrice"])
+    acct = h.engine.accounts[1]
+    h.mark(BTCUSD, fmt(lp + d("0.1")))
+    assert not h.engine.ledger.cross_risk(acct, "BTC").liquidatable
+    h.mark(BTCUSD, fmt(lp - d("0.1")))
+    assert h.engine.ledger.cross_risk(acct, "BTC").liquidatable
+
+
+def test_a_conditional_order_on_a_coinm_symbol_triggers_and_settles_in_the_coin():
+    h = Harness(time=T2024)
+    coin_accounts(h, (1, "BTC", "1"), (2, "BTC", "10"))
+    h.send(C.SetIndexPrices(prices={"BTCUSD": d("25000")}))
+    h.order(2, BTCUSD, "SELL", "100", "25000")
+    h.order(1, BTCUSD, "BUY", "100", "25000")
+    ev = h.send(C.NewAlgoOrder(account=1, symbol=BTCUSD, side="SELL", type="STOP_MARKET",
+                               trigger_price=d("24000"), working_type="MARK_PRICE",
+                               close_position=True))
+    assert kinds(ev) == ["AlgoOrderAccepted"]
+    h.order(2, BTCUSD, "BUY", "100", "23900")
+    ev = h.send(C.SetIndexPrices(prices={"BTCUSD": d("23990")}))
+    (t,) = trades(ev)
+    # 100 x 100 x (1/25,000 - 1/23,900) = 0.4 - 0.41841004 (rounded down) BTC
+    assert (t.price, t.taker_realized_pnl) == (d("23900"), d("0.4") - d("0.41841004"))
+    assert h.engine.accounts[1].positions[BTCUSD].qty == 0
