@@ -35,13 +35,16 @@ class CreateAccount(Command, tag="createAccount"):
 
 
 class Deposit(Command, tag="deposit"):
+    """Admin: credit the account's futures wallet in `asset` (1e-8 units)."""
     account: int
-    amount: int  # USDT, 1e-8
+    amount: int
+    asset: str = "USDT"
 
 
 class Withdraw(Command, tag="withdraw"):
     account: int
     amount: int
+    asset: str = "USDT"
 
 
 class NewOrder(Command, tag="newOrder"):
@@ -109,6 +112,13 @@ class AdjustIsolatedMargin(Command, tag="adjustIsolatedMargin"):
     position_side: PositionSide = "BOTH"
 
 
+class SetMultiAssetsMargin(Command, tag="setMultiAssetsMargin"):
+    """Binance's POST /fapi/v1/multiAssetsMargin: Multi-Assets mode (true) or Single-Asset
+    mode (false) for the whole account."""
+    account: int
+    multi_assets_margin: bool
+
+
 class SetPositionMode(Command, tag="setPositionMode"):
     """Binance's POST /fapi/v1/positionSide/dual: hedge mode (true) or one-way (false)."""
     account: int
@@ -154,32 +164,38 @@ class CancelAllAlgoOrders(Command, tag="cancelAllAlgoOrders"):
 
 
 class Liquidate(Command, tag="liquidate"):
-    """From the risk consumer: liquidate the account's cross positions (symbol "") or its
+    """From the risk consumer: liquidate the account's cross positions of margin asset
+    `asset` (symbol ""; in Multi-Assets mode the whole account, whatever the asset) or its
     isolated position in `symbol` (its `position_side` leg in hedge mode). The core re-checks
     before acting."""
     account: int
     symbol: str = ""
     position_side: PositionSide = "BOTH"
+    asset: str = "USDT"
 
 
 class MarginCall(Command, tag="marginCall"):
-    """From the risk consumer: the account (cross, or isolated `symbol` / leg) crossed 80 %.
-    The core records it with the margin ratio it computes itself."""
+    """From the risk consumer: the account (cross in `asset`, or isolated `symbol` / leg)
+    crossed 80 %. The core records it with the margin ratio it computes itself."""
     account: int
     symbol: str = ""
     position_side: PositionSide = "BOTH"
+    asset: str = "USDT"
 
 
 class FundInsurance(Command, tag="fundInsurance"):
-    """Admin: pay into the insurance fund (counted with deposits)."""
+    """Admin: pay into the insurance fund of `asset` (counted with deposits)."""
     amount: int
+    asset: str = "USDT"
 
 
 class SetIndexPrices(Command, tag="setIndexPrices"):
     """Price feed from spot markets: index prices keyed by contract symbol (e.g. "BTCUSDT"),
     not by base asset, since BTCUSDT and BTCBUSD have different indices. The composite's own
     index (ALLUSDT) is computed, never fed. Each symbol's premium index and mark price are
-    recomputed from it; the mark replaces any fed through SetMarkPrice."""
+    recomputed from it; the mark replaces any fed through SetMarkPrice. Rules 2 also takes
+    USD pairs ("BTCUSD", "USDTUSD"): an asset's index for Multi-Assets valuation, and the
+    index of the COIN-M contracts of that pair (BTCUSD_PERP)."""
     prices: dict[str, int]
 
 
@@ -252,7 +268,7 @@ AnyCommand = Union[
     SetLeverage, SetMarkPrice, SetMarginType, AdjustIsolatedMargin, Liquidate, MarginCall,
     FundInsurance, SetIndexPrices, ListSymbol, ScheduleDelisting, LaunchToken, FuturesTransfer,
     SubscribeToken, RedeemToken, NewSpotOrder, CancelSpotOrder, SetPositionMode, NewAlgoOrder,
-    CancelAlgoOrder, CancelAllAlgoOrders,
+    CancelAlgoOrder, CancelAllAlgoOrders, SetMultiAssetsMargin,
 ]
 
 __all__ = [
@@ -261,7 +277,7 @@ __all__ = [
     "AdjustIsolatedMargin", "Liquidate", "MarginCall", "FundInsurance",
     "SetIndexPrices", "ListSymbol", "ScheduleDelisting", "LaunchToken", "FuturesTransfer",
     "SubscribeToken", "RedeemToken", "NewSpotOrder", "CancelSpotOrder", "SetPositionMode",
-    "NewAlgoOrder", "CancelAlgoOrder", "CancelAllAlgoOrders",
+    "NewAlgoOrder", "CancelAlgoOrder", "CancelAllAlgoOrders", "SetMultiAssetsMargin",
     "Side", "OrderType", "ConditionalType", "TimeInForce", "StpMode", "MarginType",
     "PositionSide", "PriceMatch", "WorkingType",
 ]

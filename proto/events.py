@@ -29,13 +29,15 @@ class AccountCreated(Event, tag="accountCreated"):
 class Deposited(Event, tag="deposited"):
     account: int
     amount: int
-    balance: int  # wallet balance after
+    balance: int  # wallet balance after (in `asset`)
+    asset: str = "USDT"
 
 
 class Withdrawn(Event, tag="withdrawn"):
     account: int
     amount: int
     balance: int
+    asset: str = "USDT"
 
 
 class OrderAccepted(Event, tag="orderAccepted"):
@@ -164,6 +166,12 @@ class IsolatedMarginChanged(Event, tag="isolatedMarginChanged"):
     position_side: str = "BOTH"
 
 
+class MultiAssetsMarginChanged(Event, tag="multiAssetsMarginChanged"):
+    """Multi-Assets mode (true) or Single-Asset mode for the account's USD-M margin."""
+    account: int
+    multi_assets_margin: bool
+
+
 class PositionModeChanged(Event, tag="positionModeChanged"):
     """Hedge mode (dual_side_position) or one-way, for every symbol of the account."""
     account: int
@@ -182,14 +190,17 @@ class MarginCallIssued(Event, tag="marginCall"):
     symbol: str  # "" for cross
     margin_ratio: int
     position_side: str = "BOTH"  # the isolated leg in hedge mode
+    asset: str = "USDT"  # the cross margin asset; "USD": a Multi-Assets account as a whole
 
 
 class LiquidationStarted(Event, tag="liquidationStarted"):
+    """`maint_margin` and `margin_balance` in `asset` (in USD for a Multi-Assets account)."""
     account: int
     symbol: str  # "" for cross
     maint_margin: int
     margin_balance: int
     position_side: str = "BOTH"  # the isolated leg in hedge mode
+    asset: str = "USDT"  # the cross margin asset; "USD": a Multi-Assets account as a whole
 
 
 class LiquidationDeclined(Event, tag="liquidationDeclined"):
@@ -199,6 +210,7 @@ class LiquidationDeclined(Event, tag="liquidationDeclined"):
     maint_margin: int
     margin_balance: int
     position_side: str = "BOTH"
+    asset: str = "USDT"
 
 
 class AdlTrade(Event, tag="adlTrade"):
@@ -220,21 +232,52 @@ class AdlTrade(Event, tag="adlTrade"):
 class LiquidationFeeCharged(Event, tag="liquidationFee"):
     account: int
     symbol: str
-    amount: int  # to the insurance fund
+    amount: int  # to the insurance fund of `asset`
     position_side: str = "BOTH"
+    asset: str = "USDT"
 
 
 class InsuranceCovered(Event, tag="insuranceCovered"):
-    """The insurance fund paid a liquidated account's loss beyond its margin."""
+    """The insurance fund of `asset` paid a liquidated account's loss beyond its margin."""
     account: int
     symbol: str
     amount: int
     position_side: str = "BOTH"
+    asset: str = "USDT"
 
 
 class InsuranceFunded(Event, tag="insuranceFunded"):
     amount: int
-    balance: int
+    balance: int  # the fund of `asset` after
+    asset: str = "USDT"
+
+
+class AssetExchanged(Event, tag="assetExchanged"):
+    """Binance's auto-exchange (Multi-Assets mode, after a liquidation left `asset` negative):
+    `from_amount` of `from_asset` left the account's wallet and `amount` of `asset` came in,
+    both at their index prices (USD, recorded here): amount x index_price <= from_amount x
+    from_index_price, by less than one unit of `from_asset` (the sold amount rounds up). The
+    venue is the counterparty."""
+    account: int
+    asset: str
+    amount: int
+    from_asset: str
+    from_amount: int
+    index_price: int
+    from_index_price: int
+
+
+class AssetIndexUpdated(Event, tag="assetIndexUpdated"):
+    """An asset's USD index (setIndexPrices' "BTCUSD", "USDTUSD"): its Multi-Assets valuation,
+    and the index of the COIN-M contracts of that pair (their IndexPriceUpdated follows)."""
+    asset: str
+    pair: str
+    index_price: int
+
+
+class CollateralRatiosSwitched(Event, tag="collateralRatiosSwitched"):
+    """An effective-dated table of Multi-Assets collateral ratios took effect."""
+    effective_time: int
 
 
 class IndexPriceUpdated(Event, tag="indexPriceUpdated"):
@@ -280,8 +323,8 @@ class FundingRateSet(Event, tag="fundingRateSet"):
 
 
 class FundingPaid(Event, tag="fundingPaid"):
-    """One position's funding: `amount` is the wallet change (negative: paid). An isolated
-    position's margin changes with it."""
+    """One position's funding: `amount` is the wallet change in `asset` (negative: paid). An
+    isolated position's margin changes with it."""
     account: int
     symbol: str
     amount: int
@@ -290,6 +333,7 @@ class FundingPaid(Event, tag="fundingPaid"):
     mark_price: int
     funding_time: int
     position_side: str = "BOTH"
+    asset: str = "USDT"
 
 
 # -- conditional orders (Binance's Algo service; engine.core.conditional) --------------------
@@ -517,6 +561,7 @@ AnyEvent = Union[
     TokenRebalanced, FuturesTransferred, SpotOrderAccepted, SpotOrderRested, SpotTrade,
     SpotOrderCanceled, SpotOrderExpired, PositionModeChanged, AlgoOrderAccepted,
     AlgoOrderCanceled, AlgoOrderExpired, AlgoOrderTriggered, AlgoOrderRejected,
+    MultiAssetsMarginChanged, AssetExchanged, AssetIndexUpdated, CollateralRatiosSwitched,
 ]
 
 __all__ = [
@@ -531,4 +576,6 @@ __all__ = [
     "TokenRebalanced", "FuturesTransferred", "SpotOrderAccepted", "SpotOrderRested", "SpotTrade",
     "SpotOrderCanceled", "SpotOrderExpired", "PositionModeChanged", "AlgoOrderAccepted",
     "AlgoOrderCanceled", "AlgoOrderExpired", "AlgoOrderTriggered", "AlgoOrderRejected",
+    "MultiAssetsMarginChanged", "AssetExchanged", "AssetIndexUpdated",
+    "CollateralRatiosSwitched",
 ]

@@ -32,6 +32,8 @@ DECIMAL_FIELDS = frozenset({
     "spotBalance", "buyerFee", "sellerFee", "hedgeCost",
     # conditional orders and the cost to open
     "triggerPrice", "activatePrice", "callbackRate", "costPrice", "lossUnit",
+    # margin assets: auto-exchange
+    "fromAmount", "fromIndexPrice",
 })
 # fields holding a map of name -> scaled decimal (setIndexPrices' "prices")
 DECIMAL_MAP_FIELDS = frozenset({"prices"})

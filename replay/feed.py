@@ -2,9 +2,10 @@
 
 Each input line is one command object: {"op": "newOrder", "account": 1, ...} with prices,
 quantities and amounts as decimal strings, or a query, {"op": "query", "query": "positionRisk"
-| "account", "account": 1, "symbol": "BTCUSDT"} (or premiumIndex, fundingRate, indexInfo,
-tokenInfo, userLimit, spotAccount: see answer_query), answered as one JSON line and never
-logged.
+| "account", "account": 1, "symbol": "BTCUSDT"} (or balance, multiAssetsMargin, the COIN-M
+coinmAccount, coinmBalance, coinmPositionRisk, premiumIndex, fundingRate, indexInfo,
+assetIndex, coinmExchangeInfo, coinmLeverageBracket, tokenInfo, userLimit, spotAccount: see
+answer_query), answered as one JSON line and never logged.
 
 The risk consumer runs inline: after each record it looks at what changed, and the commands it
 asks for (MarginCall, Liquidate) are sequenced right after, at the same time, so the same file
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import IO, Iterable
 
 from engine.views import funding as funding_queries
+from engine.views import markets as market_queries
 from engine.views import positions as queries
 from engine.views import tokens as token_queries
 from engine.core.catalogue import Catalogue
@@ -60,8 +62,10 @@ def _line_time(obj: dict, previous: int) -> int:
     return t
 
 
-ACCOUNT_QUERIES = {"positionRisk", "account", "userLimit", "spotAccount"}
-MARKET_QUERIES = {"premiumIndex", "fundingRate", "indexInfo", "tokenInfo"}
+ACCOUNT_QUERIES = {"positionRisk", "account", "userLimit", "spotAccount", "balance",
+                   "multiAssetsMargin", "coinmAccount", "coinmBalance", "coinmPositionRisk"}
+MARKET_QUERIES = {"premiumIndex", "fundingRate", "indexInfo", "tokenInfo", "assetIndex",
+                  "coinmExchangeInfo", "coinmLeverageBracket"}
 
 
 def answer_query(engine: Engine, obj: dict) -> dict:
@@ -88,6 +92,16 @@ def answer_query(engine: Engine, obj: dict) -> dict:
                 result = token_queries.user_limit(engine, account, obj.get("tokenName"))
             elif name == "spotAccount":
                 result = token_queries.spot_account(engine, account)
+            elif name == "balance":
+                result = queries.balances(engine, account)
+            elif name == "multiAssetsMargin":
+                result = queries.multi_assets_margin(engine, account)
+            elif name == "coinmAccount":
+                result = queries.coinm_account_info(engine, account)
+            elif name == "coinmBalance":
+                result = queries.coinm_balances(engine, account)
+            elif name == "coinmPositionRisk":
+                result = queries.coinm_position_risk(engine, account, symbol)
             else:
                 result = queries.account_info(engine, account)
             return {"query": name, "account": account, "result": result}
@@ -99,6 +113,12 @@ def answer_query(engine: Engine, obj: dict) -> dict:
             result = token_queries.token_info(engine, obj.get("tokenName"), account)
         elif name == "fundingRate":
             result = funding_queries.funding_rate_history(engine, symbol, obj.get("limit", 100))
+        elif name == "assetIndex":
+            result = queries.asset_index(engine, symbol)
+        elif name == "coinmExchangeInfo":
+            result = market_queries.coinm_exchange_info(engine)
+        elif name == "coinmLeverageBracket":
+            result = market_queries.coinm_leverage_brackets(engine, symbol)
         else:
             result = funding_queries.composite_index(engine)
     except KeyError as exc:

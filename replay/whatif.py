@@ -1,8 +1,10 @@
 """what-if: the same commands under other risk rules, side by side with what happened.
 
 The log's commands are driven through a fresh core built with the changed configuration (a
-file in the catalogue's format: "tables" and "symbols" merged over the catalogue, and optionally
-"engineConfig"), with its own risk consumer. The commands the original risk consumer sent
+file in the catalogue's format: "tables" and "symbols" merged over the catalogue, "collateral"
+for Multi-Assets collateral ratios ({"assets": {"BTC": {"ratio": "0.85"}}} over every table of
+the schedule, or a whole "schedule"), and optionally "engineConfig"), with its own risk
+consumer. The commands the original risk consumer sent
 (marginCall, liquidate) are left out: the what-if run's consumer decides for itself. Reported:
 accounts margin-called or liquidated in one run and not the other (when, at what mark, with what
 loss), and the insurance fund and auto-deleveraging in each.
@@ -17,7 +19,7 @@ from engine.core import catalogue as catalogue_mod
 from engine.core.catalogue import Catalogue
 from engine.core import Engine
 from engine.eventlog import LogReader
-from engine.core.fixed import fmt
+from engine.core.fixed import SCALE, fmt
 from engine.sequencer import Pipeline
 from engine.core.timeutil import iso
 from proto import commands as C
@@ -38,19 +40,19 @@ class RunFacts:
     liquidation_fees: int = 0
     insurance_paid: int = 0
 
-    def observe(self, engine: Engine, record, wallets_before: dict[int, int]) -> None:
+    def observe(self, engine: Engine, record, wallets_before: dict[int, dict[str, int]]) -> None:
         for ev in record.events:
             t = type(ev)
             if t is V.MarginCallIssued:
-                key = (ev.account, ev.symbol)
+                key = (ev.account, _scope(ev))
                 self.margin_calls.setdefault(key, {"time": iso(record.time),
                                                    "marginRatio": fmt(ev.margin_ratio),
-                                                   "marks": _marks(engine)})
+                                                   **_asset(ev), "marks": _marks(engine)})
             elif t is V.LiquidationStarted:
-                key = (ev.account, ev.symbol)
-                loss = wallets_before.get(ev.account, 0) - engine.accounts[ev.account].wallet
+                key = (ev.account, _scope(ev))
+                loss = _loss(engine, ev.account, ev.asset, wallets_before.get(ev.account, {}))
                 self.liquidations.setdefault(key, {
-                    "time": iso(record.time), "marks": _marks(engine),
+                    "time": iso(record.time), "marks": _marks(engine), **_asset(ev),
                     "maintMargin": fmt(ev.maint_margin), "marginBalance": fmt(ev.margin_balance),
                     "loss": fmt(loss)})
             elif t is V.AdlTrade:
@@ -64,13 +66,48 @@ class RunFacts:
 
 
 def _marks(engine: Engine) -> dict[str, str]:
-    return {s: fmt(sym.mark) for s, sym in sorted(engine.symbols.items()) if sym.mark}
+    """The marks of the symbols, and the assets' USD indices ("BTCUSD") where fed."""
+    marks = {s: fmt(sym.mark) for s, sym in sorted(engine.symbols.items()) if sym.mark}
+    marks.update((a + "USD", fmt(p)) for a, p in sorted(engine.ledger.asset_index.items()))
+    return marks
+
+
+def _asset(ev: V.MarginCallIssued | V.LiquidationStarted) -> dict[str, str]:
+    """The scope's asset, named when it is not USDT ("USD": a Multi-Assets account)."""
+    return {} if ev.asset == "USDT" else {"asset": ev.asset}
+
+
+def _scope(ev: V.MarginCallIssued | V.LiquidationStarted) -> str:
+    """"" for the USDT cross pool or a Multi-Assets account, "@BUSD" another asset's cross
+    pool, the symbol (and leg) of an isolated position."""
+    if ev.symbol:
+        return ev.symbol if ev.position_side == "BOTH" else f"{ev.symbol}:{ev.position_side}"
+    return "" if ev.asset in ("USDT", "USD") else "@" + ev.asset
+
+
+def _wallets(engine: Engine) -> dict[int, dict[str, int]]:
+    return {a: {"USDT": acct.wallet, **acct.balances} for a, acct in engine.accounts.items()}
+
+
+def _loss(engine: Engine, account: int, asset: str, before: dict[str, int]) -> int:
+    """What the liquidation cost the account: in its asset, or for a Multi-Assets account
+    ("USD") the change of its wallets' value at the index prices now."""
+    acct = engine.accounts[account]
+    if asset != "USD":
+        return before.get(asset, 0) - acct.balance(asset)
+    ledger = engine.ledger
+    assets = sorted(set(before) | set(acct.assets()))
+    prices = ledger.prices_for(assets)
+    return (sum(before.get(a, 0) * prices[a] for a in assets) -
+            sum(acct.balance(a) * prices[a] for a in assets)) // SCALE
 
 
 def load_overrides(path: str | Path) -> dict:
     doc = json.loads(Path(path).read_text())
-    if not isinstance(doc, dict) or not set(doc) <= {"tables", "symbols", "engineConfig", "note"}:
-        raise ValueError("a what-if file has 'tables', 'symbols' and/or 'engineConfig'")
+    if not isinstance(doc, dict) or \
+            not set(doc) <= {"tables", "symbols", "collateral", "engineConfig", "note"}:
+        raise ValueError("a what-if file has 'tables', 'symbols', 'collateral' and/or "
+                         "'engineConfig'")
     return doc
 
 
@@ -89,7 +126,7 @@ def whatif(path: str | Path, catalogue_doc_overrides: dict,
     original = RunFacts()
     replica = Engine(base, config)
     for record in records:  # the original run, rebuilt from its events
-        before = {a: acct.wallet for a, acct in replica.accounts.items()}
+        before = _wallets(replica)
         replica.apply_record(record.seq, record.time, record.events)
         original.observe(replica, record, before)
     alternative = RunFacts()
@@ -98,14 +135,16 @@ def whatif(path: str | Path, catalogue_doc_overrides: dict,
     for record in records:
         if isinstance(record.command, RISK_COMMANDS):
             continue
-        before = {a: acct.wallet for a, acct in engine.accounts.items()}
+        before = _wallets(engine)
         for produced in pipeline.stream(record.command, record.time):
             alternative.observe(engine, produced, before)
-            before = {a: acct.wallet for a, acct in engine.accounts.items()}
+            before = _wallets(engine)
     return compare(original, alternative, str(path))
 
 
 def _key(k: tuple[int, str]) -> str:
+    if k[1].startswith("@"):  # another margin asset's cross pool: "7:cross BUSD"
+        return f"{k[0]}:cross {k[1][1:]}"
     return f"{k[0]}:{k[1] or 'cross'}"
 
 

@@ -85,3 +85,26 @@ def rejection(events) -> int | None:
 
 def trades(events) -> list[V.Trade]:
     return [e for e in events if isinstance(e, V.Trade)]
+
+
+class PipelineHarness(Harness):
+    """A harness whose commands go through the pipeline, so the risk consumer acts on them
+    (its marginCall and liquidate commands are sequenced right after, as in the server)."""
+
+    def __init__(self, catalogue=None, config: EngineConfig | None = None, time: int = 0):
+        super().__init__(catalogue, config or EngineConfig(checkpoint_every=0), time)
+        from engine.sequencer import Pipeline  # the layer above the core, for these tests only
+        self.pipeline = Pipeline(self.engine)
+        self.pipeline.sequencer.seq = 0
+
+    def send(self, cmd: C.Command, time: int | None = None) -> list[V.Event]:
+        if time is not None:
+            self.time = time
+        records = self.pipeline.submit(cmd, self.time)
+        self.seq = records[-1].seq
+        self.records.extend((r.seq, r.time, r.command, r.events) for r in records)
+        return [e for r in records for e in r.events]
+
+    def commands(self, since: int = 0) -> list[C.Command]:
+        """The commands sequenced after record number `since` (the consumer's among them)."""
+        return [cmd for _, _, cmd, _ in self.records[since:]]

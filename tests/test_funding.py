@@ -97,7 +97,9 @@ def test_the_ethusdt_default_cap_follows_its_bracket_table():
     (fr,) = of(ev, V.FundingRateSet, ETH)
     assert (fr.funding_cap, fr.funding_rate) == (pct("0.375"), pct("0.375"))
     ev = h.send(C.SetIndexPrices(prices={ETH: d("1500")}), time=parse_iso_ms("2022-09-13T08:00:00Z"))
-    assert kinds(ev)[:2] == ["BracketTableSwitched", "FundingRateSet"]
+    # ETHUSDT's table (07:00) and ETHUSD_PERP's (07:30, COIN-M) switch before the settlement
+    assert kinds(ev)[:3] == ["BracketTableSwitched", "BracketTableSwitched", "FundingRateSet"]
+    assert [e.symbol for e in ev[:2]] == [ETH, "ETHUSD_PERP"]
     (fr,) = of(ev, V.FundingRateSet, ETH)
     assert (fr.funding_cap, fr.funding_rate) == (pct("0.4875"), pct("0.4875"))
 
@@ -121,7 +123,8 @@ def test_settled_rates_are_capped_in_the_engine():
     trade(h, 1, 2, BTC, "1", "30000")
     h.order(3, ALL, "BUY", "20", "1100")  # 22,000 >= the 15,000 impact notional: +10 %
     h.order(3, BTC, "BUY", "1", "33000")  # 33,000 >= 25,000: +10 %
-    prices = {s: d("30000") if s == BTC else d("2") for s in CAT.symbols if s != ALL}
+    prices = {s: d("30000") if s == BTC else d("2") for s in CAT.symbols
+              if s != ALL and not CAT.symbols[s].inverse}  # COIN-M: their pair's index
     h.send(C.SetIndexPrices(prices=prices))
     assert h.engine.pricing.states[ALL].index == d("1000")  # the composite at its base value
     ev = h.send(C.SetIndexPrices(prices={BTC: d("30000")}), time=T8)

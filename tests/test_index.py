@@ -48,8 +48,9 @@ EXCLUDED = {  # one of each kind the seed excludes, with the rule's reason
 
 
 def all_prices(cat=CAT, price="2"):
-    """An index price for every symbol whose index is fed (not the computed composite)."""
-    return {s: d(price) for s in cat.symbols if s != ALL}
+    """An index price for every symbol whose index is fed (not the computed composite, not a
+    COIN-M symbol: its index is its pair's)."""
+    return {s: d(price) for s in cat.symbols if s != ALL and not cat.symbols[s].inverse}
 
 
 def rebalances(events):

@@ -1,7 +1,21 @@
-"""Accounts, their money and their settings: create, deposit, withdraw, leverage, margin type,
-isolated margin (SEED-NOTES §5) and the position mode (one-way or hedge), with Binance's codes,
-and the appliers of their events. Leverage and margin type are per symbol: in hedge mode both
-legs of a symbol carry the same."""
+"""Accounts, their money and their settings: create, deposit, withdraw (per asset), leverage,
+margin type, isolated margin (SEED-NOTES §5), the position mode (one-way or hedge) and the asset
+mode (Single-Asset or Multi-Assets, Binance's multiAssetsMargin), with Binance's codes, and the
+appliers of their events. Leverage and margin type are per symbol: in hedge mode both legs of a
+symbol carry the same.
+
+The asset mode switch (rules 2; SEED-NOTES §11, Binance's error-code page):
+    -4171  already in that mode
+    -4167  switching on with a symbol in isolated-margin mode (a setting, with or without a
+           position: Multi-Assets mode is cross only)
+    -4170  an open order (ordinary or conditional)
+    -4172  a negative wallet balance in any asset
+    -4169  the switch would leave a margin pool short: on, the account's uniAvailable < 0;
+           off, the available balance of any margin asset < 0 (positions margined by another
+           asset's collateral)
+Open positions do not block it: Binance's API has no code for them (its 2021 FAQ said they
+did); a switch with positions is checked with -4169 instead. In Multi-Assets mode a symbol
+cannot be set to isolated (-4168)."""
 from __future__ import annotations
 
 from typing import Callable
@@ -27,14 +41,16 @@ class Accounting:
                 C.Withdraw: self._withdraw, C.SetLeverage: self._set_leverage,
                 C.SetMarginType: self._set_margin_type,
                 C.AdjustIsolatedMargin: self._adjust_isolated_margin,
-                C.SetPositionMode: self._set_position_mode}
+                C.SetPositionMode: self._set_position_mode,
+                C.SetMultiAssetsMargin: self._set_multi_assets}
 
     def appliers(self) -> dict[type, Applier]:
         return {V.AccountCreated: self._on_account_created, V.Deposited: self._on_deposited,
                 V.Withdrawn: self._on_withdrawn, V.LeverageChanged: self._on_leverage,
                 V.MarginTypeChanged: self._on_margin_type,
                 V.IsolatedMarginChanged: self._on_isolated,
-                V.PositionModeChanged: self._on_position_mode, V.CommandRejected: _ignore}
+                V.PositionModeChanged: self._on_position_mode,
+                V.MultiAssetsMarginChanged: self._on_multi_assets, V.CommandRejected: _ignore}
 
     # == commands =================================================================================
     def _create_account(self, cmd: C.CreateAccount) -> None:
@@ -54,13 +70,14 @@ class Accounting:
             acct = ledger.account(cmd.account)
             if cmd.amount <= 0:
                 raise Rejected(E.INVALID_VALUE, "the amount must be positive", arg="amount")
-            if ledger.total_deposits + cmd.amount > MAX_TOTAL:  # every sum stays recordable
+            asset = ledger.asset(cmd.asset)
+            if ledger.deposited(asset) + cmd.amount > MAX_TOTAL:  # every sum stays recordable
                 raise Rejected(E.INVALID_VALUE, f"it would take the venue past {fmt(MAX_TOTAL)} "
-                                                f"USDT in total", arg="amount")
+                                                f"{asset} in total", arg="amount")
         except Rejected as r:
             return ledger.reject_command(cmd, r)
         ledger.emit(V.Deposited(account=cmd.account, amount=cmd.amount,
-                                balance=acct.wallet + cmd.amount))
+                                balance=acct.balance(asset) + cmd.amount, asset=asset))
 
     def _withdraw(self, cmd: C.Withdraw) -> None:
         ledger = self.ledger
@@ -68,14 +85,15 @@ class Accounting:
             acct = ledger.account(cmd.account)
             if cmd.amount <= 0:
                 raise Rejected(E.INVALID_VALUE, "the amount must be positive", arg="amount")
-            free = min(ledger.available_balance(acct), acct.wallet)
+            asset = ledger.asset(cmd.asset)
+            free = ledger.withdrawable(acct, asset)
             if cmd.amount > free:
-                raise Rejected(E.BALANCE_INSUFFICIENT, f"{fmt(max(free, 0))} USDT available",
+                raise Rejected(E.BALANCE_INSUFFICIENT, f"{fmt(max(free, 0))} {asset} available",
                                msg="Insufficient balance.")
         except Rejected as r:
             return ledger.reject_command(cmd, r)
         ledger.emit(V.Withdrawn(account=cmd.account, amount=cmd.amount,
-                                balance=acct.wallet - cmd.amount))
+                                balance=acct.balance(asset) - cmd.amount, asset=asset))
 
     def _set_leverage(self, cmd: C.SetLeverage) -> None:
         ledger = self.ledger
@@ -108,8 +126,9 @@ class Accounting:
                 reach = max(pos_notional + settings.buys.notional,
                             -pos_notional + settings.sells.notional)
             if reach > cap:
+                unit = sym.spec.base_asset if sym.contract_size else sym.spec.quote_asset
                 raise Rejected(E.MAX_POSITION_AT_LEVERAGE,
-                               f"{fmt(reach)} > {fmt(cap)} USDT at {cmd.leverage}x")
+                               f"{fmt(reach)} > {fmt(cap)} {unit} at {cmd.leverage}x")
             if cmd.leverage < settings.leverage and not all(leg.is_idle() for leg in legs):
                 extra = 0
                 for leg in legs:
@@ -119,7 +138,7 @@ class Accounting:
                         extra += leg.margin_for(leg.buys, leg.sells) - leg.order_margin
                     finally:
                         leg.leverage = old
-                if extra > ledger.available_balance(acct):
+                if extra > ledger.available_balance(acct, sym.asset):
                     raise Rejected(E.MARGIN_INSUFFICIENT)
         except Rejected as r:
             return ledger.reject_command(cmd, r)
@@ -135,6 +154,8 @@ class Accounting:
             legs = acct.legs(cmd.symbol)
             if settings.margin_type == cmd.margin_type:
                 raise Rejected(E.NO_NEED_TO_CHANGE_MARGIN_TYPE)
+            if acct.multi_assets and cmd.margin_type == ISOLATED:
+                raise Rejected(E.JOINT_MARGIN_REJECT_WITH_ISOLATED)
             if any(leg.qty for leg in legs):
                 raise Rejected(E.MARGIN_TYPE_POSITION_EXISTS)
             if any(leg.open_orders for leg in legs):
@@ -157,7 +178,7 @@ class Accounting:
             if pos is None or pos.margin_type != ISOLATED or pos.qty == 0:
                 raise Rejected(E.ISOLATED_MARGIN_NO_POSITION)
             if cmd.type == 1:
-                if cmd.amount > ledger.available_balance(acct):
+                if cmd.amount > ledger.available_balance(acct, pos.asset):
                     raise Rejected(E.MARGIN_INSUFFICIENT)
                 delta = cmd.amount
             else:
@@ -188,17 +209,68 @@ class Accounting:
         ledger.emit(V.PositionModeChanged(account=cmd.account,
                                           dual_side_position=cmd.dual_side_position))
 
+    def _set_multi_assets(self, cmd: C.SetMultiAssetsMargin) -> None:
+        ledger = self.ledger
+        on = cmd.multi_assets_margin
+        try:
+            acct = ledger.account(cmd.account)
+            if ledger.config.rules < 2:
+                raise Rejected(E.INVALID_VALUE, "Multi-Assets mode needs rules 2",
+                               arg="multiAssetsMargin")
+            if acct.multi_assets == on:
+                raise Rejected(E.NO_NEED_TO_CHANGE_JOINT_MARGIN)
+            if on:
+                isolated = sorted({p.symbol for p in acct.positions.values()
+                                   if p.margin_type == ISOLATED})
+                if isolated:
+                    raise Rejected(E.ISOLATED_REJECT_WITH_JOINT_MARGIN, ", ".join(isolated))
+            if any(p.open_orders for p in acct.positions.values()) or \
+                    self.open_conditional(cmd.account):
+                raise Rejected(E.JOINT_MARGIN_REJECT_WITH_OPEN_ORDER)
+            negative = sorted(a for a in acct.assets() if acct.balance(a) < 0)
+            if negative:
+                raise Rejected(E.JOINT_MARGIN_REJECT_WITH_NEGATIVE_BALANCE, ", ".join(negative))
+            short = self._short_after_switch(acct, on)
+            if short:
+                raise Rejected(E.JOINT_MARGIN_REJECT_WITH_MB, short)
+        except Rejected as r:
+            return ledger.reject_command(cmd, r)
+        ledger.emit(V.MultiAssetsMarginChanged(account=cmd.account, multi_assets_margin=on))
+
+    def _short_after_switch(self, acct: Account, on: bool) -> str:
+        """What the other mode would leave short (the detail of -4169), or ""."""
+        if not any(p.qty for p in acct.positions.values()):
+            return ""
+        ledger = self.ledger
+        if on:
+            acct.multi_assets = True  # trial, restored below; nothing else reads it meanwhile
+            try:
+                uni, _, _ = ledger.multi_assets_figures(acct)
+            finally:
+                acct.multi_assets = False
+            return f"uniAvailable {fmt(uni)} USD" if uni < 0 else ""
+        acct.multi_assets = False  # trial, restored below
+        try:
+            short = [f"{a} {fmt(ledger.available_balance(acct, a))}"
+                     for a in ledger.cross_assets(acct) if ledger.available_balance(acct, a) < 0]
+        finally:
+            acct.multi_assets = True
+        return ", ".join(short)
+
     # == appliers =================================================================================
     def _on_account_created(self, ev: V.AccountCreated) -> None:
         self.ledger.accounts[ev.account] = Account(ev.account, ev.registered_at)
 
     def _on_deposited(self, ev: V.Deposited) -> None:
-        self.ledger.accounts[ev.account].wallet += ev.amount
-        self.ledger.total_deposits += ev.amount
+        self.ledger.accounts[ev.account].credit(ev.asset, ev.amount)
+        self.ledger.add_deposit(ev.asset, ev.amount)
 
     def _on_withdrawn(self, ev: V.Withdrawn) -> None:
-        self.ledger.accounts[ev.account].wallet -= ev.amount
-        self.ledger.total_withdrawals += ev.amount
+        self.ledger.accounts[ev.account].credit(ev.asset, -ev.amount)
+        self.ledger.add_withdrawal(ev.asset, ev.amount)
+
+    def _on_multi_assets(self, ev: V.MultiAssetsMarginChanged) -> None:
+        self.ledger.accounts[ev.account].multi_assets = ev.multi_assets_margin
 
     def _legs_for_update(self, acct: Account, symbol: str) -> list[Position]:
         """Every stored position of the symbol; one (stored) if there was none."""

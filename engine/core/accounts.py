@@ -1,4 +1,4 @@
-"""Accounts and positions. Amounts are ints of 1e-8 USDT.
+"""Accounts and positions. Amounts are ints of 1e-8 units of the position's margin asset.
 
 A position keeps its signed quantity and its signed cost (the entry notional: quantity x entry
 price, negative for shorts). Then for any price P:
@@ -21,9 +21,19 @@ assumed price and remaining x open loss, exact in 1e-16 units (derived from its 
 charges only the part of each side that would open rather than close the position: the
 margin is rounded up once, to 1e-8 USDT. Rules 1 (logs written before) charged notional /
 leverage plus the taker fee on that opening part; `rules` on the position says which.
+
+Margin assets (rules 2): a position draws on and settles into `Position.asset`, its symbol's
+margin asset (USDT, BUSD; the coin for COIN-M); under rules 1 every position is on USDT. An
+account keeps a wallet balance per asset: `wallet` is USDT's (the hot path, and the state hash
+of a USDT-only account is what it always was), `balances` every other asset's. A COIN-M
+position (`contract_size` > 0) keeps its cost basis in the coin with the sign convention of
+engine.core.inverse, so the identities above hold for it unchanged; its orders' assumed price
+and open loss are per contract in the coin (1e-8 coin per contract, the same 1e-16 sums).
+`Account.multi_assets`: Multi-Assets mode (engine.core.collateral).
 """
 from __future__ import annotations
 
+from engine.core import inverse
 from engine.core.fixed import SCALE
 
 CROSSED = "CROSSED"
@@ -57,6 +67,13 @@ def fill_result(qty: int, cost: int, dq: int, price: int) -> tuple[int, int, int
     return qty + dq, (rest_notional if dq > 0 else -rest_notional), realized
 
 
+def trade_fill(size: int, qty: int, cost: int, dq: int, price: int) -> tuple[int, int, int]:
+    """fill_result for a linear contract (size 0) or a COIN-M one of `size` USD."""
+    if size:
+        return inverse.fill_result(qty, cost, dq, price, size)
+    return fill_result(qty, cost, dq, price)
+
+
 class OpenOrders:
     """The sums over one side's resting orders of a position: quantity and notional (qty x
     price) in 1e-8 units, cost (qty x assumed price) and open loss in 1e-16 units, all exact."""
@@ -79,12 +96,14 @@ class Position:
     kept by the appliers)."""
     __slots__ = ("symbol", "side", "taker_fee", "rules", "qty", "cost", "leverage",
                  "margin_type", "isolated_margin", "buys", "sells", "open_orders",
-                 "order_margin")
+                 "order_margin", "asset", "contract_size")
 
     def __init__(self, symbol: str, leverage: int, taker_fee: int, rules: int = 2,
-                 side: str = BOTH) -> None:
+                 side: str = BOTH, asset: str = "USDT", contract_size: int = 0) -> None:
         self.symbol = symbol
         self.side = side
+        self.asset = asset  # the wallet it draws on and settles into
+        self.contract_size = contract_size  # COIN-M: USD per contract (1e-8); 0: linear
         self.taker_fee = taker_fee
         self.rules = rules
         self.qty = 0
@@ -136,6 +155,8 @@ class Position:
         o.loss += loss
 
     def entry_price(self) -> int:
+        if self.contract_size:
+            return inverse.entry_price(self.qty, self.cost, self.contract_size)
         return abs(self.cost) * SCALE // abs(self.qty) if self.qty else 0
 
     def is_idle(self) -> bool:
@@ -146,12 +167,14 @@ class Position:
         opened notional / leverage (rounded up, from the cross wallet) and releases pro rata
         (rounded down) as it shrinks; realized PnL settles to the wallet (the caller's)."""
         qty0 = self.qty
-        self.qty, self.cost, _ = fill_result(qty0, self.cost, dq, price)
+        size = self.contract_size
+        self.qty, self.cost, _ = trade_fill(size, qty0, self.cost, dq, price)
         if self.margin_type != ISOLATED:
             return
         size0 = abs(qty0)
         if qty0 == 0 or (qty0 > 0) == (dq > 0):
-            self.isolated_margin += -(-(abs(dq) * price // SCALE) // self.leverage)
+            opened = inverse.coin_value(dq, size, price) if size else abs(dq) * price // SCALE
+            self.isolated_margin += -(-opened // self.leverage)
         elif abs(dq) < size0:
             self.isolated_margin -= self.isolated_margin * abs(dq) // size0
         else:  # closed, perhaps flipped: all released, the new side gets fresh margin
@@ -160,16 +183,35 @@ class Position:
 
 class Account:
     __slots__ = ("account_id", "registered_at", "wallet", "positions", "client_ids",
-                 "order_margin", "dual_side")
+                 "order_margin", "dual_side", "balances", "multi_assets")
 
     def __init__(self, account_id: int, registered_at: int) -> None:
         self.account_id = account_id
         self.registered_at = registered_at
         self.wallet = 0  # USDT wallet balance
+        self.balances: dict[str, int] = {}  # wallet balances of every other asset
+        self.multi_assets = False  # Multi-Assets mode (multiAssetsMargin)
         self.positions: dict[str, Position] = {}  # by position_key
         self.client_ids: dict[str, int] = {}  # newClientOrderId of open orders -> order id
         self.order_margin = 0  # derived: sum of its positions' order_margin
         self.dual_side = False  # hedge mode (dualSidePosition)
+
+    def balance(self, asset: str) -> int:
+        """The wallet balance in `asset`."""
+        if asset == "USDT":
+            return self.wallet
+        return self.balances.get(asset, 0)
+
+    def credit(self, asset: str, amount: int) -> None:
+        """For appliers: the wallet in `asset` changes by `amount` (negative: a debit)."""
+        if asset == "USDT":
+            self.wallet += amount
+        else:
+            self.balances[asset] = self.balances.get(asset, 0) + amount
+
+    def assets(self) -> list[str]:
+        """The assets the account has a wallet in: USDT first, then the others by name."""
+        return ["USDT"] + sorted(self.balances)
 
     def legs(self, symbol: str) -> list[Position]:
         """The account's positions in `symbol`: one in one-way mode, up to two in hedge mode."""

@@ -10,6 +10,11 @@ Funding caps are effective-dated too: a symbol's `fundingCap` (an absolute cap; 
 of the tier-1 MMR of the bracket table in force, `fundingCapMultiplier`, 0.75 by default) may be
 followed by `fundingCapSchedule`, a list of {"effective": ISO time, "cap": decimal or null,
 "multiplier": decimal} (SymbolSpec.funding_cap_at).
+
+COIN-M (inverse) symbols carry `contractSize` (USD per contract) and `pair` (their index, e.g.
+"BTCUSD"); their quantities are whole contracts and their bracket tables are in the coin
+(engine.core.inverse). `collateral` holds the Multi-Assets collateral ratios, effective-dated
+like the tables (Collateral).
 """
 from __future__ import annotations
 
@@ -129,6 +134,13 @@ class SymbolSpec:
     funding_cap_multiplier: int = 75_000_000  # 0.75 (1e-8)
     max_num_algo_orders: int = 100  # open conditional orders per account and symbol
     trigger_protect: int = 5_000_000  # priceProtect: |mark - last| / mark at most 5 % (1e-8)
+    contract_size: int = 0  # COIN-M: USD per contract (1e-8 units); 0: a linear (USD-M) contract
+    pair: str = ""  # COIN-M: the index pair ("BTCUSD"); "" for USD-M contracts
+
+    @property
+    def inverse(self) -> bool:
+        """A COIN-M contract: quantity in contracts of `contract_size` USD, margin in the coin."""
+        return self.contract_size > 0
 
     def __post_init__(self) -> None:
         self._effective.extend(t for t, _ in self.schedule)
@@ -156,6 +168,47 @@ class SymbolSpec:
 
 
 @dataclass(frozen=True)
+class CollateralAsset:
+    """One asset's Multi-Assets valuation: a positive balance counts at index x `ratio`
+    (Binance's collateral value ratio, 1 - bidBuffer), a negative one at index x (1 +
+    `ask_buffer`). Both 1e-8 units."""
+    asset: str
+    ratio: int
+    ask_buffer: int = 0
+
+
+@dataclass(frozen=True)
+class CollateralTable:
+    effective: int  # ms
+    source: str
+    assets: dict[str, CollateralAsset]
+
+
+@dataclass(frozen=True)
+class Collateral:
+    """The collateral ratios of Multi-Assets mode, effective-dated; an asset not in the table
+    in force is no collateral (ratio 0). Stablecoins count at 1 USD until an index is fed."""
+    schedule: tuple[CollateralTable, ...] = ()
+    stablecoins: frozenset[str] = frozenset()
+    note: str = ""
+
+    def at(self, ms: int) -> CollateralTable | None:
+        """The table in force at ms (the first one before its date: like the bracket tables)."""
+        table = self.schedule[0] if self.schedule else None
+        for t in self.schedule:
+            if t.effective > ms:
+                break
+            table = t
+        return table
+
+    def next_change_after(self, ms: int) -> int | None:
+        for t in self.schedule:
+            if t.effective > ms:
+                return t.effective
+        return None
+
+
+@dataclass(frozen=True)
 class Catalogue:
     version: str
     symbols: dict[str, SymbolSpec]
@@ -163,6 +216,11 @@ class Catalogue:
     # leveraged tokens (engine.core.token_specs.TokenSpec by name): tokens.json unless the document
     # has its own "leveragedTokens"; tokens whose underlying is not a symbol here are left out
     tokens: dict = field(default_factory=dict)
+    collateral: Collateral = field(default_factory=Collateral)
+
+    def pair_symbols(self, pair: str) -> list[str]:
+        """The COIN-M symbols whose index is `pair` ("BTCUSD" -> ["BTCUSD_PERP"])."""
+        return sorted(s for s, spec in self.symbols.items() if spec.pair == pair)
 
     def spec(self, symbol: str) -> SymbolSpec:
         try:
@@ -223,6 +281,9 @@ def from_dict(doc: dict, overrides: dict | None = None) -> Catalogue:
         step = fixed.parse(val("stepSize"))
         if _decimals(tick) + _decimals(step) > fixed.DECIMALS:
             raise CatalogueError(f"{name}: tick and step decimals exceed {fixed.DECIMALS}")
+        contract_size = fixed.parse(s["contractSize"]) if s.get("contractSize") else 0
+        if contract_size and (step % fixed.SCALE or fixed.parse(val("minQty")) % fixed.SCALE):
+            raise CatalogueError(f"{name}: a COIN-M quantity is a whole number of contracts")
         schedule = []
         for b in s["brackets"]:
             if b["table"] not in tables:
@@ -253,6 +314,8 @@ def from_dict(doc: dict, overrides: dict | None = None) -> Catalogue:
             max_num_algo_orders=int(val("maxNumAlgoOrders")),
             trigger_protect=fixed.parse(val("triggerProtect")),
             schedule=tuple(schedule),
+            contract_size=contract_size,
+            pair=s.get("pair", ""),
             funding_caps=tuple(sorted(
                 ((parse_iso_ms(c["effective"]),
                   fixed.parse(c["cap"]) if c.get("cap") is not None else None,
@@ -271,4 +334,35 @@ def from_dict(doc: dict, overrides: dict | None = None) -> Catalogue:
     else:
         tokens = tokens_mod.from_doc(token_doc, symbols, token_overrides)
     return Catalogue(version=doc.get("version", "unversioned"), symbols=symbols, tables=tables,
-                     tokens=tokens)
+                     tokens=tokens,
+                     collateral=collateral_from_doc(doc.get("collateral"),
+                                                    (overrides or {}).get("collateral")))
+
+
+def collateral_from_doc(doc: dict | None, override: dict | None = None) -> Collateral:
+    """The catalogue's "collateral" section. An override (a what-if file's "collateral") may
+    replace the whole "schedule" and/or set "assets" ({"BTC": {"ratio": "0.85"}}) over every
+    table of the schedule."""
+    doc = dict(doc or {})
+    override = override or {}
+    if "schedule" in override:
+        doc["schedule"] = override["schedule"]
+    if "stablecoins" in override:
+        doc["stablecoins"] = override["stablecoins"]
+    changed = override.get("assets", {})
+    tables = []
+    for entry in doc.get("schedule", ()):
+        rows = {**entry.get("assets", {})}
+        for asset, row in changed.items():
+            rows[asset] = {**rows.get(asset, {}), **row}
+        assets = {}
+        for asset, row in sorted(rows.items()):
+            ratio = fixed.parse(row["ratio"])
+            ask = fixed.parse(row.get("askBuffer", "0"))
+            if not 0 <= ratio <= fixed.SCALE or ask < 0:
+                raise CatalogueError(f"collateral {asset}: ratio must be 0..1, askBuffer >= 0")
+            assets[asset] = CollateralAsset(asset, ratio, ask)
+        tables.append(CollateralTable(parse_iso_ms(entry["effective"]), entry.get("source", ""),
+                                      assets))
+    tables.sort(key=lambda t: t.effective)
+    return Collateral(tuple(tables), frozenset(doc.get("stablecoins", ())), doc.get("note", ""))

@@ -67,11 +67,13 @@ class Engine:
             self._handlers.update(part.handlers())
             ledger.register(part.appliers())
         ledger.register({V.BracketTableSwitched: self._on_table_switched,
+                         V.CollateralRatiosSwitched: self._on_collateral_switched,
                          V.Checkpoint: _ignore})
         # the shared state, under the names the rest of the project reads
         self.symbols = ledger.symbols
         self.accounts = ledger.accounts
         self._next_switch = self._earliest_switch()
+        self._next_collateral = self._collateral_change_after(0)
 
     # == entry points =============================================================================
     @property
@@ -90,12 +92,16 @@ class Engine:
         """Run one sequenced command; returns the events it caused (already applied)."""
         ledger = self.ledger
         first = ledger.seq == 0
+        previous = ledger.time
         ledger.seq = seq
         ledger.time = time
         out: list[V.Event] = []
         ledger.out = out
         if self._next_switch is not None and time >= self._next_switch:
             self._switch_tables(time, announce=not first)
+        if self._next_collateral is not None and time >= self._next_collateral:
+            self._switch_collateral(time, announce=not first and
+                                    previous < self._next_collateral)
         if time >= self.pricing.next_due:  # funding settlements and index rebalances
             self.pricing.run_due(time)
         if self.orders.gtd and time >= self.orders.next_expiry():  # good-till-date orders
@@ -151,11 +157,32 @@ class Engine:
         self.symbols[ev.symbol].table_at(ev.effective_time)
         self._next_switch = self._earliest_switch()
 
+    # == effective-dated collateral ratios (Multi-Assets mode; rules 2) ===========================
+    def _collateral_change_after(self, time: int) -> int | None:
+        if self.ledger.config.rules < 2:
+            return None
+        return self.catalogue.collateral.next_change_after(time)
+
+    def _switch_collateral(self, time: int, announce: bool) -> None:
+        """A table of collateral ratios took effect since the last command: announce it (the
+        risk consumer re-evaluates Multi-Assets accounts); the ratios are read by time. Not
+        announced before the first command, nor when the previous command was already past it
+        (an engine rebuilt from events continues where the log left off)."""
+        table = self.catalogue.collateral.at(time)
+        if announce and table is not None:
+            self.ledger.emit(V.CollateralRatiosSwitched(effective_time=table.effective))
+        else:
+            self._next_collateral = self._collateral_change_after(time)
+
+    def _on_collateral_switched(self, ev: V.CollateralRatiosSwitched) -> None:
+        self._next_collateral = self._collateral_change_after(ev.effective_time)
+
     def restored(self) -> None:
         """After a snapshot restore set the state: re-derive the bracket windows."""
         for sym in self.symbols.values():
             sym.table_at(self.ledger.time)
         self._next_switch = self._earliest_switch()
+        self._next_collateral = self._collateral_change_after(self.ledger.time)
 
     # == state hash ===============================================================================
     def canonical_state(self) -> list:
@@ -173,7 +200,9 @@ class Engine:
                     row.append(p.side)
                 positions.append(row)
             row = [aid, a.registered_at, a.wallet, positions, sorted(a.client_ids.items())]
-            if a.dual_side:
+            if a.balances or a.multi_assets:  # other assets' wallets, the asset mode
+                row += [a.dual_side, sorted(a.balances.items()), a.multi_assets]
+            elif a.dual_side:
                 row.append(True)
             accounts.append(row)
         books = []
@@ -198,10 +227,27 @@ class Engine:
                        ledger.next_trade_id]
         # the parts that came later: None while unused, so older logs hash as they did
         sections = [self.pricing.canonical(), self.tokens.canonical(),
-                    self.conditional.canonical()]
+                    self.conditional.canonical(), self._assets_canonical()]
         while sections and sections[-1] is None:
             sections.pop()
         return state + sections
+
+    def _assets_canonical(self) -> list | None:
+        """The per-asset totals of assets other than USDT, the venue's auto-exchange position
+        and the assets' index prices; None while all are empty (a USDT-only state hashes as
+        it always did)."""
+        ledger = self.ledger
+        parts = [ledger.other_fees, ledger.other_insurance, ledger.other_deposits,
+                 ledger.other_withdrawals, ledger.exchanged, ledger.asset_index]
+        if not any(parts):
+            return None
+        return [sorted(p.items()) for p in parts]
+
+    def restore_assets(self, data: list) -> None:
+        ledger = self.ledger
+        (ledger.other_fees, ledger.other_insurance, ledger.other_deposits,
+         ledger.other_withdrawals, ledger.exchanged, ledger.asset_index) = \
+            [dict(rows) for rows in data]
 
     def state_hash(self) -> str:
         blob = msgspec.msgpack.encode(self.canonical_state())

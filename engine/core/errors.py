@@ -59,6 +59,13 @@ POSITION_SIDE_NOT_MATCH = -4061
 POSITION_SIDE_OPEN_ORDERS = -4067
 POSITION_SIDE_POSITION_EXISTS = -4068
 ISOLATED_LEVERAGE_REDUCTION = -4161
+# Multi-Assets mode (the USD-M error-code page)
+ISOLATED_REJECT_WITH_JOINT_MARGIN = -4167
+JOINT_MARGIN_REJECT_WITH_ISOLATED = -4168
+JOINT_MARGIN_REJECT_WITH_MB = -4169
+JOINT_MARGIN_REJECT_WITH_OPEN_ORDER = -4170
+NO_NEED_TO_CHANGE_JOINT_MARGIN = -4171
+JOINT_MARGIN_REJECT_WITH_NEGATIVE_BALANCE = -4172
 # leveraged tokens (Binance BLVT codes)
 BLVT_FORBID_REDEEM = -13000  # Redemption of the token is forbidden now
 BLVT_EXCEED_DAILY_LIMIT = -13001  # Exceeds individual 24h redemption limit of the token
@@ -130,6 +137,19 @@ MESSAGES: dict[int, str] = {
     POSITION_SIDE_POSITION_EXISTS: "Position side cannot be changed if there exists position.",
     ISOLATED_LEVERAGE_REDUCTION: "Leverage reduction is not supported in Isolated Margin Mode "
                                  "with open positions.",
+    ISOLATED_REJECT_WITH_JOINT_MARGIN: "Unable to adjust to Multi-Assets mode with symbols of "
+                                       "USDⓈ-M Futures under isolated-margin mode.",
+    JOINT_MARGIN_REJECT_WITH_ISOLATED: "Unable to adjust to isolated-margin mode under the "
+                                       "Multi-Assets mode.",
+    JOINT_MARGIN_REJECT_WITH_MB: "Unable to adjust Multi-Assets Mode with insufficient margin "
+                                 "balance in USDⓈ-M Futures.",
+    JOINT_MARGIN_REJECT_WITH_OPEN_ORDER: "Unable to adjust Multi-Assets Mode with open orders "
+                                         "in USDⓈ-M Futures.",
+    NO_NEED_TO_CHANGE_JOINT_MARGIN: "Adjusted asset mode is currently set and does not need to "
+                                    "be adjusted repeatedly.",
+    JOINT_MARGIN_REJECT_WITH_NEGATIVE_BALANCE: "Unable to adjust Multi-Assets Mode with a "
+                                               "negative wallet balance of margin available "
+                                               "asset in USDⓈ-M Futures account.",
 }
 
 

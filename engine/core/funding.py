@@ -24,6 +24,11 @@ Rate at each settlement (00:00, 08:00, 16:00 UTC):
          settlement time where one is set (ALLUSDT 3 %), else its multiplier (0.75 by default;
          catalogue data) x tier-1 MMR of the bracket table in force then (rounded down).
 
+COIN-M contracts (engine.core.inverse): the impact notional is the same number of USD, reached
+when the contracts walked are worth it (contracts x contract size), and the impact price is the
+average in the coin's sense (a harmonic mean); a position pays or receives |qty| x size / mark
+x |rate| in the coin (Binance: "nominal value = contract multiplier x contracts / mark price").
+
 Payments (`allocate`): each position pays or receives |qty| x mark x |rate|; a positive rate
 means longs pay shorts. Payers pay their exact amount rounded UP to 1e-8 USDT; the payers' total
 is shared among receivers pro rata to |qty| by the largest-remainder method: each gets its share
@@ -33,6 +38,7 @@ amount rounded down.
 """
 from __future__ import annotations
 
+from engine.core import inverse
 from engine.core.book import BUY, SELL, OrderBook
 from engine.core.catalogue import SymbolSpec
 from engine.core.fixed import SCALE, div_trunc
@@ -76,6 +82,16 @@ def impact_price(book: OrderBook, side: str, notional: int) -> int:
         cum += value
         cum_qty += qty
     return 0
+
+
+def impact_price_coin(book: OrderBook, side: str, usd_notional: int, size: int) -> int:
+    """impact_price for a COIN-M book (contracts of `size` USD): engine.core.inverse."""
+    if side == BUY:
+        prices, levels = reversed(book.bid_prices), book.bids
+    else:
+        prices, levels = book.ask_prices, book.asks
+    walked = ((p, levels[p].total) for p in prices)
+    return inverse.impact_price(walked, usd_notional, size, side == BUY)
 
 
 def impact_prices(book: OrderBook, notional: int) -> tuple[int, int]:
@@ -141,11 +157,13 @@ def settlement_rate(avg_premium: int, cap: int) -> int:
     return cap_rate(funding_rate(avg_premium), cap)
 
 
-def allocate(positions: list[tuple[int, int]], mark: int, rate: int) -> list[tuple[int, int, int]]:
+def allocate(positions: list[tuple[int, int]], mark: int, rate: int,
+             contract_size: int = 0) -> list[tuple[int, int, int]]:
     """positions: (account, signed quantity) with quantity != 0, in account order. Returns
     (account, wallet change, quantity) in the same order, leaving out receivers whose share
     rounds to 0; the changes sum to exactly zero. Nothing is paid when the rate or the mark is
-    0, or when one side has no positions."""
+    0, or when one side has no positions. `contract_size` > 0: a COIN-M symbol, paid in the
+    coin."""
     if rate == 0 or mark <= 0:
         return []
     longs_pay = rate > 0
@@ -157,7 +175,10 @@ def allocate(positions: list[tuple[int, int]], mark: int, rate: int) -> list[tup
     for aid, qty in positions:
         if (qty > 0) == longs_pay:
             size = qty if qty > 0 else -qty
-            amount = -(-(size * unit) // _SCALE2)
+            if contract_size:
+                amount = inverse.funding_amount(size, contract_size, mark, rate)
+            else:
+                amount = -(-(size * unit) // _SCALE2)
             total += amount
             paid.append((aid, -amount, qty))
         else:

@@ -8,14 +8,25 @@ exactly the code that ran live.
 
 The margin figures every part needs (a position's notional and unrealized PnL at the mark,
 the available balance, the cross and isolated risk figures) are here too, next to the state
-they are computed from. Amounts are ints of 1e-8 USDT; times are ms.
+they are computed from. Amounts are ints of 1e-8 units of their asset; times are ms.
+
+Margin assets (rules 2): a symbol's positions draw on its margin asset's wallet
+(`SymbolState.asset`), and in Single-Asset mode cross margin, available balance and margin
+ratio are per margin asset: the figures below take the asset (USDT by default). In
+Multi-Assets mode (`Account.multi_assets`) the account's cross margin is one pool in USD
+across all its assets (engine.core.collateral): `cross_risk` answers in USD whatever the
+asset, and `available_balance` is that pool's available USD expressed in the asset. Under
+rules 1 every symbol is on USDT and COIN-M symbols do not exist. Totals per asset (fees,
+insurance fund, deposits, withdrawals): USDT's in the original fields, the others' in dicts.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from engine.core import collateral
 from engine.core import errors as E
+from engine.core import inverse
 from engine.core import risk
 from engine.core.accounts import BOTH, ISOLATED, Account, Position, position_key
 from engine.core.book import Order
@@ -61,8 +72,16 @@ class Ledger:
     def __init__(self, catalogue: Catalogue, config: EngineConfig) -> None:
         self.catalogue = catalogue
         self.config = config
-        self.symbols: dict[str, SymbolState] = {s: SymbolState(spec)
-                                                for s, spec in catalogue.symbols.items()}
+        # rules 1: the first release's venue: USD-M symbols only, all margined from USDT
+        multi_asset = config.rules >= 2
+        self.symbols: dict[str, SymbolState] = {
+            s: SymbolState(spec, spec.margin_asset if multi_asset else "USDT")
+            for s, spec in catalogue.symbols.items() if multi_asset or not spec.inverse}
+        # the assets a wallet may hold: USDT, every symbol's margin asset, the collateral
+        self.asset_names: frozenset[str] = frozenset(
+            {"USDT"} | {s.asset for s in self.symbols.values()} |
+            ({a for t in catalogue.collateral.schedule for a in t.assets} |
+             set(catalogue.collateral.stablecoins) if multi_asset else set()))
         self.accounts: dict[int, Account] = {}
         self.pending: dict[int, Order] = {}  # accepted orders still matching (not resting)
         self.next_order_id = 1
@@ -71,6 +90,14 @@ class Ledger:
         self.insurance_fund = 0
         self.total_deposits = 0
         self.total_withdrawals = 0
+        # the same totals of every asset other than USDT, and the venue's net position from
+        # auto-exchanges (what it received less what it gave, every asset)
+        self.other_fees: dict[str, int] = {}
+        self.other_insurance: dict[str, int] = {}
+        self.other_deposits: dict[str, int] = {}
+        self.other_withdrawals: dict[str, int] = {}
+        self.exchanged: dict[str, int] = {}
+        self.asset_index: dict[str, int] = {}  # asset -> USD index price (setIndexPrices)
         self.seq = 0
         self.time = 0
         self.out: list[V.Event] = []  # the current command's events
@@ -104,6 +131,49 @@ class Ledger:
         if pos.qty == 0:
             self.closed.add((acct.account_id, pos.key))
 
+    # -- totals per asset -------------------------------------------------------------------------
+    def add_fee(self, asset: str, amount: int) -> None:
+        if asset == "USDT":
+            self.fees_collected += amount
+        else:
+            self.other_fees[asset] = self.other_fees.get(asset, 0) + amount
+
+    def insurance(self, asset: str) -> int:
+        """The insurance fund of `asset`."""
+        return self.insurance_fund if asset == "USDT" else self.other_insurance.get(asset, 0)
+
+    def add_insurance(self, asset: str, amount: int) -> None:
+        if asset == "USDT":
+            self.insurance_fund += amount
+        else:
+            self.other_insurance[asset] = self.other_insurance.get(asset, 0) + amount
+
+    def deposited(self, asset: str) -> int:
+        """Everything paid into the venue in `asset` (deposits and insurance funding): the
+        edge keeps it at most fixed.MAX_TOTAL, so every sum of it stays recordable."""
+        return self.total_deposits if asset == "USDT" else self.other_deposits.get(asset, 0)
+
+    def add_deposit(self, asset: str, amount: int) -> None:
+        if asset == "USDT":
+            self.total_deposits += amount
+        else:
+            self.other_deposits[asset] = self.other_deposits.get(asset, 0) + amount
+
+    def add_withdrawal(self, asset: str, amount: int) -> None:
+        if asset == "USDT":
+            self.total_withdrawals += amount
+        else:
+            self.other_withdrawals[asset] = self.other_withdrawals.get(asset, 0) + amount
+
+    def index_price(self, asset: str) -> int:
+        """An asset's USD index for Multi-Assets valuation and auto-exchange: the fed one; a
+        stablecoin of the catalogue's collateral section without one counts 1 USD, any other
+        asset 0."""
+        price = self.asset_index.get(asset)
+        if price is not None:
+            return price
+        return SCALE if asset in self.catalogue.collateral.stablecoins else 0
+
     # -- lookups that validation uses --------------------------------------------------------------
     def account(self, account: int) -> Account:
         acct = self.accounts.get(account)
@@ -117,6 +187,12 @@ class Ledger:
         if sym is None:
             raise Rejected(E.INVALID_SYMBOL, f"unknown symbol {name!r}")
         return sym
+
+    def asset(self, name: str) -> str:
+        """A wallet asset named by a command, checked."""
+        if name not in self.asset_names:
+            raise Rejected(E.INVALID_VALUE, f"unknown asset {name!r}", arg="asset")
+        return name
 
     def position(self, acct: Account, symbol: str, side: str = BOTH) -> Position:
         """The account's position (or hedge leg) in `symbol`; a fresh one (not stored) with the
@@ -137,8 +213,9 @@ class Ledger:
     def _new_position(self, acct: Account, symbol: str, side: str) -> Position:
         """A new position inherits the symbol's leverage and margin type from its other leg
         (they are per symbol, shared by a hedge account's LONG and SHORT)."""
-        pos = Position(symbol, self.config.default_leverage,
-                       self.symbols[symbol].spec.taker_fee, self.config.rules, side)
+        sym = self.symbols[symbol]
+        pos = Position(symbol, self.config.default_leverage, sym.spec.taker_fee,
+                       self.config.rules, side, sym.asset, sym.contract_size)
         for other in (symbol, symbol + ":LONG", symbol + ":SHORT"):
             o = acct.positions.get(other)
             if o is not None:
@@ -161,22 +238,36 @@ class Ledger:
 
     # -- margin figures ----------------------------------------------------------------------------
     def position_figures(self, pos: Position, sym: SymbolState) -> tuple[int, int, int]:
-        """(signed notional at the mark, unrealized PnL, initial margin). Before any mark or
-        trade price exists a position is valued at its entry."""
+        """(signed notional at the mark, unrealized PnL, initial margin), in the position's
+        margin asset (the coin for COIN-M: engine.core.inverse). Before any mark or trade price
+        exists a position is valued at its entry."""
         if pos.qty == 0:
             return 0, 0, 0
         ref = sym.mark
-        notional = pos.qty * ref // SCALE if ref else pos.cost
-        upnl = notional - pos.cost
+        size = pos.contract_size
+        if size:
+            notional = inverse.notional_at(pos.qty, pos.cost, size, ref)
+            upnl = inverse.value_at(pos.qty, pos.cost, size, ref) - pos.cost
+        else:
+            notional = pos.qty * ref // SCALE if ref else pos.cost
+            upnl = notional - pos.cost
         im = -(-abs(notional) // pos.leverage)
         return notional, upnl, im
 
-    def available_balance(self, acct: Account) -> int:
-        """Cross wallet (wallet less isolated margins) + cross unrealized PnL - cross position
-        initial margin - open-order margin."""
-        avail = acct.wallet - acct.order_margin
+    def available_balance(self, acct: Account, asset: str = "USDT") -> int:
+        """What the account can still commit in `asset`: Single-Asset mode, the asset's cross
+        wallet (wallet less isolated margins) + its cross unrealized PnL - cross position
+        initial margin - open-order margin; Multi-Assets mode, the account's uniAvailable
+        (USD) in units of the asset (engine.core.collateral)."""
+        if acct.multi_assets:
+            uni, _, _ = self.multi_assets_figures(acct)
+            return collateral.in_asset(uni, self.rates(asset)[1])
+        avail = acct.wallet if asset == "USDT" else acct.balances.get(asset, 0)
         symbols = self.symbols
         for pos in acct.positions.values():
+            if pos.asset != asset:
+                continue
+            avail -= pos.order_margin
             if pos.margin_type == ISOLATED:
                 avail -= pos.isolated_margin
             elif pos.qty:
@@ -184,11 +275,28 @@ class Ledger:
                 avail += upnl - im
         return avail
 
-    def cross_risk(self, acct: Account) -> risk.RiskFigures:
-        """Maintenance margin of all cross positions against the cross margin balance."""
-        balance = acct.wallet
+    def withdrawable(self, acct: Account, asset: str) -> int:
+        """The most a withdrawal of `asset` may take: min(available, wallet); in Multi-Assets
+        mode an asset that counts nothing there (no collateral ratio or no price) only needs
+        the account not to be short already."""
+        balance = acct.balance(asset)
+        if acct.multi_assets and self.rates(asset)[0] == 0:
+            uni, _, _ = self.multi_assets_figures(acct)
+            return balance if uni >= 0 else 0
+        return min(self.available_balance(acct, asset), balance)
+
+    def cross_risk(self, acct: Account, asset: str = "USDT") -> risk.RiskFigures:
+        """Maintenance margin of the cross positions against the cross margin balance: of the
+        margin asset `asset` (Single-Asset mode), or of the whole account in USD (Multi-Assets
+        mode, whatever `asset`)."""
+        if acct.multi_assets:
+            _, equity, mm = self.multi_assets_figures(acct)
+            return risk.RiskFigures(mm, equity)
+        balance = acct.wallet if asset == "USDT" else acct.balances.get(asset, 0)
         mm = 0
         for pos in acct.positions.values():
+            if pos.asset != asset:
+                continue
             if pos.margin_type == ISOLATED:
                 balance -= pos.isolated_margin
             elif pos.qty:
@@ -203,3 +311,55 @@ class Ledger:
         notional, upnl, _ = self.position_figures(pos, sym)
         mm = sym.table_at(self.time).maint_margin(abs(notional)) if pos.qty else 0
         return risk.RiskFigures(mm, pos.isolated_margin + upnl)
+
+    def cross_assets(self, acct: Account) -> list[str]:
+        """The margin assets whose cross scope can need the risk engine: those of the account's
+        cross positions, USDT, and any asset with a negative wallet."""
+        assets = {"USDT"}
+        for pos in acct.positions.values():
+            if pos.qty and pos.margin_type != ISOLATED:
+                assets.add(pos.asset)
+        for asset, b in acct.balances.items():
+            if b < 0:
+                assets.add(asset)
+        return sorted(assets)
+
+    # -- Multi-Assets mode -------------------------------------------------------------------------
+    def rates(self, asset: str) -> tuple[int, int]:
+        """(bid rate, ask rate) of `asset` now, 1e-16 USD per unit (engine.core.collateral)."""
+        return collateral.rates(self.catalogue.collateral.at(self.time), asset,
+                                self.index_price(asset))
+
+    def asset_equities(self, acct: Account) -> tuple[dict[str, int], dict[str, int],
+                                                     dict[str, int]]:
+        """Per asset: (wallet + unrealized PnL, initial margin of positions and open orders,
+        maintenance margin), in the asset's units; isolated positions count their margin as
+        part of the wallet (they cannot exist in Multi-Assets mode, but a view may ask)."""
+        equity = {"USDT": acct.wallet, **acct.balances}
+        initial: dict[str, int] = {}
+        maint: dict[str, int] = {}
+        symbols = self.symbols
+        for pos in acct.positions.values():
+            asset = pos.asset
+            if pos.order_margin:
+                initial[asset] = initial.get(asset, 0) + pos.order_margin
+            if not pos.qty:
+                continue
+            sym = symbols[pos.symbol]
+            notional, upnl, im = self.position_figures(pos, sym)
+            equity[asset] = equity.get(asset, 0) + upnl
+            initial[asset] = initial.get(asset, 0) + im
+            maint[asset] = maint.get(asset, 0) + \
+                sym.table_at(self.time).maint_margin(abs(notional))
+        return equity, initial, maint
+
+    def prices_for(self, assets: list[str]) -> dict[str, int]:
+        return {a: self.index_price(a) for a in assets}
+
+    def multi_assets_figures(self, acct: Account) -> tuple[int, int, int]:
+        """The account in USD: (uniAvailable, account equity, maintenance margin)."""
+        equity, initial, maint = self.asset_equities(acct)
+        prices = self.prices_for(sorted(set(equity) | set(initial) | set(maint)))
+        total, im, mm = collateral.account_figures(self.catalogue.collateral.at(self.time),
+                                                   prices, equity, initial, maint)
+        return total - im, total, mm

@@ -15,15 +15,27 @@ account gets `LiquidationDeclined` and nothing else. Otherwise, each step an eve
      at most what is left of the liquidated margin; if the margin is already negative, the
      insurance fund pays the difference (InsuranceCovered). The account never ends below zero;
      the insurance fund may.
+
+Margin assets: a cross liquidation is of one margin asset's pool (Liquidate.asset; Single-Asset
+mode): its positions, its wallet, its insurance fund. COIN-M positions do the same in the coin
+(bankruptcy price, insurance budget and fee by engine.core.inverse). A Multi-Assets account is
+liquidated as a whole (LiquidationStarted asset "USD", its figures in USD): every cross
+position closes, each at the price where the account's net value at the index prices (no
+haircut) would be zero; the liquidation fees are capped by what that net value leaves; then a
+settlement asset left negative is covered from the other assets by auto-exchange at the index
+prices (AssetExchanged, engine.core.collateral.exchange_plan), and what nothing covers is paid
+by that asset's insurance fund.
 """
 from __future__ import annotations
 
 from fractions import Fraction
 from typing import Callable
 
+from engine.core import collateral
 from engine.core import errors as E
+from engine.core import inverse
 from engine.core import risk
-from engine.core.accounts import CROSSED, ISOLATED, Account, Position, fill_result, position_key
+from engine.core.accounts import CROSSED, ISOLATED, Account, Position, position_key, trade_fill
 from engine.core.errors import Rejected
 from engine.core.book import BUY, SELL, Order
 from engine.core.fixed import MAX_TOTAL, SCALE
@@ -59,6 +71,30 @@ class InsuranceBudget:
             self.left -= -(-(qty * loss) // SCALE)
 
 
+class CoinInsuranceBudget:
+    """InsuranceBudget for a COIN-M liquidation order: the loss of a contract filled at p
+    instead of the bankruptcy price b is size x |1/p - 1/b| in the coin."""
+
+    def __init__(self, bankruptcy: int, side: str, left: int, step: int, size: int) -> None:
+        self.bankruptcy = bankruptcy
+        self.side = side
+        self.left = left
+        self.step = step
+        self.size = size
+
+    def _worse(self, price: int) -> bool:
+        return price < self.bankruptcy if self.side == SELL else price > self.bankruptcy
+
+    def allow(self, price: int) -> int:
+        if not self._worse(price):
+            return 1 << 62
+        return inverse.insurance_allow(self.left, self.size, price, self.bankruptcy, self.step)
+
+    def spend(self, qty: int, price: int) -> None:
+        if self._worse(price):
+            self.left -= inverse.insurance_loss(qty, self.size, price, self.bankruptcy)
+
+
 class Liquidator:
     """Margin calls, liquidations, auto-deleveraging and the insurance fund. Sends its orders
     through `orders` (the same book and matching as everyone's)."""
@@ -77,19 +113,23 @@ class Liquidator:
         return {V.AdlTrade: self._on_adl_trade, V.LiquidationFeeCharged: self._on_liquidation_fee,
                 V.InsuranceCovered: self._on_insurance_covered,
                 V.InsuranceFunded: self._on_insurance_funded,
+                V.AssetExchanged: self._on_asset_exchanged,
                 V.MarginCallIssued: _ignore, V.LiquidationStarted: _ignore,
                 V.LiquidationDeclined: _ignore}
 
     def _fund_insurance(self, cmd: C.FundInsurance) -> None:
         ledger = self.ledger
-        if cmd.amount <= 0:
-            return ledger.reject_command(cmd, Rejected(E.INVALID_VALUE, "the amount must be "
-                                                       "positive", arg="amount"))
-        if ledger.total_deposits + cmd.amount > MAX_TOTAL:  # every sum stays recordable
-            return ledger.reject_command(cmd, Rejected(E.INVALID_VALUE, "it would take the "
-                                                       "venue past its total", arg="amount"))
+        try:
+            if cmd.amount <= 0:
+                raise Rejected(E.INVALID_VALUE, "the amount must be positive", arg="amount")
+            asset = ledger.asset(cmd.asset)
+            if ledger.deposited(asset) + cmd.amount > MAX_TOTAL:  # every sum stays recordable
+                raise Rejected(E.INVALID_VALUE, "it would take the venue past its total",
+                               arg="amount")
+        except Rejected as r:
+            return ledger.reject_command(cmd, r)
         ledger.emit(V.InsuranceFunded(amount=cmd.amount,
-                                      balance=ledger.insurance_fund + cmd.amount))
+                                      balance=ledger.insurance(asset) + cmd.amount, asset=asset))
 
     def _margin_call(self, cmd: C.MarginCall) -> None:
         ledger = self.ledger
@@ -102,10 +142,14 @@ class Liquidator:
         if cmd.symbol and (pos is None or pos.margin_type != ISOLATED):
             return ledger.reject_command(cmd, Rejected(E.INVALID_VALUE, f"no isolated position "
                                                        f"in {cmd.symbol}", arg="symbol"))
-        figures = ledger.isolated_risk(pos) if pos is not None else ledger.cross_risk(acct)
+        if pos is not None:
+            figures, asset = ledger.isolated_risk(pos), pos.asset
+        else:
+            figures = ledger.cross_risk(acct, cmd.asset)
+            asset = "USD" if acct.multi_assets else cmd.asset
         ledger.emit(V.MarginCallIssued(account=cmd.account, symbol=cmd.symbol,
                                        margin_ratio=figures.ratio,
-                                       position_side=cmd.position_side))
+                                       position_side=cmd.position_side, asset=asset))
 
     def _liquidate(self, cmd: C.Liquidate) -> None:
         ledger = self.ledger
@@ -117,68 +161,126 @@ class Liquidator:
         isolated = bool(cmd.symbol)
         side = cmd.position_side
         pos = acct.positions.get(position_key(cmd.symbol, side)) if isolated else None
+        multi = acct.multi_assets and not isolated
+        asset = "USD" if multi else cmd.asset
         if pos is None:
-            figures = risk.RiskFigures(0, 0) if isolated else ledger.cross_risk(acct)
+            if isolated:
+                figures = risk.RiskFigures(0, 0)
+            elif multi or cmd.asset in ledger.asset_names:
+                figures = ledger.cross_risk(acct, cmd.asset)
+            else:
+                return ledger.reject_command(cmd, Rejected(E.INVALID_VALUE, f"unknown asset "
+                                                           f"{cmd.asset!r}", arg="asset"))
         elif pos.margin_type != ISOLATED or pos.qty == 0:
             figures = risk.RiskFigures(0, 0)
         else:
             figures = ledger.isolated_risk(pos)
+            asset = pos.asset
         if not figures.liquidatable:
             emit(V.LiquidationDeclined(account=cmd.account, symbol=cmd.symbol,
                                        maint_margin=figures.maint_margin,
                                        margin_balance=figures.margin_balance,
-                                       position_side=side))
+                                       position_side=side, asset=asset))
             return
         emit(V.LiquidationStarted(account=cmd.account, symbol=cmd.symbol,
                                   maint_margin=figures.maint_margin,
-                                  margin_balance=figures.margin_balance, position_side=side))
+                                  margin_balance=figures.margin_balance, position_side=side,
+                                  asset=asset))
         if isolated:
             keys = [position_key(cmd.symbol, side)]
         else:
-            keys = sorted(k for k, p in acct.positions.items() if p.margin_type == CROSSED)
+            keys = sorted(k for k, p in acct.positions.items() if p.margin_type == CROSSED and
+                          (multi or p.asset == cmd.asset))
         for symbol in sorted({acct.positions[k].symbol for k in keys}):
             self.orders.cancel_account_orders(acct, ledger.symbols[symbol])
             if self.expire_conditional is not None:
                 self.expire_conditional(acct, symbol, "liquidation")
-        wallet_before = acct.wallet
+        pool = pos.asset if pos is not None else cmd.asset
+        wallet_before = acct.balance(pool)
         isolated_before = pos.isolated_margin if pos is not None else 0
         closed: list[tuple[Position, int]] = []  # (position, liquidated notional)
         for k in keys:
             leg = acct.positions[k]
             if leg.qty:
                 closed.append((leg, self._close_by_liquidation(acct, leg)))
+        if multi:
+            return self._settle_multi_assets(acct, closed)
         if isolated:  # what the position had: its margin plus what its closing realized
-            residual = isolated_before + acct.wallet - wallet_before
+            residual = isolated_before + acct.balance(pool) - wallet_before
         else:
-            residual = ledger.cross_risk(acct).margin_balance
+            residual = ledger.cross_risk(acct, pool).margin_balance
         for leg, notional in closed:
             fee = -(-(notional * ledger.symbols[leg.symbol].spec.liquidation_fee) // SCALE)
             fee = min(fee, max(residual, 0))
             if fee:
                 emit(V.LiquidationFeeCharged(account=acct.account_id, symbol=leg.symbol,
-                                             amount=fee, position_side=leg.side))
+                                             amount=fee, position_side=leg.side,
+                                             asset=leg.asset))
                 residual -= fee
         if residual < 0:
             emit(V.InsuranceCovered(account=acct.account_id, symbol=cmd.symbol, amount=-residual,
-                                    position_side=side))
+                                    position_side=side, asset=pool))
+
+    def _settle_multi_assets(self, acct: Account, closed: list[tuple[Position, int]]) -> None:
+        """After a Multi-Assets liquidation closed every position: the fees (capped by the net
+        value at the index prices), auto-exchange, and the insurance fund for the rest."""
+        ledger = self.ledger
+        emit = ledger.emit
+        aid = acct.account_id
+        prices = ledger.prices_for(acct.assets())
+        residual = collateral.net_value({a: acct.balance(a) for a in acct.assets()}, prices)
+        for leg, notional in closed:
+            fee = -(-(notional * ledger.symbols[leg.symbol].spec.liquidation_fee) // SCALE)
+            price = prices.get(leg.asset, 0)
+            if price <= 0:
+                continue  # the asset cannot be valued: no fee rather than an unbacked one
+            fee = min(fee, max(residual, 0) * SCALE // price)
+            if fee:
+                emit(V.LiquidationFeeCharged(account=aid, symbol=leg.symbol, amount=fee,
+                                             position_side=leg.side, asset=leg.asset))
+                residual -= -(-fee * price // SCALE)
+        for asset in acct.assets():
+            if acct.balance(asset) >= 0:
+                continue
+            balances = {a: acct.balance(a) for a in acct.assets()}
+            for source, given, credited in collateral.exchange_plan(balances, prices, asset):
+                emit(V.AssetExchanged(account=aid, asset=asset, amount=credited,
+                                      from_asset=source, from_amount=given,
+                                      index_price=prices[asset],
+                                      from_index_price=prices[source]))
+        for asset in acct.assets():
+            left = acct.balance(asset)
+            if left < 0:
+                emit(V.InsuranceCovered(account=aid, symbol="", amount=-left, asset=asset))
 
     def _close_by_liquidation(self, acct: Account, pos: Position) -> int:
         """Close one position; returns the notional liquidated (book fills and ADL)."""
         ledger = self.ledger
         sym = ledger.symbols[pos.symbol]
         spec = sym.spec
+        size = sym.contract_size
         notional, upnl, _ = ledger.position_figures(pos, sym)
         if pos.margin_type == ISOLATED:
             backing = pos.isolated_margin
+        elif acct.multi_assets:
+            backing = self._multi_assets_backing(acct, pos, upnl)
         else:  # the cross balance without this position's own PnL
-            backing = ledger.cross_risk(acct).margin_balance - upnl
-        num, den = risk.bankruptcy_price(backing, pos.qty, pos.cost)
+            backing = ledger.cross_risk(acct, pos.asset).margin_balance - upnl
+        if size:
+            num, den = inverse.bankruptcy_price(backing, pos.qty, pos.cost, size)
+        else:
+            num, den = risk.bankruptcy_price(backing, pos.qty, pos.cost)
         if den < 0:
             num, den = -num, -den
         tick = spec.tick_size
-        if pos.qty > 0:  # a long sells no lower than its bankruptcy price
+        if size and (den == 0 or num <= 0):  # no bankruptcy price: it is unbounded
+            price = spec.max_price // tick * tick
+            side = SELL if pos.qty > 0 else BUY
+        elif pos.qty > 0:  # a long sells no lower than its bankruptcy price
             price = -(-num // den)
             price = max(-(-price // tick) * tick, spec.min_price)
+            if size:
+                price = min(price, spec.max_price // tick * tick)
             side = SELL
         else:  # a short buys no higher
             price = num // den
@@ -193,9 +295,12 @@ class Liquidator:
             position_side=pos.side))
         order = ledger.pending[order_id]
         self.orders.take(order)
-        if order.remaining and ledger.insurance_fund > 0:
+        fund = ledger.insurance(pos.asset)
+        if order.remaining and fund > 0:
             worst = spec.min_price if side == SELL else spec.max_price
-            budget = InsuranceBudget(price, side, ledger.insurance_fund, spec.step_size)
+            budget: InsuranceBudget | CoinInsuranceBudget = \
+                CoinInsuranceBudget(price, side, fund, spec.step_size, size) if size else \
+                InsuranceBudget(price, side, fund, spec.step_size)
             self.orders.take(order, limit=worst, budget=budget)
         if order.remaining:
             self._auto_deleverage(order, pos, price)
@@ -203,8 +308,22 @@ class Liquidator:
         for ev in ledger.out[start:]:
             if type(ev) is V.Trade and ev.taker_order_id == order_id or \
                     type(ev) is V.AdlTrade and ev.order_id == order_id:
-                total += ev.quantity * ev.price // SCALE
+                total += sym.trade_value(ev.quantity, ev.price)
         return total
+
+    def _multi_assets_backing(self, acct: Account, pos: Position, upnl: int) -> int:
+        """A Multi-Assets account's backing of one position, in its margin asset: the account's
+        net value at the index prices (wallets and the other positions' PnL, no haircut) over
+        the asset's index, rounded down; its own wallet and PnL in the asset if it has no
+        index price."""
+        ledger = self.ledger
+        equity, _, _ = ledger.asset_equities(acct)
+        equity[pos.asset] = equity.get(pos.asset, 0) - upnl
+        prices = ledger.prices_for(sorted(equity))
+        price = prices.get(pos.asset, 0)
+        if price <= 0:
+            return equity[pos.asset]
+        return collateral.net_value(equity, prices) * SCALE // price
 
     def _adl_rank(self, acct: Account, pos: Position) -> Fraction:
         """Binance's ADL ranking: PnL% x effective leverage when in profit, PnL% / effective
@@ -215,8 +334,11 @@ class Liquidator:
         notional, upnl, _ = ledger.position_figures(pos, sym)
         if pos.margin_type == ISOLATED:
             balance = pos.isolated_margin + upnl
+        elif acct.multi_assets:  # the account's equity (USD) in the position's asset
+            balance = collateral.in_asset(ledger.cross_risk(acct).margin_balance,
+                                          ledger.rates(pos.asset)[1])
         else:
-            balance = ledger.cross_risk(acct).margin_balance
+            balance = ledger.cross_risk(acct, pos.asset).margin_balance
         pnl_ratio = Fraction(upnl, max(abs(pos.cost), 1))
         leverage = Fraction(abs(notional), max(balance, 1))
         if upnl >= 0:
@@ -240,8 +362,9 @@ class Liquidator:
             if not order.remaining:
                 break
             qty = min(order.remaining, abs(p.qty))
-            own = fill_result(liquidated.qty, liquidated.cost, sign * qty, price)[2]
-            theirs = fill_result(p.qty, p.cost, -sign * qty, price)[2]
+            size = liquidated.contract_size
+            own = trade_fill(size, liquidated.qty, liquidated.cost, sign * qty, price)[2]
+            theirs = trade_fill(size, p.qty, p.cost, -sign * qty, price)[2]
             ledger.emit(V.AdlTrade(trade_id=ledger.next_trade_id, symbol=symbol, price=price,
                                    quantity=qty, order_id=order.order_id, account=order.account,
                                    counterparty=aid, realized_pnl=own,
@@ -266,7 +389,7 @@ class Liquidator:
                  ev.counterparty_realized_pnl)):
             p = a.positions[position_key(ev.symbol, side)]
             p.apply_fill(dq, ev.price)
-            a.wallet += pnl
+            a.credit(p.asset, pnl)
             if p.open_orders:
                 a.refresh_order_margin(p)
             ledger.filled(a, p)
@@ -277,16 +400,25 @@ class Liquidator:
         ledger.next_trade_id = ev.trade_id + 1
 
     def _on_liquidation_fee(self, ev: V.LiquidationFeeCharged) -> None:
-        self.ledger.accounts[ev.account].wallet -= ev.amount
-        self.ledger.insurance_fund += ev.amount
+        self.ledger.accounts[ev.account].credit(ev.asset, -ev.amount)
+        self.ledger.add_insurance(ev.asset, ev.amount)
 
     def _on_insurance_covered(self, ev: V.InsuranceCovered) -> None:
-        self.ledger.accounts[ev.account].wallet += ev.amount
-        self.ledger.insurance_fund -= ev.amount
+        self.ledger.accounts[ev.account].credit(ev.asset, ev.amount)
+        self.ledger.add_insurance(ev.asset, -ev.amount)
 
     def _on_insurance_funded(self, ev: V.InsuranceFunded) -> None:
-        self.ledger.insurance_fund += ev.amount
-        self.ledger.total_deposits += ev.amount
+        self.ledger.add_insurance(ev.asset, ev.amount)
+        self.ledger.add_deposit(ev.asset, ev.amount)
+
+    def _on_asset_exchanged(self, ev: V.AssetExchanged) -> None:
+        ledger = self.ledger
+        acct = ledger.accounts[ev.account]
+        acct.credit(ev.from_asset, -ev.from_amount)
+        acct.credit(ev.asset, ev.amount)
+        exchanged = ledger.exchanged
+        exchanged[ev.from_asset] = exchanged.get(ev.from_asset, 0) + ev.from_amount
+        exchanged[ev.asset] = exchanged.get(ev.asset, 0) - ev.amount
 
 
 def _ignore(_ev: V.Event) -> None:

@@ -7,6 +7,9 @@ goes straight to the book), then its Trades, then OrderRested or OrderExpired fo
 The liquidation, conditional-order and token parts send their orders through `validate_new`,
 `match` and `take` here, so every order of the venue passes the same checks and the same book.
 
+COIN-M symbols (engine.core.inverse) take the same path: quantities are whole contracts, and
+an order's notional, cost and open loss, a fill's value and fees are in the coin.
+
 Position side: in one-way mode an order's positionSide is BOTH; in hedge mode LONG or SHORT
 (-4061 otherwise), and BUY LONG / SELL SHORT open, SELL LONG / BUY SHORT close: a closing order
 is reduce-only (it can never flip a leg), and reduceOnly itself may not be sent (-1106).
@@ -18,7 +21,8 @@ from typing import Callable, Protocol
 from sortedcontainers import SortedList
 
 from engine.core import errors as E
-from engine.core.accounts import BOTH, LONG, SHORT, Account, OpenOrders, Position, fill_result
+from engine.core import inverse
+from engine.core.accounts import BOTH, LONG, SHORT, Account, OpenOrders, Position, trade_fill
 from engine.core.book import BUY, SELL, Order, OrderBook, crosses, fillable
 from engine.core.catalogue import SymbolSpec
 from engine.core.errors import Rejected
@@ -91,9 +95,13 @@ class Orders:
     # == costs and limits =========================================================================
     def order_cost(self, sym: SymbolState, side: str, type_: str, price: int) -> tuple[int, int]:
         """(assumed price, open loss per unit) of an order for the open-order margin (rules 2;
-        engine.core.accounts): Binance's "cost required to open a position"."""
+        engine.core.accounts): Binance's "cost required to open a position". For a COIN-M
+        symbol both are per contract in the coin: size / assumed price and the open loss
+        size x |1/mark - 1/price| (rounded up; engine.core.inverse)."""
         if self.ledger.config.rules < 2:
             return 0, 0
+        if sym.contract_size:
+            return self._coin_order_cost(sym, side, type_, price)
         mark = sym.mark
         book = sym.book
         if side == BUY:
@@ -109,6 +117,32 @@ class Orders:
             assumed = max(last, mark, reference)
             loss = max(0, mark - reference) if mark else 0
         return assumed, loss
+
+    def _coin_order_cost(self, sym: SymbolState, side: str, type_: str,
+                         price: int) -> tuple[int, int]:
+        """The USD-M rule with the notional in the coin: the assumed price is the same (a buy:
+        its price, a market buy the best ask x 1.0005; a sell: max(last x 1.0015, mark, its
+        price)); cost per contract = size / assumed price; open loss per contract when a buy is
+        above the mark or a sell below it."""
+        size = sym.contract_size
+        mark = sym.mark
+        book = sym.book
+        if side == BUY:
+            if type_ == "MARKET":
+                ask = book.ask
+                assumed = -(-(ask * MARKET_BUY_FACTOR) // SCALE) if ask is not None else mark
+            else:
+                assumed = price
+            loss = inverse.open_loss_per_contract(size, mark, assumed) \
+                if mark and assumed > mark else 0
+        else:
+            reference = price if type_ != "MARKET" else (book.bid or mark)
+            last = -(-(sym.last_price * SHORT_COST_FACTOR) // SCALE)
+            assumed = max(last, mark, reference)
+            loss = inverse.open_loss_per_contract(size, mark, reference) \
+                if mark and reference and reference < mark else 0
+        cost = inverse.contract_value_up(size, assumed) if assumed else 0
+        return cost, loss
 
     def check_leverage_and_margin(self, acct: Account, pos: Position, sym: SymbolState,
                                   side: str, add: OpenOrders) -> None:
@@ -130,7 +164,8 @@ class Orders:
         else:
             reach = -ledger.position_figures(pos, sym)[0] + pos.sells.notional + add.notional
         if reach > cap:
-            raise Rejected(E.MAX_POSITION_AT_LEVERAGE, f"{fmt(reach)} > {fmt(cap)} USDT at "
+            unit = sym.spec.base_asset if sym.contract_size else sym.spec.quote_asset
+            raise Rejected(E.MAX_POSITION_AT_LEVERAGE, f"{fmt(reach)} > {fmt(cap)} {unit} at "
                                                        f"{pos.leverage}x")
         if side == BUY:
             extra = pos.margin_for(pos.buys.plus(add.qty, add.notional, add.cost, add.loss),
@@ -138,10 +173,11 @@ class Orders:
         else:
             extra = pos.margin_for(pos.buys, pos.sells.plus(add.qty, add.notional, add.cost,
                                                             add.loss)) - pos.order_margin
-        if extra > 0 and extra > ledger.available_balance(acct):
-            raise Rejected(E.MARGIN_INSUFFICIENT, f"{fmt(extra)} USDT needed, "
-                                                  f"{fmt(max(ledger.available_balance(acct), 0))} "
-                                                  f"available")
+        if extra > 0:
+            available = ledger.available_balance(acct, sym.asset)
+            if extra > available:
+                raise Rejected(E.MARGIN_INSUFFICIENT, f"{fmt(extra)} {sym.asset} needed, "
+                                                      f"{fmt(max(available, 0))} available")
 
     @staticmethod
     def _check_price_qty(spec: SymbolSpec, sym: SymbolState, side: str, type_: str,
@@ -169,7 +205,7 @@ class Orders:
             raise Rejected(E.QTY_GREATER_THAN_MAX, f"max quantity {fmt(max_qty)}")
         if (qty - spec.min_qty) % spec.step_size:
             raise Rejected(E.QTY_NOT_ON_STEP, f"step size {fmt(spec.step_size)}")
-        notional = qty * ref // SCALE
+        notional = sym.order_notional(qty, ref) if ref else 0
         if notional and not reduce_only and notional < spec.min_notional:
             raise Rejected(E.MIN_NOTIONAL, f"notional {fmt(notional)}",
                            arg=fmt(spec.min_notional))
@@ -393,7 +429,7 @@ class Orders:
                 qty = min(qty, budget.allow(price))
                 if qty <= 0:
                     break
-            notional = qty * price // SCALE
+            notional = sym.trade_value(qty, price)
             maker_fee = -(-(notional * spec.maker_fee) // SCALE)
             # a liquidation order pays the liquidation fee (charged after it) instead (rules 1
             # charged it the taker fee as well)
@@ -401,11 +437,14 @@ class Orders:
                 -(-(notional * spec.taker_fee) // SCALE)
             sign = 1 if is_buy else -1
             # the taker side is applied first, so a self-trade (STP NONE) sees its own effect
-            t_qty, t_cost, taker_pnl = fill_result(taker_pos.qty, taker_pos.cost, sign * qty, price)
+            size = sym.contract_size
+            t_qty, t_cost, taker_pnl = trade_fill(size, taker_pos.qty, taker_pos.cost, sign * qty,
+                                                  price)
             if maker.account == taker.account and maker.position_side == taker.position_side:
-                maker_pnl = fill_result(t_qty, t_cost, -sign * qty, price)[2]
+                maker_pnl = trade_fill(size, t_qty, t_cost, -sign * qty, price)[2]
             else:
-                maker_pnl = fill_result(maker_pos.qty, maker_pos.cost, -sign * qty, price)[2]
+                maker_pnl = trade_fill(size, maker_pos.qty, maker_pos.cost, -sign * qty,
+                                       price)[2]
             emit(V.Trade(trade_id=ledger.next_trade_id, symbol=taker.symbol, price=price,
                          quantity=qty, taker_side=taker.side,
                          maker_order_id=maker.order_id, taker_order_id=taker.order_id,
@@ -528,7 +567,8 @@ class Orders:
                 rem = order.remaining
                 self.check_leverage_and_margin(acct, pos, sym, order.side, OpenOrders(
                     new_remaining - rem,
-                    (new_remaining * cmd.price - rem * order.price) // SCALE,
+                    sym.order_notional(new_remaining, cmd.price) -
+                    sym.order_notional(rem, order.price),
                     new_remaining * cost_price - rem * order.cost_price,
                     new_remaining * loss_unit - rem * order.loss_unit))
             if not keep and order.tif == "GTX" and crosses(sym.book, order.side, cmd.price):
@@ -561,11 +601,12 @@ class Orders:
             ledger.pending[ev.order_id] = order
 
     def _rest(self, order: Order, acct: Account) -> None:
-        self.ledger.symbols[order.symbol].book.add(order)
+        sym = self.ledger.symbols[order.symbol]
+        sym.book.add(order)
         pos = self.ledger.position_for_update(acct, order.symbol, order.position_side)
         rem = order.remaining
-        pos.add_open(order.side, rem, rem * order.price // SCALE, rem * order.cost_price,
-                     rem * order.loss_unit)
+        pos.add_open(order.side, rem, sym.order_notional(rem, order.price),
+                     rem * order.cost_price, rem * order.loss_unit)
         pos.open_orders += 1
         acct.refresh_order_margin(pos)
         if order.gtd:
@@ -578,9 +619,10 @@ class Orders:
     def _unrest(self, order: Order, qty: int, acct: Account) -> None:
         """Take `qty` of a resting order off the book and out of its account's open totals."""
         pos = self.ledger.position_for_update(acct, order.symbol, order.position_side)
-        pos.add_open(order.side, -qty, -(qty * order.price // SCALE), -qty * order.cost_price,
-                     -qty * order.loss_unit)
-        book = self.ledger.symbols[order.symbol].book
+        sym = self.ledger.symbols[order.symbol]
+        pos.add_open(order.side, -qty, -sym.order_notional(qty, order.price),
+                     -qty * order.cost_price, -qty * order.loss_unit)
+        book = sym.book
         if qty == order.remaining:
             pos.open_orders -= 1
             book.remove(order)
@@ -603,11 +645,19 @@ class Orders:
         maker_acct = ledger.accounts[ev.maker_account]
         tp = ledger.position_for_update(taker_acct, ev.symbol, taker.position_side)
         tp.apply_fill(sign * qty, price)
-        taker_acct.wallet += ev.taker_realized_pnl - ev.taker_fee
+        asset = sym.asset
+        if asset == "USDT":
+            taker_acct.wallet += ev.taker_realized_pnl - ev.taker_fee
+        else:
+            taker_acct.credit(asset, ev.taker_realized_pnl - ev.taker_fee)
         mp = ledger.position_for_update(maker_acct, ev.symbol, maker.position_side)
         mp.apply_fill(-sign * qty, price)
-        maker_acct.wallet += ev.maker_realized_pnl - ev.maker_fee
-        ledger.fees_collected += ev.maker_fee + ev.taker_fee
+        if asset == "USDT":
+            maker_acct.wallet += ev.maker_realized_pnl - ev.maker_fee
+            ledger.fees_collected += ev.maker_fee + ev.taker_fee
+        else:
+            maker_acct.credit(asset, ev.maker_realized_pnl - ev.maker_fee)
+            ledger.add_fee(asset, ev.maker_fee + ev.taker_fee)
         if tp.open_orders:  # the position moved: the opening part of its orders changed
             taker_acct.refresh_order_margin(tp)
         self._unrest(maker, qty, maker_acct)  # refreshes the maker's
@@ -636,7 +686,8 @@ class Orders:
 
     def _on_order_modified(self, ev: V.OrderModified) -> None:
         ledger = self.ledger
-        book = ledger.symbols[ev.symbol].book
+        sym = ledger.symbols[ev.symbol]
+        book = sym.book
         order = book.orders[ev.order_id]
         acct = ledger.accounts[order.account]
         pos = ledger.position_for_update(acct, order.symbol, order.position_side)
@@ -644,15 +695,15 @@ class Orders:
         new_remaining = ev.quantity - executed
         if ev.kept_priority:  # same price, quantity not larger: shrink in place
             shrink = order.remaining - new_remaining
-            pos.add_open(order.side, -shrink, -(shrink * order.price // SCALE),
+            pos.add_open(order.side, -shrink, -sym.order_notional(shrink, order.price),
                          -shrink * order.cost_price, -shrink * order.loss_unit)
             book.reduce(order, shrink)
             order.quantity = ev.quantity
             acct.refresh_order_margin(pos)
             return
         rem = order.remaining
-        pos.add_open(order.side, -rem, -(rem * order.price // SCALE), -rem * order.cost_price,
-                     -rem * order.loss_unit)
+        pos.add_open(order.side, -rem, -sym.order_notional(rem, order.price),
+                     -rem * order.cost_price, -rem * order.loss_unit)
         pos.open_orders -= 1
         book.remove(order)
         if order.gtd:

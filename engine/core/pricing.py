@@ -12,6 +12,12 @@ Commands
     ListSymbol, ScheduleDelisting   listing times for composite membership.
     SetMarkPrice     rejected (-1130) for a symbol that has an index price: its mark is
                      computed; it still sets the mark of symbols without one.
+    USD pairs (rules 2) in SetIndexPrices: "<ASSET>USD" for an asset a wallet can hold
+                     (Multi-Assets collateral, COIN-M margin) or a COIN-M contract's pair:
+                     AssetIndexUpdated (the asset's USD index, for Multi-Assets valuation),
+                     then the index and mark of every COIN-M symbol of that pair, in the order
+                     of the keys like any symbol. A COIN-M symbol's own name is no key (-1130:
+                     its index is its pair's). The composite ignores pairs.
 
 Time hook (`run_due`, called by Engine.handle before the command runs, at the first command
 whose time is >= the due time; one integer compare otherwise): settlements at 00:00, 08:00 and
@@ -117,6 +123,12 @@ class Pricing:
         self.rebalance_next: int | None = None
         self.last_rebalance: int | None = None
         self.next_due = NEVER  # the earliest settlement or rebalance not yet run
+        # COIN-M pairs: "BTCUSD" -> its symbols (their index is the pair's)
+        self.pairs: dict[str, list[str]] = {}
+        for name in sorted(ledger.symbols):
+            pair = ledger.symbols[name].spec.pair
+            if pair:
+                self.pairs.setdefault(pair, []).append(name)
 
     def handlers(self) -> dict[type, Applier]:
         return {C.SetMarkPrice: self._set_mark_price, C.SetIndexPrices: self._set_index_prices,
@@ -127,7 +139,8 @@ class Pricing:
                 V.CompositeRebalanced: self._on_composite_rebalanced,
                 V.FundingRateSet: self._on_funding_rate, V.FundingPaid: self._on_funding_paid,
                 V.SymbolListed: self._on_symbol_listed,
-                V.DelistingScheduled: self._on_delisting_scheduled}
+                V.DelistingScheduled: self._on_delisting_scheduled,
+                V.AssetIndexUpdated: self._on_asset_index}
 
     def has_index(self, symbol: str) -> bool:
         return symbol in self.states
@@ -144,9 +157,15 @@ class Pricing:
         if not prices:
             return reject(cmd, Rejected(E.INVALID_VALUE, "prices must not be empty",
                                         arg="prices"))
+        ledger = self.ledger
         for name, price in prices.items():
-            if name not in self.ledger.symbols:
+            sym = ledger.symbols.get(name)
+            if sym is None and not self._pair_asset(name):
                 return reject(cmd, Rejected(E.INVALID_SYMBOL, f"unknown symbol {name!r}"))
+            if sym is not None and sym.contract_size:
+                return reject(cmd, Rejected(E.INVALID_VALUE, f"the index of {name} is its "
+                                                             f"pair's, {sym.spec.pair}",
+                                            arg="prices"))
             if comp is not None and name == comp.symbol:
                 return reject(cmd, Rejected(E.INVALID_VALUE, f"the index of {name} is "
                                                              f"computed, not fed", arg="prices"))
@@ -154,7 +173,10 @@ class Pricing:
                 return reject(cmd, Rejected(E.INVALID_VALUE, f"the index price of {name} must "
                                                              f"be positive", arg="prices"))
         for name in sorted(prices):
-            self._index_update(name, prices[name])
+            if name in ledger.symbols:
+                self._index_update(name, prices[name])
+            else:
+                self._pair_update(name, prices[name])
         if comp is None:
             return
         if comp.composed:
@@ -167,13 +189,34 @@ class Pricing:
                 self._emit_rebalance(self.ledger.time, members, X.BASE_VALUE)
                 self._index_update(comp.symbol, comp.value())
 
+    def _pair_asset(self, name: str) -> str:
+        """The asset of a USD pair key ("BTCUSD" -> "BTC"; rules 2), or "" if it is none."""
+        ledger = self.ledger
+        if ledger.config.rules < 2 or not name.endswith("USD") or len(name) <= 3:
+            return ""
+        asset = name[:-3]
+        if asset in ledger.asset_names or name in self.pairs:
+            return asset
+        return ""
+
+    def _pair_update(self, pair: str, index: int) -> None:
+        self.ledger.emit(V.AssetIndexUpdated(asset=self._pair_asset(pair), pair=pair,
+                                             index_price=index))
+        for name in self.pairs.get(pair, ()):
+            self._index_update(name, index)
+
     def _index_update(self, name: str, index: int) -> None:
         """Sample the premium index from the book at this index, then compute the mark."""
         sym = self.ledger.symbols[name]
         book = sym.book
         notional = F.impact_notional(sym.table_at(self.ledger.time).max_leverage)
-        ib = F.impact_price(book, BUY, notional)
-        ia = F.impact_price(book, SELL, notional)
+        size = sym.contract_size
+        if size:
+            ib = F.impact_price_coin(book, BUY, notional, size)
+            ia = F.impact_price_coin(book, SELL, notional, size)
+        else:
+            ib = F.impact_price(book, BUY, notional)
+            ia = F.impact_price(book, SELL, notional)
         bids, asks = book.bid_prices, book.ask_prices
         mid = (bids[-1] + asks[0]) // 2 if bids and asks else 0
         self.ledger.emit(V.IndexPriceUpdated(symbol=name, index_price=index, impact_bid_price=ib,
@@ -256,12 +299,12 @@ class Pricing:
             emit(V.FundingRateSet(symbol=s, funding_time=due, funding_rate=rate,
                                   average_premium_index=avg, interest_rate=F.INTEREST_RATE,
                                   funding_cap=cap, mark_price=mark, index_price=fs.index))
-            payments = F.allocate(positions[s], mark, rate)
+            payments = F.allocate(positions[s], mark, rate, sym.contract_size)
             for aid, amount, qty in payments:
                 side = ("LONG" if qty > 0 else "SHORT") if aid in hedged else "BOTH"
                 emit(V.FundingPaid(account=aid, symbol=s, amount=amount, position_amt=qty,
                                    funding_rate=rate, mark_price=mark, funding_time=due,
-                                   position_side=side))
+                                   position_side=side, asset=sym.asset))
             if self.on_settled is not None:  # leveraged tokens: funding into NAV
                 self.on_settled(s, due, rate, payments)
 
@@ -350,9 +393,12 @@ class Pricing:
         self.funding_next = ev.funding_time + F.FUNDING_INTERVAL_MS
         self._refresh_due()
 
+    def _on_asset_index(self, ev: V.AssetIndexUpdated) -> None:
+        self.ledger.asset_index[ev.asset] = ev.index_price
+
     def _on_funding_paid(self, ev: V.FundingPaid) -> None:
         acct = self.ledger.accounts[ev.account]
-        acct.wallet += ev.amount
+        acct.credit(ev.asset, ev.amount)
         pos = acct.positions[position_key(ev.symbol, ev.position_side)]
         if pos.margin_type == ISOLATED:
             pos.isolated_margin += ev.amount

@@ -45,10 +45,15 @@ def restore(catalogue: Catalogue, blob: bytes, config: EngineConfig | None = Non
         acct.wallet = wallet
         acct.client_ids = dict(client_ids)
         acct.dual_side = len(row) > 5 and bool(row[5])
+        if len(row) > 6:  # other assets' wallets and the asset mode
+            acct.balances = dict(row[6])
+            acct.multi_assets = bool(row[7])
         for p in positions:
             (symbol, qty, cost, leverage, margin_type, iso, bq, bn, sq, sn, n_open) = p[:11]
             side = p[11] if len(p) > 11 else BOTH
-            pos = Position(symbol, leverage, engine.symbols[symbol].spec.taker_fee, rules, side)
+            sym = engine.symbols[symbol]
+            pos = Position(symbol, leverage, sym.spec.taker_fee, rules, side, sym.asset,
+                           sym.contract_size)
             acct.positions[pos.key] = pos
             pos.qty, pos.cost, pos.margin_type, pos.isolated_margin = qty, cost, margin_type, iso
             pos.buys = OpenOrders(bq, bn)  # their cost and open loss: from the orders, below
@@ -88,6 +93,8 @@ def restore(catalogue: Catalogue, blob: bytes, config: EngineConfig | None = Non
         engine.pricing.restore(snap.state[8])
     if len(snap.state) > 9 and snap.state[9] is not None:  # leveraged tokens, spot wallets
         engine.tokens.restore(snap.state[9])
-    if len(snap.state) > 10:  # conditional orders
+    if len(snap.state) > 10 and snap.state[10] is not None:  # conditional orders
         engine.conditional.restore(snap.state[10])
+    if len(snap.state) > 11 and snap.state[11] is not None:  # per-asset totals, asset indices
+        engine.restore_assets(snap.state[11])
     return engine

@@ -17,6 +17,14 @@ the mark with it (with the exact figures when within two units of it). Scopes wi
 positions are evaluated in full on every mark change of any of their symbols. Triggers are
 re-derived when an event changes the account; the index is derived state, rebuilt on restore.
 
+Margin assets: a margin scope is "" (the USDT cross pool, or a Multi-Assets account as a
+whole), "@ASSET" (the cross pool of another margin asset: BUSD, or a coin for COIN-M), or an
+isolated position's key. Trigger prices are kept for single-position pools of USD-M contracts;
+COIN-M pools, pools of several positions and Multi-Assets accounts are evaluated in full on
+every mark change of a symbol they hold, and Multi-Assets accounts also on every move of an
+asset's index (AssetIndexUpdated: a BTC crash can liquidate an account holding only BTC
+collateral) and when the collateral ratios change.
+
 `process(record)` is synchronous and deterministic (the feed runs it inline); `follow()` is the
 asyncio task that tails a log file from a given sequence number; engine.riskconsumer.process
 runs it as its own process.
@@ -91,6 +99,8 @@ class RiskConsumer:
         self.evaluations = 0
         self._index: dict[str, _TriggerIndex] = {}
         self._entries: dict[int, list] = {}  # account -> what _reindex inserted
+        self.multi_assets: set[int] = {aid for aid, a in self.projection.accounts.items()
+                                       if a.multi_assets}
         for aid, acct in self.projection.accounts.items():
             for pos in acct.positions.values():
                 if pos.qty:
@@ -111,6 +121,7 @@ class RiskConsumer:
         self.last_seq = record.seq
         accounts: set[int] = set()
         symbols: set[str] = set()
+        revalue = False  # an asset's index or the collateral ratios moved
         for ev in record.events:
             t = type(ev)
             fields = _ACCOUNT_FIELDS.get(t)
@@ -120,14 +131,22 @@ class RiskConsumer:
                 if t in _POSITION_EVENTS:
                     self._update_holders(ev.symbol, [getattr(ev, f) for f in fields])
                 if t is V.LiquidationStarted or t is V.LiquidationDeclined:
-                    self.requested.discard((ev.account,
-                                            position_key(ev.symbol, ev.position_side)))
+                    self.requested.discard((ev.account, _event_scope(ev)))
+                elif t is V.MultiAssetsMarginChanged:
+                    if ev.multi_assets_margin:
+                        self.multi_assets.add(ev.account)
+                    else:
+                        self.multi_assets.discard(ev.account)
             elif t is V.BracketTableSwitched:
                 symbols.add(ev.symbol)
+            elif t is V.AssetIndexUpdated or t is V.CollateralRatiosSwitched:
+                revalue = True
         for s in symbols:  # new tiers: every holder
             accounts |= self.holders.get(s, set())
         out: list[C.Command] = []
         full: set[int] = set()  # evaluated with the exact figures; their state is unchanged
+        if revalue:
+            full |= self.multi_assets
         for s, old in old_marks.items():
             new = self.projection.symbols[s].mark
             if not old:
@@ -179,23 +198,33 @@ class RiskConsumer:
         if acct is None:
             return
         entries = []
-        cross = [p for p in acct.positions.values() if p.qty and p.margin_type == CROSSED]
+        pools: dict[str, list] = {}  # margin asset -> its cross positions
+        for p in acct.positions.values():
+            if p.qty and p.margin_type == CROSSED:
+                pools.setdefault(p.asset, []).append(p)
         scopes = []
-        if len(cross) == 1:
-            scopes.append((cross[0], None))  # backing: the cross wallet, computed below
-        else:
-            for p in cross:
-                index = self._index.setdefault(p.symbol, _TriggerIndex())
-                index.always.add(aid)
-                entries.append((index, None, None))
+        for asset, cross in sorted(pools.items()):
+            if len(cross) == 1 and not acct.multi_assets and not cross[0].contract_size:
+                scopes.append((cross[0], None))  # backing: the cross wallet, computed below
+            else:
+                for p in cross:
+                    index = self._index.setdefault(p.symbol, _TriggerIndex())
+                    index.always.add(aid)
+                    entries.append((index, None, None))
         for p in acct.positions.values():
             if p.qty and p.margin_type == ISOLATED:
-                scopes.append((p, p.isolated_margin))
+                if p.contract_size:
+                    index = self._index.setdefault(p.symbol, _TriggerIndex())
+                    index.always.add(aid)
+                    entries.append((index, None, None))
+                else:
+                    scopes.append((p, p.isolated_margin))
         for pos, backing in scopes:
-            scope = "" if backing is None else pos.key
+            scope = pos.key if backing is not None else _cross_scope(pos.asset)
             if backing is None:
-                backing = acct.wallet - sum(p.isolated_margin for p in acct.positions.values()
-                                            if p.margin_type == ISOLATED)
+                backing = acct.balance(pos.asset) - sum(
+                    p.isolated_margin for p in acct.positions.values()
+                    if p.margin_type == ISOLATED and p.asset == pos.asset)
             sym = self.projection.symbols[pos.symbol]
             table = sym.table_at(self.projection.time)
             index = self._index.setdefault(pos.symbol, _TriggerIndex())
@@ -234,7 +263,12 @@ class RiskConsumer:
         if acct is None:
             return
         self.evaluations += 1
-        scopes = [("", self.projection.ledger.cross_risk(acct))]
+        ledger = self.projection.ledger
+        if acct.multi_assets:
+            scopes = [("", ledger.cross_risk(acct))]
+        else:
+            scopes = [(_cross_scope(a), ledger.cross_risk(acct, a))
+                      for a in ledger.cross_assets(acct)]
         for key, pos in acct.positions.items():
             if pos.margin_type == ISOLATED and pos.qty:
                 scopes.append((key, self.projection.ledger.isolated_risk(pos)))
@@ -290,8 +324,22 @@ class RiskConsumer:
         return head_seq - self.last_seq
 
 
+def _cross_scope(asset: str) -> str:
+    """The scope of a cross margin pool: "" for USDT (and a Multi-Assets account), "@ASSET"."""
+    return "" if asset in ("USDT", "USD") else "@" + asset
+
+
+def _event_scope(ev: V.LiquidationStarted | V.LiquidationDeclined) -> str:
+    if ev.symbol:
+        return position_key(ev.symbol, ev.position_side)
+    return _cross_scope(ev.asset)
+
+
 def _scope_command(cls, aid: int, scope: str):
-    """The command for a margin scope: "" (cross), a symbol, or "SYMBOL:SIDE" (a hedge leg)."""
+    """The command for a margin scope: "" (USDT cross, or a Multi-Assets account), "@ASSET"
+    (another margin asset's cross pool), a symbol, or "SYMBOL:SIDE" (a hedge leg)."""
+    if scope.startswith("@"):
+        return cls(account=aid, asset=scope[1:])
     symbol, _, side = scope.partition(":")
     return cls(account=aid, symbol=symbol, position_side=side or "BOTH")
 

@@ -29,13 +29,14 @@ ACCOUNT_OPS = frozenset({"newOrder", "cancelOrder", "cancelAllOrders", "modifyOr
                          "setLeverage", "setMarginType", "adjustIsolatedMargin", "withdraw",
                          "futuresTransfer", "subscribeToken", "redeemToken", "newSpotOrder",
                          "cancelSpotOrder", "setPositionMode", "newAlgoOrder",
-                         "cancelAlgoOrder", "cancelAllAlgoOrders"})
+                         "cancelAlgoOrder", "cancelAllAlgoOrders", "setMultiAssetsMargin"})
 INTERNAL_OPS = frozenset({"liquidate", "marginCall"})  # only the risk consumer sends these
 PUBLIC_QUERIES = frozenset({"depth", "premiumIndex", "fundingRate", "indexInfo", "tokenInfo",
-                            "time"})
+                            "time", "assetIndex", "coinmExchangeInfo", "coinmLeverageBracket"})
 ADMIN_QUERIES = frozenset({"state"})
 ACCOUNT_QUERIES = frozenset({"positionRisk", "account", "openOrders", "userLimit",
-                             "spotAccount"})
+                             "spotAccount", "balance", "multiAssetsMargin", "coinmAccount",
+                             "coinmBalance", "coinmPositionRisk"})
 TOKEN_QUERIES = frozenset({"tokenInfo", "userLimit"})  # their "tokenName" travels as the symbol
 UNAUTHORISED = -2015
 UNAUTHORISED_MSG = "Invalid API-key, IP, or permissions for action."

@@ -47,6 +47,7 @@ from engine.server.ratelimit import TokenBucket
 from engine.server.sequencing import BatchListener, SequencingLoop
 from engine.server.streams import StreamPublisher, involved, own_events
 from engine.views import funding as funding_views
+from engine.views import markets as market_views
 from engine.views import orders as order_views
 from engine.views import positions as position_views
 from engine.views import tokens as token_views
@@ -722,6 +723,22 @@ class NativeGateway(BatchListener):
                 result = position_views.position_risk(engine, account, symbol)
             elif name == "account":
                 result = position_views.account_info(engine, account)
+            elif name == "balance":
+                result = position_views.balances(engine, account)
+            elif name == "multiAssetsMargin":
+                result = position_views.multi_assets_margin(engine, account)
+            elif name == "coinmAccount":
+                result = position_views.coinm_account_info(engine, account)
+            elif name == "coinmBalance":
+                result = position_views.coinm_balances(engine, account)
+            elif name == "coinmPositionRisk":
+                result = position_views.coinm_position_risk(engine, account, symbol)
+            elif name == "assetIndex":
+                result = position_views.asset_index(engine, symbol)
+            elif name == "coinmExchangeInfo":
+                result = market_views.coinm_exchange_info(engine)
+            elif name == "coinmLeverageBracket":
+                result = market_views.coinm_leverage_brackets(engine, symbol)
             else:
                 result = order_views.open_orders(engine, account, symbol, LIST_CAP)
         except KeyError as exc:

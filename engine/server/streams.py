@@ -23,7 +23,7 @@ from proto.records import LogRecord
 
 _ACCOUNT_FIELDS = ("account", "maker_account", "taker_account", "counterparty")
 _BALANCE_EVENTS = (V.Trade, V.AdlTrade, V.Deposited, V.Withdrawn, V.LiquidationFeeCharged,
-                   V.InsuranceCovered, V.IsolatedMarginChanged)
+                   V.InsuranceCovered, V.IsolatedMarginChanged, V.AssetExchanged)
 
 
 def involved(ev) -> list[int]:
@@ -181,7 +181,8 @@ class StreamPublisher:
         if acct is None:
             return None
         return {"e": "ACCOUNT_UPDATE", "E": time,
-                "a": {"B": [{"a": "USDT", "wb": fmt(acct.wallet)}],
+                "a": {"B": [{"a": asset, "wb": fmt(acct.balance(asset))}
+                            for asset in acct.assets()],
                       "P": [{"s": p.symbol, "pa": fmt(p.qty), "ep": fmt(p.entry_price()),
                              "mt": "isolated" if p.margin_type == ISOLATED else "cross",
                              "iw": fmt(p.isolated_margin), "ps": p.side}
