@@ -29,6 +29,7 @@ from pathlib import Path
 
 import structlog
 
+from engine.api import ApiConfig, ApiServer
 from engine.core import Engine, EngineConfig
 from engine.core import catalogue as catalogue_mod
 from engine.core.fixed import fmt
@@ -84,6 +85,15 @@ class Server(BatchListener):
                           sndbuf=config.sndbuf, rate_per_s=config.rate_per_s,
                           rate_burst=config.rate_burst), self.stats)
         self.loop.listeners += [self.gateway, self]
+        self.api = None  # Binance's REST and WebSocket API, fed by the same loop
+        if config.api_port >= 0:
+            self.api = ApiServer(self.engine, self.loop, self.keys, ApiConfig(
+                host=config.api_host, port=config.api_port,
+                weight_per_minute=config.api_weight_limit,
+                orders_per_minute=config.api_order_limit,
+                orders_per_10s=max(1, config.api_order_limit // 4),
+                outbound_limit=config.outbound_limit), log_path=config.log_path)
+            self.loop.listeners.append(self.api)
         self._events_since_snapshot = 0
         self._snapshot_child: int | None = None
         self._risk_child: subprocess.Popen | None = None
@@ -116,6 +126,14 @@ class Server(BatchListener):
             self.keys.create(None, admin=True)
         await self.gateway.start(self.config.host, self.config.port)
         self.address = self.gateway.address
+        if self.api is not None:
+            try:
+                await self.api.start()
+            except OSError as exc:  # the native gateway serves on; say why the API does not
+                log.warning("Binance API not started", error=str(exc))
+                print(f"perpengine: Binance API not started: {exc}", flush=True)
+                self.loop.listeners.remove(self.api)
+                self.api = None
         self._tasks = [asyncio.create_task(self.loop.run(), name="sequencer"),
                        asyncio.create_task(self._risk(), name="risk"),
                        asyncio.create_task(self._summaries(), name="summary")]
@@ -137,6 +155,8 @@ class Server(BatchListener):
         """Drain: stop accepting, finish every queued request and every liquidation the risk
         consumer asks for meanwhile (for at most `drain_s`), flush the log, close."""
         self.gateway.close()
+        if self.api is not None:
+            await self.api.stop()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.drain_s
         quiet = 0
@@ -253,7 +273,9 @@ async def serve(config: ServerConfig) -> int:
           f"log {config.log_path} (fsync per {config.fsync}; {rec['records']} records"
           f"{', from snapshot ' + rec['snapshot'] if rec.get('snapshot') else ''}"
           f"{'; cut a bad tail: ' + rec['truncated'] if rec['truncated'] else ''}); "
-          f"{len(server.engine.symbols)} symbols; keys {config.keys_path}", flush=True)
+          f"{len(server.engine.symbols)} symbols; keys {config.keys_path}"
+          f"{'; Binance API on http://%s:%d' % server.api.address if server.api else ''}",
+          flush=True)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -26,6 +26,10 @@ class ServerConfig:
     snapshot_every: int = 100_000  # events between snapshots; 0: none
     snapshot_dir: str | None = None  # default: <log>.snapshots
     catalogue_path: str | None = None
+    api_host: str = "127.0.0.1"  # Binance's REST and WebSocket API (engine.api)
+    api_port: int = 8080  # 0 picks a free port; -1: no API
+    api_weight_limit: int = 2400  # request weight per IP per minute
+    api_order_limit: int = 1200  # new orders per account per minute (a quarter per 10 s)
 
     def snapshots(self) -> str:
         return self.snapshot_dir or self.log_path + ".snapshots"
@@ -54,6 +58,13 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
     p.add_argument("--risk-process", action="store_true",
                    help="run the risk consumer as a child process reading the log")
     p.add_argument("--catalogue")
+    p.add_argument("--api-host", default=d.api_host, help="Binance API address")
+    p.add_argument("--api-port", type=int, default=d.api_port,
+                   help="Binance API port (0 picks a free port, -1 turns the API off)")
+    p.add_argument("--api-weight-limit", type=int, default=d.api_weight_limit,
+                   help="request weight per IP per minute (Binance: 2400)")
+    p.add_argument("--api-order-limit", type=int, default=d.api_order_limit,
+                   help="new orders per account per minute (Binance: 1200; a quarter per 10 s)")
     a = p.parse_args(argv)
     return ServerConfig(host=a.host, port=a.port, log_path=a.log, keys_path=a.keys,
                         fsync=a.fsync, fsync_interval_ms=a.fsync_interval_ms,
@@ -61,4 +72,6 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
                         sndbuf=a.sndbuf, rate_per_s=a.rate, rate_burst=a.burst,
                         summary_every_s=a.summary_every, checkpoint_every=a.checkpoint_every,
                         snapshot_every=a.snapshot_every, snapshot_dir=a.snapshots,
-                        risk_process=a.risk_process, catalogue_path=a.catalogue)
+                        risk_process=a.risk_process, catalogue_path=a.catalogue,
+                        api_host=a.api_host, api_port=a.api_port,
+                        api_weight_limit=a.api_weight_limit, api_order_limit=a.api_order_limit)

@@ -1,0 +1,281 @@
+"""Binance's USDⓈ-M REST and WebSocket API on aiohttp, beside the native gateway.
+
+    HTTP request --> size and parameter checks --> weight (per IP) --> key, signature and
+        timestamp (SIGNED) --> endpoint (engine.api.rest_*): a command through the shared
+        sequencing loop (`submit`, answered once its record is in the log) or a read between
+        two commands (`read`) --> JSON in Binance's shape, or {"code", "msg"} with its status
+    WebSocket /ws, /stream, /public/..., /market/..., /private/... --> engine.api.ws
+
+* The API is a BatchListener of the sequencing loop: right after each record it feeds the log's
+  projection (engine.views.history), notes which book levels moved (depth diffs) and builds
+  the user-data events in the state after each event; once the batch is in the log, the
+  streams go out. On start the projection is rebuilt from the log file: never a second source
+  of truth.
+* No second path to state: every command goes through `loop.submit`, every read through
+  `loop.read`.
+* Bounded memory: bodies above `max_body` bytes, request lines above `max_line` bytes and more
+  than 200 parameters are refused before any work; a WebSocket reader that falls
+  `outbound_limit` messages behind is cut off.
+"""
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import msgspec
+import structlog
+from aiohttp import web
+
+from engine.api import errors as E
+from engine.api import rest_account, rest_market, rest_trade, ws
+from engine.api.endpoint import NONE, SIGNED, Endpoint, Request
+from engine.api import signing
+from engine.api.listenkeys import ListenKeys
+from engine.api.params import Params, split
+from engine.api.weights import Limits
+from engine.core import Engine
+from engine.eventlog import LogReader
+from engine.views.history import History
+from proto.records import LogRecord
+
+log = structlog.get_logger("api")
+
+_encode = msgspec.json.Encoder().encode
+
+
+@dataclass
+class ApiConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    weight_per_minute: int = 2400  # Binance's REQUEST_WEIGHT limit
+    orders_per_10s: int = 300  # Binance's ORDERS limits per account
+    orders_per_minute: int = 1200
+    max_body: int = 64 * 1024  # bytes
+    max_line: int = 2 * 1024 * 1024  # request line (a long query string) in bytes
+    outbound_limit: int = 10_000  # WebSocket messages queued before a reader is cut off
+    listen_key_ttl_ms: int = 60 * 60_000
+    keep: int = 10_000  # history kept per account and per symbol (engine.views.history)
+
+
+class ApiServer:
+    def __init__(self, engine: Engine, loop, keys, config: ApiConfig | None = None,
+                 log_path: str | None = None) -> None:
+        self.engine = engine
+        self.loop = loop  # the sequencing loop: submit(cmd, done), read(fn, done)
+        self.keys = keys  # the key store: .keys {apiKey: key with .secret, .account}
+        self.config = config or ApiConfig()
+        self.history = History(self.config.keep)
+        self.limits = Limits(self.config.weight_per_minute, self.config.orders_per_10s,
+                             self.config.orders_per_minute)
+        self.listen_keys = ListenKeys(self.config.listen_key_ttl_ms)
+        self.routes: dict[tuple[str, str], Endpoint] = {}
+        for module in (rest_market, rest_trade, rest_account):
+            for ep in module.ROUTES:
+                self.routes[(ep.method, ep.path)] = ep
+        self.ws = ws.Streams(self)
+        self._watch: dict[int, list] = {}  # id(command) -> [command, snapshot fn, result]
+        self.countdowns: dict[tuple[int, str], asyncio.TimerHandle] = {}
+        self.rebuilt = self._rebuild(log_path)
+        self._runner: web.ServerRunner | None = None
+        self._tasks: list[asyncio.Task] = []
+        self.address: tuple[str, int] | None = None
+        self.requests = 0
+
+    def _rebuild(self, log_path: str | None) -> int:
+        """The projection from the log, up to the engine's state (the records it holds)."""
+        if not log_path:
+            return 0
+        reader = LogReader(log_path)
+        n = 0
+        try:
+            for _, record in reader.records():
+                if record.seq > self.engine.seq:
+                    break
+                self.ws.market.note_depth(record, build=False)
+                self.history.apply(record)
+                n += 1
+        except FileNotFoundError:
+            return 0
+        return n
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    async def start(self) -> None:
+        server = web.Server(self._handle, max_line_size=self.config.max_line,
+                            max_field_size=16 * 1024, access_log=None)
+        self._runner = web.ServerRunner(server, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.config.host, self.config.port, backlog=1024)
+        await site.start()
+        self.address = tuple(self._runner.addresses[0][:2])
+        self._tasks = [asyncio.create_task(self._housekeeping(), name="api-housekeeping")]
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for h in self.countdowns.values():
+            h.cancel()
+        await self.ws.close_all()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _housekeeping(self) -> None:
+        """Expire listen keys; push the periodic streams (mark price, tickers)."""
+        while True:
+            await asyncio.sleep(1.0)
+            now = self.now()
+            for key, account in self.listen_keys.expire(now):
+                self.ws.listen_key_expired(key, account, now)
+            self.ws.periodic(now)
+
+    def now(self) -> int:
+        return time.time_ns() // 1_000_000
+
+    # -- the sequencing loop's listener -----------------------------------------------------------
+    def after_command(self, record: LogRecord) -> None:
+        self.ws.before_projection(record)
+        self.history.apply(record, self.ws.user.observer(record))
+        self.ws.after_projection(record)
+        if self._watch:
+            w = self._watch.pop(id(record.command), None)
+            if w is not None:
+                try:
+                    w[2] = w[1](record)
+                except Exception:  # a bug in a response shape; the command itself went through
+                    log.exception("response snapshot failed")
+                    w[2] = None
+
+    def before_replies(self, records: list[LogRecord]) -> None:
+        pass
+
+    def after_flush(self, records: list[LogRecord]) -> None:
+        self.ws.publish()
+
+    # -- the one path to state ----------------------------------------------------------------------
+    def submit(self, cmd, snapshot: Callable[[LogRecord], Any] | None = None) -> asyncio.Future:
+        """Sequence `cmd`; the future resolves, once its record is in the log, to (record,
+        snapshot(record) computed right after the core handled it)."""
+        fut = asyncio.get_running_loop().create_future()
+        holder = [cmd, snapshot, None]
+        if snapshot is not None:
+            self._watch[id(cmd)] = holder
+
+        def done(record: LogRecord) -> None:
+            if not fut.done():
+                fut.set_result((record, holder[2]))
+        self.loop.submit(cmd, done)
+        return fut
+
+    async def read(self, fn: Callable[[], Any]) -> Any:
+        """Run `fn` between two commands; its ApiError (or any error) is raised here."""
+        fut = asyncio.get_running_loop().create_future()
+
+        def safe():
+            try:
+                return True, fn()
+            except Exception as exc:  # noqa: BLE001 - handed to the request, never the loop
+                return False, exc
+
+        def done(result) -> None:
+            if not fut.done():
+                fut.set_result(result)
+        self.loop.read(safe, done)
+        ok, value = await fut
+        if not ok:
+            raise value
+        return value
+
+    # -- HTTP -------------------------------------------------------------------------------------
+    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        self.requests += 1
+        path = request.path
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            return await self.ws.handle(request)
+        ip = request.remote or ""
+        now = self.now()
+        headers: dict[str, str] = {}
+        try:
+            ep = self.routes.get((request.method, path))
+            if ep is None:
+                self.limits.use_weight(ip, 1, now)
+                return self._json({"code": -1000, "msg": f"Path {path}, Method "
+                                   f"{request.method} is invalid"}, 404, headers, ip, now)
+            raw_query = request.raw_path.partition("?")[2]
+            body = await self._body(request)
+            params = Params(split(raw_query), split(body))
+            weight = ep.weight(params) if callable(ep.weight) else ep.weight
+            self.limits.use_weight(ip, weight, now)
+            req = Request(params, now)
+            if ep.security != NONE:
+                self._authenticate(request, req, ep.security, raw_query, body, now)
+            if ep.orders and req.account is not None:
+                a, b = self.limits.use_orders(req.account, ep.orders, now)
+                headers["X-MBX-ORDER-COUNT-10S"] = str(a)
+                headers["X-MBX-ORDER-COUNT-1M"] = str(b)
+            result = await ep.handler(self, req)
+            headers.update(req.headers)
+            return self._json(result, 200, headers, ip, now)
+        except E.ApiError as err:
+            return self._json({"code": err.code, "msg": err.msg}, err.status, headers, ip, now)
+        except Exception:  # a bug: the client gets Binance's unknown error, the server goes on
+            log.exception("request failed", path=path)
+            err = E.unknown_error()
+            return self._json({"code": err.code, "msg": err.msg}, err.status, headers, ip, now)
+
+    async def _body(self, request: web.BaseRequest) -> str:
+        """The raw body (a form), at most `max_body` bytes (-1101 and HTTP 413 beyond)."""
+        limit = self.config.max_body
+        length = request.content_length
+        if length is not None and length > limit:
+            raise E.ApiError(-1101, "Too many parameters sent for this endpoint.", 413)
+        if not request.body_exists:
+            return ""
+        chunks, size = [], 0
+        while True:
+            chunk = await request.content.readany()
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > limit:
+                raise E.ApiError(-1101, "Too many parameters sent for this endpoint.", 413)
+            chunks.append(chunk)
+        try:
+            return b"".join(chunks).decode("ascii")
+        except UnicodeDecodeError:
+            raise E.error(-1100, "Illegal characters found in a parameter.") from None
+
+    def _authenticate(self, request: web.BaseRequest, req: Request, security: str,
+                      raw_query: str, body: str, now: int) -> None:
+        api_key = request.headers.get("X-MBX-APIKEY", "")
+        if not api_key or not signing.KEY_RE.match(api_key):
+            raise E.bad_key_format()
+        key = self.keys.keys.get(api_key)
+        if key is None or key.account is None:
+            raise E.rejected_key()
+        req.api_key = api_key
+        req.account = key.account
+        if security != SIGNED:
+            return
+        p = req.params
+        timestamp = p.integer("timestamp", required=True)
+        recv = p.integer("recvWindow")
+        if recv is None:
+            recv = signing.DEFAULT_RECV_WINDOW
+        elif not 0 < recv <= signing.MAX_RECV_WINDOW:
+            raise E.error(-1130, "Data sent for parameter 'recvWindow' is not valid.")
+        signing.verify(key.secret, raw_query, body)
+        signing.check_time(timestamp, recv, now)
+
+    def _json(self, payload: Any, status: int, headers: dict[str, str], ip: str,
+              now: int) -> web.Response:
+        headers["X-MBX-USED-WEIGHT-1M"] = str(self.limits.weight.peek(ip, now))
+        return web.Response(body=_encode(payload), status=status, headers=headers,
+                            content_type="application/json")
+
+    # -- helpers for endpoints --------------------------------------------------------------------
+    @staticmethod
+    def new_client_id() -> str:
+        """Binance generates a client order id when none is sent (22 characters)."""
+        return secrets.token_urlsafe(16)[:22]
