@@ -56,6 +56,7 @@ class ApiConfig:
     max_body: int = 64 * 1024  # bytes
     max_line: int = 2 * 1024 * 1024  # request line (a long query string) in bytes
     outbound_limit: int = 10_000  # WebSocket messages queued before a reader is cut off
+    sndbuf: int = 256 * 1024  # kernel send buffer per WebSocket connection; 0: the OS default
     listen_key_ttl_ms: int = 60 * 60_000
     keep: int = 10_000  # history kept per account and per symbol (engine.views.history)
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import socket
 import time
 
 import msgspec
@@ -265,6 +266,9 @@ class Streams:
             return web.Response(status=400, content_type="application/json",
                                 text='{"code":-1101,"msg":"Too many streams."}')
         ws = web.WebSocketResponse(heartbeat=180.0, autoping=True, max_msg_size=64 * 1024)
+        sock = request.transport.get_extra_info("socket") if request.transport else None
+        if self.api.config.sndbuf and sock is not None:  # bound the kernel's share too
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.api.config.sndbuf)
         await ws.prepare(request)
         conn = WsConn(ws, request.transport, combined)
         self.conns.add(conn)
