@@ -166,6 +166,10 @@ async def test_python_binance_user_socket(server):
             await other.futures_create_order(symbol="ETHUSDT", side="BUY", type="MARKET",
                                              quantity="0.1")
             events = [await asyncio.wait_for(stream.recv(), 10) for _ in range(4)]
+            # python-binance leaves its read loop on the next message (or after 10 s)
+            nudge = asyncio.get_running_loop().call_later(0.2, lambda: asyncio.create_task(
+                client.futures_change_leverage(symbol="ETHUSDT", leverage=9)))
+        nudge.cancel()
         assert [(e["e"], e.get("o", {}).get("x")) for e in events] == [
             ("ORDER_TRADE_UPDATE", "NEW"), ("ORDER_TRADE_UPDATE", "TRADE"), ("TRADE_LITE", None),
             ("ACCOUNT_UPDATE", None)]
