@@ -34,7 +34,8 @@ ALLOWED = {
                "engine.riskconsumer", "engine.sequencer", "engine.recovery", "proto"),
     "engine.sim": ("engine.sim", "engine.client", "engine.core", "proto"),
     "engine.bench": ("engine.bench", "engine.core", "engine.eventlog", "engine.sequencer",
-                     "engine.riskconsumer", "engine.recovery", "engine.sim", "replay", "proto"),
+                     "engine.riskconsumer", "engine.recovery", "engine.sim", "engine.client",
+                     "replay", "proto"),
     "engine.cli": ("engine.cli", "engine.core", "engine.server", "engine.api", "proto"),
     "engine": ("engine",),  # engine/__init__ and __main__
 }

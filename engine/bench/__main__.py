@@ -5,13 +5,14 @@
     funding                     index, mark, premium and settlement (engine.bench.funding)
     tokens                      leveraged tokens (engine.bench.tokens)
     replay                      verify, re-drive, snapshots (engine.bench.replay)
+    api                         Binance's REST API against the native protocol (engine.bench.api)
 """
 import sys
 
-from engine.bench import core, funding, replay, risk, tokens
+from engine.bench import api, core, funding, replay, risk, tokens
 
 SUITES = {"risk": risk.main, "funding": funding.main, "tokens": tokens.main,
-          "replay": replay.main}
+          "replay": replay.main, "api": api.main}
 
 args = sys.argv[1:]
 if args and args[0] in SUITES:
