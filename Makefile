@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+FTSTAMP := $(VENV)/.installed-freqtrade
 
 .PHONY: run test test-slow bench feed load replay clean
 
@@ -19,7 +20,12 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -m "not slow"
 
-test-slow: $(STAMP)
+# the slow suite also runs a real freqtrade against the Binance API: installed on first use
+$(FTSTAMP): $(STAMP)
+	$(PY) -m pip install -q -e '.[dev,freqtrade]'
+	touch $(FTSTAMP)
+
+test-slow: $(FTSTAMP)
 	$(PY) -m pytest -m slow
 
 # benchmarks print figures (the README quotes them); they are not tests
