@@ -86,6 +86,7 @@ class Server(BatchListener):
                           rate_burst=config.rate_burst), self.stats)
         self.loop.listeners += [self.gateway, self]
         self.api = None  # Binance's REST and WebSocket API, fed by the same loop
+        self.api_error: str | None = None  # why it did not start
         if config.api_port >= 0:
             self.api = ApiServer(self.engine, self.loop, self.keys, ApiConfig(
                 host=config.api_host, port=config.api_port,
@@ -132,7 +133,7 @@ class Server(BatchListener):
                 await self.api.start()
             except OSError as exc:  # the native gateway serves on; say why the API does not
                 log.warning("Binance API not started", error=str(exc))
-                print(f"perpengine: Binance API not started: {exc}", flush=True)
+                self.api_error = str(exc)
                 self.loop.listeners.remove(self.api)
                 self.api = None
         self._tasks = [asyncio.create_task(self.loop.run(), name="sequencer"),
@@ -275,7 +276,8 @@ async def serve(config: ServerConfig) -> int:
           f"{', from snapshot ' + rec['snapshot'] if rec.get('snapshot') else ''}"
           f"{'; cut a bad tail: ' + rec['truncated'] if rec['truncated'] else ''}); "
           f"{len(server.engine.symbols)} symbols; keys {config.keys_path}"
-          f"{'; Binance API on http://%s:%d' % server.api.address if server.api else ''}",
+          f"{'; Binance API on http://%s:%d' % server.api.address if server.api else ''}"
+          f"{'; Binance API not started: ' + server.api_error if server.api_error else ''}",
           flush=True)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
