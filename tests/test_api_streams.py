@@ -416,3 +416,64 @@ def test_the_projection_is_rebuilt_from_the_log_after_a_restart(tmp_path):
         assert asyncio.run(snapshot(s, k)) == before
     finally:
         assert s.stop() == 0
+
+
+async def test_market_streams_and_a_liquidation_through_the_api(server):
+    """Mark price, partial depth, book ticker, tickers, and a liquidation: forceOrder on the
+    public streams, MARGIN_CALL and ACCOUNT_UPDATE on the user stream, GET forceOrders."""
+    maker, gambler = server.newkey("1000000"), server.newkey("700")
+    m, g = Rest(server, maker), Rest(server, gambler)
+    streams = "/".join(["dogeusdt@markPrice@1s", "dogeusdt@depth5", "dogeusdt@bookTicker",
+                        "dogeusdt@miniTicker", "dogeusdt@ticker", "dogeusdt@forceOrder",
+                        "!forceOrder@arr", "!markPrice@arr@1s", "dogeusdt@kline_1m"])
+    try:
+        await server.admin_request("setMarkPrice", symbol="DOGEUSDT", markPrice="0.1")
+        lk = (await g.call("POST", "/fapi/v1/listenKey"))["listenKey"]
+        async with m.session.ws_connect(f"{server.ws_url}/market/stream?streams={streams}") as ws, \
+                m.session.ws_connect(f"{server.ws_url}/private/ws?listenKey={lk}") as user:
+            assert (await g.call("POST", "/fapi/v1/leverage", symbol="DOGEUSDT",
+                                 leverage="50"))["leverage"] == 50
+            await m.call("POST", "/fapi/v1/order", symbol="DOGEUSDT", side="SELL", type="LIMIT",
+                         quantity="300000", price="0.1", timeInForce="GTC")
+            filled = await g.call("POST", "/fapi/v1/order", symbol="DOGEUSDT", side="BUY",
+                                  type="MARKET", quantity="300000", newOrderRespType="RESULT")
+            assert filled["status"] == "FILLED"
+            await m.call("POST", "/fapi/v1/order", symbol="DOGEUSDT", side="BUY", type="LIMIT",
+                         quantity="300000", price="0.098", timeInForce="GTC")
+            got: dict = {}
+            while not {"dogeusdt@depth5", "dogeusdt@bookTicker", "dogeusdt@miniTicker",
+                       "dogeusdt@ticker", "dogeusdt@markPrice@1s", "!markPrice@arr@1s",
+                       "dogeusdt@kline_1m"} <= set(got):
+                msg = await ws.receive_json(timeout=5)
+                got[msg["stream"]] = msg["data"]
+            assert got["dogeusdt@depth5"]["b"] == [["0.098", "300000"]]
+            assert got["dogeusdt@bookTicker"]["b"] == "0.098"
+            assert got["dogeusdt@miniTicker"]["c"] == "0.1"
+            assert got["dogeusdt@ticker"]["v"] == "300000"
+            assert got["dogeusdt@markPrice@1s"]["p"] == "0.1"
+            assert any(r["s"] == "DOGEUSDT" for r in got["!markPrice@arr@1s"])
+            # the mark falls: 700 USDT behind 30,000 of notional at 50x is liquidated
+            await server.admin_request("setMarkPrice", symbol="DOGEUSDT", markPrice="0.0985")
+            force = {}
+            while len(force) < 2:
+                msg = await ws.receive_json(timeout=10)
+                if "forceOrder" in msg["stream"]:
+                    force[msg["stream"]] = msg["data"]["o"]
+            assert force["dogeusdt@forceOrder"] == force["!forceOrder@arr"]
+            assert (force["!forceOrder@arr"]["S"], force["!forceOrder@arr"]["z"]) == \
+                ("SELL", "300000")
+            kinds = []
+            while "MARGIN_CALL" not in kinds or kinds[-1] != "ACCOUNT_UPDATE":
+                msg = await user.receive_json(timeout=10)
+                kinds.append(msg["e"])
+            assert kinds[:5] == ["ACCOUNT_CONFIG_UPDATE", "ORDER_TRADE_UPDATE",
+                                 "ORDER_TRADE_UPDATE", "TRADE_LITE", "ACCOUNT_UPDATE"]
+            assert msg["a"]["P"][0]["pa"] == "0"  # closed by the liquidation
+        rows = await g.call("GET", "/fapi/v1/forceOrders", symbol="DOGEUSDT")
+        assert [(r["side"], r["status"], r["clientOrderId"][:10]) for r in rows] == \
+            [("SELL", "FILLED", "autoclose-")]
+        risk = await g.call("GET", "/fapi/v3/positionRisk")
+        assert risk == []
+    finally:
+        await m.close()
+        await g.close()

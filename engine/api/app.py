@@ -84,6 +84,8 @@ class ApiServer:
         self._tasks: list[asyncio.Task] = []
         self.address: tuple[str, int] | None = None
         self.requests = 0
+        self._client_prefix = "web_" + secrets.token_hex(6) + "_"
+        self._client_ids = 0
 
     def _rebuild(self, log_path: str | None) -> int:
         """The projection from the log, up to the engine's state (the records it holds)."""
@@ -233,6 +235,12 @@ class ApiServer:
             raise E.ApiError(-1101, "Too many parameters sent for this endpoint.", 413)
         if not request.body_exists:
             return ""
+        if length is not None:
+            data = await request.content.readexactly(length)
+            try:
+                return data.decode("ascii")
+            except UnicodeDecodeError:
+                raise E.error(-1100, "Illegal characters found in a parameter.") from None
         chunks, size = [], 0
         while True:
             chunk = await request.content.readany()
@@ -276,7 +284,8 @@ class ApiServer:
                             content_type="application/json")
 
     # -- helpers for endpoints --------------------------------------------------------------------
-    @staticmethod
-    def new_client_id() -> str:
-        """Binance generates a client order id when none is sent (22 characters)."""
-        return secrets.token_urlsafe(16)[:22]
+    def new_client_id(self) -> str:
+        """Binance generates a client order id when none is sent: here a random prefix drawn
+        at start and a counter (unique across restarts, cheap per order)."""
+        self._client_ids += 1
+        return f"{self._client_prefix}{self._client_ids}"

@@ -26,6 +26,8 @@ def split(raw: str) -> list[tuple[str, str]]:
     n = raw.count("&") + 1
     if n > MAX_PARAMS:
         raise E.too_many_parameters(MAX_PARAMS, n)
+    if "%" not in raw and "+" not in raw:  # nothing to decode: the common case
+        return [part.partition("=")[::2] for part in raw.split("&") if part]
     out = []
     for part in raw.split("&"):
         if not part:
@@ -42,14 +44,14 @@ class Params:
     __slots__ = ("values",)
 
     def __init__(self, query: list[tuple[str, str]], body: list[tuple[str, str]]) -> None:
-        values: dict[str, str] = {}
-        for pairs in (body, query):  # the query string's value wins
-            seen = set()
-            for k, v in pairs:
-                if k in seen:
-                    raise E.duplicate_parameter()
-                seen.add(k)
-                values[k] = v
+        values = dict(body)
+        if len(values) != len(body):
+            raise E.duplicate_parameter()
+        if query:
+            q = dict(query)
+            if len(q) != len(query):
+                raise E.duplicate_parameter()
+            values.update(q)  # the query string's value wins
         self.values = values
 
     def __contains__(self, name: str) -> bool:
