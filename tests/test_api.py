@@ -487,3 +487,67 @@ def test_the_readme_examples_run(server, tmp_path):
                          "{'leverage': 5, 'maxNotionalValue': '20000000', 'symbol': 'ETHUSDT'}"]
     assert lines[2].startswith("order: ") and lines[2].endswith(" NEW SELL 0.1 @ 2500")
     assert lines[3:] == ["canceled: CANCELED", "balance: 10000"]
+
+
+def test_the_other_signed_endpoints(server):
+    k = server.newkey("100000")
+    call = lambda method, path, **p: http(server, method, path, p, key=k)  # noqa: E731
+    placed = [call("POST", "/fapi/v1/order", symbol="LINKUSDT", side="BUY", type="LIMIT",
+                   quantity="1", price=str(10 + i), timeInForce="GTC")[2] for i in range(3)]
+    ids = [p["orderId"] for p in placed]
+    assert call("GET", "/fapi/v1/openOrder", symbol="LINKUSDT", orderId=ids[0])[2]["status"] \
+        == "NEW"
+    # batch modify, then batch cancel by ids (ccxt's lower-case orderidlist) and client ids
+    mods = json.dumps([{"symbol": "LINKUSDT", "orderId": ids[0], "side": "BUY",
+                        "quantity": "2", "price": "10"},
+                       {"symbol": "LINKUSDT", "orderId": 999999, "side": "BUY",
+                        "quantity": "2", "price": "10"}], separators=(",", ":"))
+    got = call("PUT", "/fapi/v1/batchOrders", batchOrders=urllib.request.quote(mods))[2]
+    assert got[0]["origQty"] == "2" and got[1] == {"code": -2013, "msg": "Order does not exist."}
+    got = call("DELETE", "/fapi/v1/batchOrders", symbol="LINKUSDT",
+               orderidlist=urllib.request.quote(f"[{ids[0]},{ids[1]},424242]"))[2]
+    assert [g.get("status", g.get("code")) for g in got] == ["CANCELED", "CANCELED", -2011]
+    cid = placed[2]["clientOrderId"]
+    got = call("DELETE", "/fapi/v1/batchOrders", symbol="LINKUSDT",
+               origClientOrderIdList=urllib.request.quote(json.dumps([cid])))[2]
+    assert got[0]["status"] == "CANCELED"
+    assert call("GET", "/fapi/v1/openOrder", symbol="LINKUSDT", orderId=ids[2])[2]["code"] \
+        == -2013
+    # the countdown cancels what is open when it runs out
+    call("POST", "/fapi/v1/order", symbol="LINKUSDT", side="BUY", type="LIMIT", quantity="1",
+         price="10", timeInForce="GTC")
+    assert call("POST", "/fapi/v1/countdownCancelAll", symbol="LINKUSDT",
+                countdownTime="300")[2] == {"symbol": "LINKUSDT", "countdownTime": "300"}
+    deadline = time.monotonic() + 5
+    while call("GET", "/fapi/v1/openOrders", symbol="LINKUSDT")[2] and \
+            time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert call("GET", "/fapi/v1/openOrders", symbol="LINKUSDT")[2] == []
+    # an isolated position and its margin
+    other = server.newkey("100000")
+    call("POST", "/fapi/v1/marginType", symbol="LINKUSDT", marginType="ISOLATED")
+    http(server, "POST", "/fapi/v1/order", {"symbol": "LINKUSDT", "side": "SELL",
+                                            "type": "LIMIT", "quantity": "10", "price": "12",
+                                            "timeInForce": "GTC"}, key=other)
+    call("POST", "/fapi/v1/order", symbol="LINKUSDT", side="BUY", type="MARKET", quantity="10")
+    assert call("POST", "/fapi/v1/positionMargin", symbol="LINKUSDT", amount="5",
+                type="1")[2] == {"amount": 5, "code": 200,
+                                 "msg": "Successfully modify position margin.", "type": 1}
+    v2 = call("GET", "/fapi/v2/positionRisk", symbol="LINKUSDT")[2]
+    assert (v2[0]["marginType"], v2[0]["positionAmt"], v2[0]["leverage"]) == \
+        ("isolated", "10", "20")
+    assert len(call("GET", "/fapi/v2/positionRisk")[2]) == 128  # v2 lists every symbol
+    assert call("GET", "/fapi/v2/balance")[2][0]["asset"] == "USDT"
+    account = call("GET", "/fapi/v2/account")[2]
+    assert account["canTrade"] is True and len(account["positions"]) == 128
+    assert call("GET", "/fapi/v1/commissionRate", symbol="LINKUSDT")[2] == {
+        "symbol": "LINKUSDT", "makerCommissionRate": "0.0002", "takerCommissionRate": "0.0005",
+        "rpiCommissionRate": "0"}
+    assert call("GET", "/fapi/v1/adlQuantile")[2][0]["symbol"] == "LINKUSDT"
+    assert call("GET", "/fapi/v1/symbolConfig", symbol="LINKUSDT")[2][0]["marginType"] == \
+        "ISOLATED"
+    assert call("GET", "/fapi/v1/accountConfig")[2]["dualSidePosition"] is False
+    income = call("GET", "/fapi/v1/income", incomeType="COMMISSION")[2]
+    assert [r["income"] for r in income] == ["-0.06"]  # taker 0.05 % of 120
+    brackets = call("GET", "/fapi/v1/leverageBracket", symbol="LINKUSDT")[2]
+    assert brackets["symbol"] == "LINKUSDT" and brackets["brackets"][0]["bracket"] == 1
