@@ -32,6 +32,7 @@ from aiohttp import web
 from engine.api import errors as E
 from engine.api import rest_account, rest_market, rest_trade, ws
 from engine.api.endpoint import NONE, SIGNED, Endpoint, Request
+from engine.api.http import HttpProtocol
 from engine.api import signing
 from engine.api.listenkeys import ListenKeys
 from engine.api.params import Params, split
@@ -80,7 +81,9 @@ class ApiServer:
         self._watch: dict[int, list] = {}  # id(command) -> [command, snapshot fn, result]
         self.countdowns: dict[tuple[int, str], asyncio.TimerHandle] = {}
         self.rebuilt = self._rebuild(log_path)
-        self._runner: web.ServerRunner | None = None
+        self._server: asyncio.AbstractServer | None = None
+        self._aiohttp: web.Server | None = None
+        self._http_conns: set = set()
         self._tasks: list[asyncio.Task] = []
         self.address: tuple[str, int] | None = None
         self.requests = 0
@@ -106,13 +109,15 @@ class ApiServer:
 
     # -- lifecycle --------------------------------------------------------------------------------
     async def start(self) -> None:
-        server = web.Server(self._handle, max_line_size=self.config.max_line,
-                            max_field_size=16 * 1024, access_log=None)
-        self._runner = web.ServerRunner(server, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.config.host, self.config.port, backlog=1024)
-        await site.start()
-        self.address = tuple(self._runner.addresses[0][:2])
+        """Plain requests take the fast path (engine.api.http); it hands WebSocket upgrades
+        and what it does not read itself to aiohttp on the same connection."""
+        self._aiohttp = web.Server(self._handle, max_line_size=self.config.max_line,
+                                   max_field_size=16 * 1024, access_log=None)
+        conns = self._http_conns
+        self._server = await asyncio.get_running_loop().create_server(
+            lambda: HttpProtocol(self, self._aiohttp, conns), self.config.host,
+            self.config.port, backlog=1024, reuse_address=True)
+        self.address = tuple(self._server.sockets[0].getsockname()[:2])
         self._tasks = [asyncio.create_task(self._housekeeping(), name="api-housekeeping")]
 
     async def stop(self) -> None:
@@ -120,9 +125,13 @@ class ApiServer:
             t.cancel()
         for h in self.countdowns.values():
             h.cancel()
+        if self._server is not None:
+            self._server.close()
         await self.ws.close_all()
-        if self._runner is not None:
-            await self._runner.cleanup()
+        for c in list(self._http_conns):
+            c.close()
+        if self._aiohttp is not None:
+            await self._aiohttp.shutdown(2.0)
 
     async def _housekeeping(self) -> None:
         """Expire listen keys; push the periodic streams (mark price, tickers)."""
@@ -191,41 +200,66 @@ class ApiServer:
         return value
 
     # -- HTTP -------------------------------------------------------------------------------------
-    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+    async def dispatch(self, method: str, path: str, raw_query: str, body: str | None,
+                       api_key: str, ip: str) -> tuple[int, bytes, dict[str, str]]:
+        """One REST request, whatever carried it: (status, JSON body, headers). `body` is None
+        when it was refused for its size before it was read."""
         self.requests += 1
-        path = request.path
-        if request.headers.get("Upgrade", "").lower() == "websocket":
-            return await self.ws.handle(request)
-        ip = request.remote or ""
         now = self.now()
         headers: dict[str, str] = {}
         try:
-            ep = self.routes.get((request.method, path))
+            ep = self.routes.get((method, path))
             if ep is None:
                 self.limits.use_weight(ip, 1, now)
-                return self._json({"code": -1000, "msg": f"Path {path}, Method "
-                                   f"{request.method} is invalid"}, 404, headers, ip, now)
-            raw_query = request.raw_path.partition("?")[2]
-            body = await self._body(request)
+                return self._reply({"code": -1000, "msg": f"Path {path}, Method {method} is "
+                                    "invalid"}, 404, headers, ip, now)
+            if body is None:
+                raise E.ApiError(-1101, "Too many parameters sent for this endpoint.", 413)
             params = Params(split(raw_query), split(body))
             weight = ep.weight(params) if callable(ep.weight) else ep.weight
             self.limits.use_weight(ip, weight, now)
             req = Request(params, now)
             if ep.security != NONE:
-                self._authenticate(request, req, ep.security, raw_query, body, now)
+                self._authenticate(api_key, req, ep.security, raw_query, body, now)
             if ep.orders and req.account is not None:
                 a, b = self.limits.use_orders(req.account, ep.orders, now)
                 headers["X-MBX-ORDER-COUNT-10S"] = str(a)
                 headers["X-MBX-ORDER-COUNT-1M"] = str(b)
             result = await ep.handler(self, req)
             headers.update(req.headers)
-            return self._json(result, 200, headers, ip, now)
+            return self._reply(result, 200, headers, ip, now)
         except E.ApiError as err:
-            return self._json({"code": err.code, "msg": err.msg}, err.status, headers, ip, now)
+            return self._reply({"code": err.code, "msg": err.msg}, err.status, headers, ip, now)
         except Exception:  # a bug: the client gets Binance's unknown error, the server goes on
             log.exception("request failed", path=path)
             err = E.unknown_error()
-            return self._json({"code": err.code, "msg": err.msg}, err.status, headers, ip, now)
+            return self._reply({"code": err.code, "msg": err.msg}, err.status, headers, ip, now)
+
+    def _reply(self, payload: Any, status: int, headers: dict[str, str], ip: str,
+               now: int) -> tuple[int, bytes, dict[str, str]]:
+        headers["X-MBX-USED-WEIGHT-1M"] = str(self.limits.weight.peek(ip, now))
+        return status, _encode(payload), headers
+
+    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        """aiohttp's path: WebSocket upgrades, and what the fast path hands over (chunked
+        bodies, Expect)."""
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            return await self.ws.handle(request)
+        ip = request.remote or ""
+        try:
+            body = await self._body(request)
+        except E.ApiError as err:
+            if err.status != 413:
+                status, payload, headers = self._reply({"code": err.code, "msg": err.msg},
+                                                       err.status, {}, ip, self.now())
+                return web.Response(body=payload, status=status, headers=headers,
+                                    content_type="application/json")
+            body = None
+        status, payload, headers = await self.dispatch(
+            request.method, request.path, request.raw_path.partition("?")[2], body,
+            request.headers.get("X-MBX-APIKEY", ""), ip)
+        return web.Response(body=payload, status=status, headers=headers,
+                            content_type="application/json")
 
     async def _body(self, request: web.BaseRequest) -> str:
         """The raw body (a form), at most `max_body` bytes (-1101 and HTTP 413 beyond)."""
@@ -255,9 +289,8 @@ class ApiServer:
         except UnicodeDecodeError:
             raise E.error(-1100, "Illegal characters found in a parameter.") from None
 
-    def _authenticate(self, request: web.BaseRequest, req: Request, security: str,
-                      raw_query: str, body: str, now: int) -> None:
-        api_key = request.headers.get("X-MBX-APIKEY", "")
+    def _authenticate(self, api_key: str, req: Request, security: str, raw_query: str,
+                      body: str, now: int) -> None:
         if not api_key or not signing.KEY_RE.match(api_key):
             raise E.bad_key_format()
         key = self.keys.keys.get(api_key)
@@ -276,12 +309,6 @@ class ApiServer:
             raise E.error(-1130, "Data sent for parameter 'recvWindow' is not valid.")
         signing.verify(key.secret, raw_query, body)
         signing.check_time(timestamp, recv, now)
-
-    def _json(self, payload: Any, status: int, headers: dict[str, str], ip: str,
-              now: int) -> web.Response:
-        headers["X-MBX-USED-WEIGHT-1M"] = str(self.limits.weight.peek(ip, now))
-        return web.Response(body=_encode(payload), status=status, headers=headers,
-                            content_type="application/json")
 
     # -- helpers for endpoints --------------------------------------------------------------------
     def new_client_id(self) -> str:
