@@ -551,3 +551,41 @@ def test_the_other_signed_endpoints(server):
     assert [r["income"] for r in income] == ["-0.06"]  # taker 0.05 % of 120
     brackets = call("GET", "/fapi/v1/leverageBracket", symbol="LINKUSDT")[2]
     assert brackets["symbol"] == "LINKUSDT" and brackets["brackets"][0]["bracket"] == 1
+
+
+def _raw(server, data: bytes, until_close: bool = True) -> bytes:
+    import socket
+    with socket.create_connection(("127.0.0.1", server.api_port), timeout=10) as s:
+        s.sendall(data)
+        if not until_close:
+            s.shutdown(socket.SHUT_WR)
+        out = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return out
+            out += chunk
+
+
+def test_http_pipelining_chunked_bodies_and_malformed_requests(server):
+    # two pipelined requests, answered in order; the second asks to close
+    out = _raw(server, b"GET /fapi/v1/ping HTTP/1.1\r\nHost: x\r\n\r\n"
+                       b"GET /fapi/v1/time HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    first, second = out.split(b"HTTP/1.1 200 OK")[1:]
+    assert first.endswith(b"\r\n\r\n{}") and b'"serverTime"' in second
+    # HTTP/1.0 without keep-alive: answered, then closed
+    assert _raw(server, b"GET /fapi/v1/ping HTTP/1.0\r\n\r\n").endswith(b"\r\n\r\n{}")
+    # a chunked body goes to aiohttp on the same connection, and is read as a form
+    key = server.newkey("100")
+    body = f"timestamp={int(time.time() * 1000)}"
+    sig = hmac.new(key["secret"].encode(), body.encode(), hashlib.sha256).hexdigest()
+    body = f"{body}&signature={sig}".encode()
+    out = _raw(server, b"POST /fapi/v1/listenKey HTTP/1.1\r\nHost: x\r\nX-MBX-APIKEY: " +
+               key["apiKey"].encode() + b"\r\nTransfer-Encoding: chunked\r\nConnection: close"
+               b"\r\n\r\n" + f"{len(body):x}".encode() + b"\r\n" + body + b"\r\n0\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 200 OK") and b'"listenKey"' in out
+    # not HTTP at all: Binance's error shape, and the connection closes
+    out = _raw(server, b"HELLO\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 400 Bad Request") and out.endswith(
+        b'{"code":-1000,"msg":"Malformed HTTP request."}')
+    assert http(server, "GET", "/fapi/v1/ping")[2] == {}

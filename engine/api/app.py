@@ -1,4 +1,6 @@
-"""Binance's USDⓈ-M REST and WebSocket API on aiohttp, beside the native gateway.
+"""Binance's USDⓈ-M REST and WebSocket API, beside the native gateway: plain HTTP requests on
+a lean HTTP/1.1 protocol (engine.api.http), WebSockets (and any request it does not read
+itself) on aiohttp, on the same port.
 
     HTTP request --> size and parameter checks --> weight (per IP) --> key, signature and
         timestamp (SIGNED) --> endpoint (engine.api.rest_*): a command through the shared
@@ -128,6 +130,10 @@ class ApiServer:
         if self._server is not None:
             self._server.close()
         await self.ws.close_all()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 2.0  # requests in flight are answered (the loop still runs)
+        while any(c.pending for c in self._http_conns) and loop.time() < deadline:
+            await asyncio.sleep(0.01)
         for c in list(self._http_conns):
             c.close()
         if self._aiohttp is not None:
