@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(PY) -m engine.bench funding
 	$(PY) -m engine.bench tokens
 	$(PY) -m engine.bench replay
+	$(PY) -m engine.bench api
 
 feed: $(STAMP)
 	$(PY) -m replay feed $(FILE)
