@@ -163,7 +163,7 @@ async def income(api, req):
         start = req.now - 7 * 86_400_000
 
     def read():
-        rows = [r for r in api.history.income.get(req.account, ())
+        rows = [r for r in api.history.income_rows(req.account)
                 if (symbol is None or r[0] == symbol) and (kind is None or r[1] == kind)
                 and (start is None or r[3] >= start) and (end is None or r[3] <= end)]
         rows = rows[(page - 1) * limit:page * limit]

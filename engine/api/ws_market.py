@@ -51,6 +51,9 @@ class MarketStreams:
         """Before the projection takes the record: which levels it moved (the prices of known
         orders come from the projection as it was before the record)."""
         orders = self.api.history.orders
+        if not build or not self.streams.depth_wanted:  # only which books moved: lastUpdateId
+            self._note_symbols(record, orders)
+            return
         local: dict[int, tuple[str, str, int]] = {}
         touched: set[tuple[str, str, int]] = set()
         for ev in record.events:
@@ -88,11 +91,36 @@ class MarketStreams:
         for symbol in {t[0] for t in touched}:
             self.last_u[symbol] = seq
 
+    def _note_symbols(self, record: LogRecord, orders) -> None:
+        seq = record.seq
+        last_u = self.last_u
+        rested: dict[int, str] = {}
+        for ev in record.events:
+            t = type(ev)
+            if t is V.Trade or t is V.OrderCanceled or t is V.OrderModified:
+                last_u[ev.symbol] = seq
+            elif t is V.OrderAccepted:
+                if ev.rest:
+                    last_u[ev.symbol] = seq
+                else:
+                    rested[ev.order_id] = ev.symbol
+            elif t is V.OrderRested:
+                symbol = rested.get(ev.order_id)
+                if symbol is None:
+                    o = orders.get(ev.order_id)  # a modified order re-entering the book
+                    symbol = o.symbol if o is not None else None
+                if symbol is not None:
+                    last_u[symbol] = seq
+            elif t is V.OrderExpired and ev.order_id not in rested:
+                last_u[ev.symbol] = seq  # a resting order expired (STP, reduce-only)
+
     def after_projection(self, record: LogRecord) -> None:
         """The record's trades, aggregate trades, mark prices and liquidation orders."""
         subs = self.streams.subs
         t = record.time
         self.time = t
+        if not subs:  # nobody follows a market stream: nothing to build
+            return
         history = self.api.history
         for ev in record.events:
             et = type(ev)

@@ -38,6 +38,7 @@ KINDS = ("last", "mark", "index")
 _MONDAY = 4 * DAY  # 1970-01-01 was a Thursday; Binance's weeks start on Monday 00:00 UTC
 
 CLOSED = frozenset({"FILLED", "CANCELED", "EXPIRED", "EXPIRED_IN_MATCH"})
+TRADE_TRAN_BASE = 10 ** 12  # income rows of fills: tranId = base + 2 x trade id (+ 1: fee)
 
 
 def bucket(interval: str, t: int) -> tuple[int, int]:
@@ -185,8 +186,10 @@ class History:
         self.closed: dict[int, deque] = {}  # account -> closed order ids, oldest first
         self.open_by_account: dict[int, dict[int, OrderInfo]] = {}
         self.trades: dict[str, deque] = {}  # symbol -> (id, price, qty, quote, time, buyerMaker)
-        self.agg: dict[str, deque] = {}  # symbol -> [a, p, q, f, l, T, m, takerOrder, seq]
+        self.agg: dict[str, deque] = {}  # symbol -> (a, p, q, f, l, T, m, takerOrder, seq)
         self.user_trades: dict[int, deque] = {}
+        # income other than the fills' (transfers, funding, ADL, liquidation fees):
+        # (symbol, type, amount, time, tranId, tradeId)
         self.income: dict[int, deque] = {}
         self.force: dict[int, deque] = {}  # account -> liquidation OrderInfo
         self.realized: dict[tuple[int, str], int] = {}  # cumulative realized PnL per position
@@ -319,13 +322,13 @@ class History:
         last = agg[-1] if agg else None
         if last is not None and last[8] == self.seq and last[7] == ev.taker_order_id \
                 and last[1] == ev.price:
-            last[2] += ev.quantity
-            last[4] = ev.trade_id
+            agg[-1] = (last[0], last[1], last[2] + ev.quantity, last[3], ev.trade_id, last[5],
+                       last[6], last[7], last[8])
         else:
             a = self.next_agg.get(sym, 1)
             self.next_agg[sym] = a + 1
-            agg.append([a, ev.price, ev.quantity, ev.trade_id, ev.trade_id, t, buyer_maker,
-                        ev.taker_order_id, self.seq])
+            agg.append((a, ev.price, ev.quantity, ev.trade_id, ev.trade_id, t, buyer_maker,
+                        ev.taker_order_id, self.seq))
         self.last_trade[sym] = (ev.price, ev.quantity, t)
         self._klines("last", sym).add(t, ev.price, ev.quantity, quote, ev.taker_side == "BUY",
                                       ev.trade_id)
@@ -342,11 +345,8 @@ class History:
                 ut = self.user_trades[account] = deque(maxlen=self.keep)
             ut.append((ev.trade_id, sym, order_id, buyer, ev.price, ev.quantity, quote, fee,
                        pnl, maker, t))
-            if pnl:
+            if pnl:  # its REALIZED_PNL and COMMISSION income rows are read off the fills
                 self._realized(account, sym, pnl)
-                self._income(account, sym, "REALIZED_PNL", pnl, str(ev.trade_id))
-            if fee:
-                self._income(account, sym, "COMMISSION", -fee, str(ev.trade_id))
 
     def _adl(self, ev: V.AdlTrade) -> None:
         for account, pnl in ((ev.account, ev.realized_pnl),
@@ -403,6 +403,22 @@ class History:
 
     def _liq_fee(self, ev: V.LiquidationFeeCharged) -> None:
         self._income(ev.account, ev.symbol, "INSURANCE_CLEAR", -ev.amount)
+
+    def income_rows(self, account: int) -> list[tuple]:
+        """Every income row of the account, by time: the stored ones and, from its fills,
+        REALIZED_PNL (when not zero) and COMMISSION (tranId: the trade id's, doubled, plus
+        TRADE_TRAN_BASE)."""
+        rows = list(self.income.get(account, ()))
+        for t in self.user_trades.get(account, ()):
+            trade_id, sym, pnl, fee, time = t[0], t[1], t[8], t[7], t[10]
+            if pnl:
+                rows.append((sym, "REALIZED_PNL", pnl, time, TRADE_TRAN_BASE + 2 * trade_id,
+                             str(trade_id)))
+            if fee:
+                rows.append((sym, "COMMISSION", -fee, time, TRADE_TRAN_BASE + 2 * trade_id + 1,
+                             str(trade_id)))
+        rows.sort(key=lambda r: (r[3], r[4]))
+        return rows
 
     # -- rolling 24 hours -------------------------------------------------------------------------
     def day_stats(self, symbol: str, now: int) -> dict:
