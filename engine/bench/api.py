@@ -42,19 +42,20 @@ def _cpu_seconds(pid: int) -> float:
 
 
 class Server:
-    def __init__(self, directory: str) -> None:
+    def __init__(self, directory: str, api: bool = True) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "engine", "serve", "--port", "0", "--api-port", "0",
+            [sys.executable, "-m", "engine", "serve", "--port", "0",
+             "--api-port", "0" if api else "-1",
              "--log", os.path.join(directory, "engine.log"),
              "--keys", os.path.join(directory, "keys.json"), "--summary-every", "3600",
              "--rate", "1000000", "--burst", "1000000", "--api-weight-limit", "1000000000",
              "--api-order-limit", "1000000000", "--snapshot-every", "0"],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         line = self.proc.stdout.readline()
-        if "Binance API on" not in line:
+        if "serving on" not in line or (api and "Binance API on" not in line):
             raise SystemExit(f"server did not start: {line}")
         self.port = int(line.split("serving on ")[1].split()[0].rsplit(":", 1)[1])
-        self.url = "http://127.0.0.1:" + line.rsplit(":", 1)[1].strip()
+        self.url = "http://127.0.0.1:" + line.rsplit(":", 1)[1].strip() if api else ""
         self.admin = json.load(open(os.path.join(directory, "keys.json")))[0]
 
     def cpu(self) -> float:
@@ -208,37 +209,51 @@ async def run_native(server: Server, pairs, rate: int, seconds: float):
             await c.close()
 
 
-PATHS = {"raw": run_raw, "ccxt": run_ccxt, "native": run_native}
+PATHS = {"raw": run_raw, "ccxt": run_ccxt, "native": run_native,
+         "native-no-api": run_native}
 
 
 async def bench(rates: list[int], seconds: float, paths: list[str], n_pairs: int) -> list[dict]:
     rows = []
-    with tempfile.TemporaryDirectory() as directory:
-        server = Server(directory)
-        try:
-            pairs = await _setup(server, n_pairs)
-            for path in paths:
-                for rate in rates:
-                    cpu0 = server.cpu()
-                    ok, lat, elapsed = await PATHS[path](server, pairs, rate, seconds)
-                    await asyncio.sleep(0.2)
-                    cpu = server.cpu() - cpu0
-                    row = {"path": path, "offered": rate, "acked": ok,
-                           "acked_per_s": round(ok / elapsed), "p50_ms": round(
-                               _percentile(lat, 0.5) * 1000, 2),
-                           "p99_ms": round(_percentile(lat, 0.99) * 1000, 2),
-                           "server_cpu_us_per_order": round(cpu / ok * 1e6, 1) if ok else None}
-                    rows.append(row)
-                    print(f"{path:6} offered {rate:5}/s: {row['acked_per_s']:5}/s acknowledged, "
-                          f"p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms, server CPU "
-                          f"{row['server_cpu_us_per_order']} µs/order", flush=True)
-        finally:
-            server.stop()
+    if "native-no-api" in paths:  # the native path on a server without the API at all
+        with tempfile.TemporaryDirectory() as directory:
+            rows += await _bench_server(Server(directory, api=False), rates, seconds,
+                                        ["native-no-api"], n_pairs)
+        paths = [p for p in paths if p != "native-no-api"]
+    if paths:
+        with tempfile.TemporaryDirectory() as directory:
+            rows += await _bench_server(Server(directory), rates, seconds, paths, n_pairs)
     native = {r["offered"]: r["server_cpu_us_per_order"] for r in rows if r["path"] == "native"}
     for r in rows:
-        if r["path"] != "native" and native.get(r["offered"]) and r["server_cpu_us_per_order"]:
+        if r["path"] in ("raw", "ccxt") and native.get(r["offered"]) and \
+                r["server_cpu_us_per_order"]:
             r["cpu_over_native_us"] = round(r["server_cpu_us_per_order"] -
                                             native[r["offered"]], 1)
+    return rows
+
+
+async def _bench_server(server: Server, rates: list[int], seconds: float, paths: list[str],
+                        n_pairs: int) -> list[dict]:
+    rows = []
+    try:
+        pairs = await _setup(server, n_pairs)
+        for path in paths:
+            for rate in rates:
+                cpu0 = server.cpu()
+                ok, lat, elapsed = await PATHS[path](server, pairs, rate, seconds)
+                await asyncio.sleep(0.2)
+                cpu = server.cpu() - cpu0
+                row = {"path": path, "offered": rate, "acked": ok,
+                       "acked_per_s": round(ok / elapsed),
+                       "p50_ms": round(_percentile(lat, 0.5) * 1000, 2),
+                       "p99_ms": round(_percentile(lat, 0.99) * 1000, 2),
+                       "server_cpu_us_per_order": round(cpu / ok * 1e6, 1) if ok else None}
+                rows.append(row)
+                print(f"{path:13} offered {rate:5}/s: {row['acked_per_s']:5}/s acknowledged, "
+                      f"p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms, server CPU "
+                      f"{row['server_cpu_us_per_order']} µs/order", flush=True)
+    finally:
+        server.stop()
     return rows
 
 
@@ -246,7 +261,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m engine.bench api")
     p.add_argument("--rates", default="500,2000,5000")
     p.add_argument("--seconds", type=float, default=5.0)
-    p.add_argument("--paths", default="native,raw,ccxt")
+    p.add_argument("--paths", default="native,raw,ccxt",
+                   help="native, raw, ccxt; native-no-api: the native path on a server "
+                        "started without the API (what the API's projection costs)")
     p.add_argument("--pairs", type=int, default=8, help="pairs of trading accounts")
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
