@@ -477,3 +477,21 @@ async def test_market_streams_and_a_liquidation_through_the_api(server):
     finally:
         await m.close()
         await g.close()
+
+
+async def test_a_listen_key_expires_without_keepalive(tmp_path):
+    s = ApiServerProcess(tmp_path, "--api-listen-key-minutes", "0.03")  # 1.8 s
+    try:
+        k = s.newkey("100")
+        rest = Rest(s, k)
+        try:
+            lk = (await rest.call("POST", "/fapi/v1/listenKey"))["listenKey"]
+            async with rest.session.ws_connect(f"{s.ws_url}/private/ws?listenKey={lk}") as ws:
+                msg = await ws.receive_json(timeout=10)
+            assert msg["e"] == "listenKeyExpired" and msg["listenKey"] == lk
+            assert (await rest.call("PUT", "/fapi/v1/listenKey"))["code"] == -1125
+            assert (await rest.call("POST", "/fapi/v1/listenKey"))["listenKey"] != lk
+        finally:
+            await rest.close()
+    finally:
+        assert s.stop() == 0

@@ -93,7 +93,8 @@ class Server(BatchListener):
                 weight_per_minute=config.api_weight_limit,
                 orders_per_minute=config.api_order_limit,
                 orders_per_10s=max(1, config.api_order_limit // 4),
-                outbound_limit=config.outbound_limit, sndbuf=config.sndbuf),
+                outbound_limit=config.outbound_limit, sndbuf=config.sndbuf,
+                listen_key_ttl_ms=int(config.api_listen_key_minutes * 60_000)),
                 log_path=config.log_path)
             self.loop.listeners.append(self.api)
         self._events_since_snapshot = 0

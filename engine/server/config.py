@@ -30,6 +30,7 @@ class ServerConfig:
     api_port: int = 8080  # 0 picks a free port; -1: no API
     api_weight_limit: int = 2400  # request weight per IP per minute
     api_order_limit: int = 1200  # new orders per account per minute (a quarter per 10 s)
+    api_listen_key_minutes: float = 60  # a listen key lives this long after its last keepalive
 
     def snapshots(self) -> str:
         return self.snapshot_dir or self.log_path + ".snapshots"
@@ -65,6 +66,8 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
                    help="request weight per IP per minute (Binance: 2400)")
     p.add_argument("--api-order-limit", type=int, default=d.api_order_limit,
                    help="new orders per account per minute (Binance: 1200; a quarter per 10 s)")
+    p.add_argument("--api-listen-key-minutes", type=float, default=d.api_listen_key_minutes,
+                   help="listen key lifetime without a keepalive (Binance: 60)")
     a = p.parse_args(argv)
     return ServerConfig(host=a.host, port=a.port, log_path=a.log, keys_path=a.keys,
                         fsync=a.fsync, fsync_interval_ms=a.fsync_interval_ms,
@@ -74,4 +77,5 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
                         snapshot_every=a.snapshot_every, snapshot_dir=a.snapshots,
                         risk_process=a.risk_process, catalogue_path=a.catalogue,
                         api_host=a.api_host, api_port=a.api_port,
-                        api_weight_limit=a.api_weight_limit, api_order_limit=a.api_order_limit)
+                        api_weight_limit=a.api_weight_limit, api_order_limit=a.api_order_limit,
+                        api_listen_key_minutes=a.api_listen_key_minutes)
