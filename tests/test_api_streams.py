@@ -495,3 +495,37 @@ async def test_a_listen_key_expires_without_keepalive(tmp_path):
             await rest.close()
     finally:
         assert s.stop() == 0
+
+
+async def test_python_binance_market_sockets(server):
+    k, k2 = server.newkey("100000"), server.newkey("100000")
+    base = {"API_URL": server.url + "/api", "FUTURES_URL": server.url + "/fapi",
+            "FUTURES_DATA_URL": server.url + "/futures/data"}
+    local_async = type("LocalAsyncClient", (AsyncClient,), base)
+    local_bsm = type("LocalBSM", (BinanceSocketManager,), {"FSTREAM_URL": server.ws_url + "/"})
+    client = await local_async.create(k["apiKey"], k["secret"])
+    other = await local_async.create(k2["apiKey"], k2["secret"])
+    bsm = local_bsm(client)
+    try:
+        # /market/ws/ethusdt_perpetual@continuousKline_1m and /public/stream?streams=...@depth10
+        async with bsm.kline_futures_socket("ETHUSDT") as klines, \
+                bsm.futures_depth_socket("ETHUSDT", depth="10") as depth:
+            await asyncio.sleep(0.3)
+            await client.futures_create_order(symbol="ETHUSDT", side="SELL", type="LIMIT",
+                                              quantity="0.5", price="2005", timeInForce="GTC")
+            await other.futures_create_order(symbol="ETHUSDT", side="BUY", type="MARKET",
+                                             quantity="0.2")
+            kline = await asyncio.wait_for(klines.recv(), 10)
+            book = await asyncio.wait_for(depth.recv(), 10)
+            # their read loops leave on the next message
+            nudge = asyncio.get_running_loop().call_later(0.2, lambda: asyncio.create_task(
+                other.futures_create_order(symbol="ETHUSDT", side="BUY", type="MARKET",
+                                           quantity="0.1")))
+        nudge.cancel()
+        assert (kline["e"], kline["ps"], kline["ct"], kline["k"]["i"], kline["k"]["c"]) == \
+            ("continuous_kline", "ETHUSDT", "PERPETUAL", "1m", "2005")
+        assert book["stream"] == "ethusdt@depth10" and book["data"]["e"] == "depthUpdate"
+        assert book["data"]["a"][0][0] == "2005"
+    finally:
+        await client.close_connection()
+        await other.close_connection()

@@ -41,6 +41,8 @@ _SYMBOL_STREAM = re.compile(
     r"^([a-z0-9_]+)@(depth(?:5|10|20)?(?:@(?:100|250|500|0)ms)?|trade|aggTrade|markPrice(?:@1s)?"
     r"|kline_(?:1m|3m|5m|15m|30m|1h|2h|4h|6h|8h|12h|1d|3d|1w|1M)|bookTicker|miniTicker|ticker"
     r"|forceOrder)$")
+_CONTINUOUS = re.compile(r"^([a-z0-9]+)_(perpetual|current_quarter|next_quarter)"
+                         r"@continuousKline_(1m|3m|5m|15m|30m|1h|2h|4h|6h|8h|12h|1d|3d|1w|1M)$")
 _ALL_STREAMS = frozenset({"!markPrice@arr", "!markPrice@arr@1s", "!forceOrder@arr",
                           "!bookTicker", "!miniTicker@arr", "!ticker@arr"})
 
@@ -82,6 +84,10 @@ class Streams:
         self.depth_wanted: set[str] = set()
         self.kline_intervals: dict[str, set[str]] = {}
         self.symbols_by_lower = {s.lower(): s for s in api.engine.symbols}
+        # continuous klines: (pair, contract type) -> the symbol; symbol -> its stream names
+        self.contracts = {(sp.symbol.partition("_")[0].lower(), sp.contract_type.lower()): name
+                          for name, sp in ((n, s.spec) for n, s in api.engine.symbols.items())}
+        self.continuous: dict[str, dict[str, tuple[str, str]]] = {}
         self.market = MarketStreams(api, self)
         self.user = UserStreams(api, self)
         self.slow_disconnects = 0
@@ -170,6 +176,9 @@ class Streams:
     def valid(self, name: str) -> bool:
         if name in _ALL_STREAMS:
             return True
+        c = _CONTINUOUS.match(name)
+        if c is not None:
+            return (c.group(1), c.group(2)) in self.contracts
         m = _SYMBOL_STREAM.match(name)
         return m is not None and m.group(1) in self.symbols_by_lower
 
@@ -192,6 +201,15 @@ class Streams:
     def _note(self, name: str) -> None:
         """Keep the index of symbols whose depth must be tracked and of kline intervals."""
         low, _, kind = name.partition("@")
+        c = _CONTINUOUS.match(name)
+        if c is not None:
+            symbol = self.contracts[(c.group(1), c.group(2))]
+            streams = self.continuous.setdefault(symbol, {})
+            if self.subs.get(name):
+                streams[name] = (c.group(3), c.group(2).upper())
+            else:
+                streams.pop(name, None)
+            return
         if name == "!bookTicker":
             self.depth_wanted = set(self.api.engine.symbols) if self.subs.get(name) \
                 else self._depth_from_subs()

@@ -242,22 +242,22 @@ class MarketStreams:
         klines = self.api.history.klines
         for sym in symbols:
             low = self.lower[sym]
+            k = klines.get(("last", sym))
+            if k is None:
+                continue
             for interval in self.streams.kline_intervals.get(low, ()):
                 name = f"{low}@kline_{interval}"
-                if not subs.get(name):
-                    continue
-                k = klines.get(("last", sym))
-                if k is None:
-                    continue
-                rows = k.candles(interval, None, None, 1)
-                if not rows:
-                    continue
-                c = rows[-1]
-                self.streams.send(name, {"e": "kline", "E": t, "s": sym, "k": {
-                    "t": c[0], "T": c[6], "s": sym, "i": interval, "f": c[11], "L": c[12],
-                    "o": fmt(c[1]), "c": fmt(c[4]), "h": fmt(c[2]), "l": fmt(c[3]),
-                    "v": fmt(c[5]), "n": c[8], "x": False, "q": fmt(c[7]), "V": fmt(c[9]),
-                    "Q": fmt(c[10]), "B": "0"}})
+                if subs.get(name):
+                    body = _kline_body(k, interval)
+                    if body is not None:
+                        self.streams.send(name, {"e": "kline", "E": t, "s": sym,
+                                                 "k": {"s": sym, **body}})
+            for name, (interval, contract) in self.streams.continuous.get(sym, {}).items():
+                body = _kline_body(k, interval)
+                if body is not None:  # python-binance's kline_futures_socket
+                    self.streams.send(name, {"e": "continuous_kline", "E": t,
+                                             "ps": sym.partition("_")[0], "ct": contract,
+                                             "k": body})
 
     # -- every second (a read between two commands) ---------------------------------------------
     def periodic(self, t: int, tick: int) -> None:
@@ -300,3 +300,13 @@ class MarketStreams:
             self.streams.send("!ticker@arr", fulls)
 
 
+
+
+def _kline_body(k, interval: str) -> dict | None:
+    rows = k.candles(interval, None, None, 1)
+    if not rows:
+        return None
+    c = rows[-1]
+    return {"t": c[0], "T": c[6], "i": interval, "f": c[11], "L": c[12], "o": fmt(c[1]),
+            "c": fmt(c[4]), "h": fmt(c[2]), "l": fmt(c[3]), "v": fmt(c[5]), "n": c[8],
+            "x": False, "q": fmt(c[7]), "V": fmt(c[9]), "Q": fmt(c[10]), "B": "0"}
