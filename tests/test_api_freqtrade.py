@@ -3,10 +3,8 @@
 installs freqtrade). Only the URLs of examples/freqtrade-exchange.json point it here."""
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
-import os
 import signal
 import subprocess
 import sys

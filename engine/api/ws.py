@@ -29,7 +29,6 @@ from aiohttp import WSMsgType, web
 
 from engine.api.ws_market import MarketStreams
 from engine.api.ws_user import UserStreams
-from engine.views.history import INTERVALS
 
 log = structlog.get_logger("api.ws")
 
