@@ -153,9 +153,12 @@ class ApiServer:
 
     # -- the sequencing loop's listener -----------------------------------------------------------
     def after_command(self, record: LogRecord) -> None:
-        self.ws.before_projection(record)
-        self.history.apply(record, self.ws.user.observer(record))
-        self.ws.after_projection(record)
+        try:
+            self.ws.before_projection(record)
+            self.history.apply(record, self.ws.user.observer(record))
+            self.ws.after_projection(record)
+        except Exception:  # a bug in a read model must not stop the venue: say it, go on
+            log.exception("API projection failed", seq=record.seq)
         if self._watch:
             w = self._watch.pop(id(record.command), None)
             if w is not None:
@@ -169,7 +172,10 @@ class ApiServer:
         pass
 
     def after_flush(self, records: list[LogRecord]) -> None:
-        self.ws.publish()
+        try:
+            self.ws.publish()
+        except Exception:
+            log.exception("API streams failed")
 
     # -- the one path to state ----------------------------------------------------------------------
     def submit(self, cmd, snapshot: Callable[[LogRecord], Any] | None = None) -> asyncio.Future:
