@@ -589,3 +589,14 @@ def test_http_pipelining_chunked_bodies_and_malformed_requests(server):
     assert out.startswith(b"HTTP/1.1 400 Bad Request") and out.endswith(
         b'{"code":-1000,"msg":"Malformed HTTP request."}')
     assert http(server, "GET", "/fapi/v1/ping")[2] == {}
+
+
+def test_newkey_accounts_and_the_sixty_day_rule(server):
+    old, new = server.newkey("1000"), server.newkey("1000", "--new-account")
+    assert old["account"] != new["account"]
+    assert http(server, "POST", "/fapi/v1/leverage", {"symbol": "BTCUSDT", "leverage": "50"},
+                key=old)[2]["leverage"] == 50
+    status, _, body = http(server, "POST", "/fapi/v1/leverage",
+                           {"symbol": "BTCUSDT", "leverage": "50"}, key=new)
+    assert (status, body["code"]) == (400, -4028) and "60 days" in body["msg"]
+    assert http(server, "GET", "/fapi/v3/balance", key=new)[2][0]["balance"] == "1000"
