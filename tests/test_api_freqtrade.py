@@ -138,11 +138,13 @@ def test_a_real_freqtrade_trades_live_through_the_api(server, tmp_path):
         deadline = time.monotonic() + 180
         filled = []
         while time.monotonic() < deadline and bot.poll() is None:
-            time.sleep(5)
+            time.sleep(3)
             liquidity()
             orders = http(server, "GET", "/fapi/v1/allOrders", {"symbol": "BTCUSDT"}, key=key)[2]
             filled = [(o["side"], o["type"], o["status"], o["reduceOnly"]) for o in orders]
-            if len(filled) >= 2:
+            out.flush()
+            seen = " ".join(log.read_text().split())  # freqtrade wraps its lines
+            if len(filled) >= 2 and "MARKET_SELL has been fulfilled" in seen:
                 break
     finally:
         if bot.poll() is None:
