@@ -282,9 +282,16 @@ async def test_local_book_from_raw_depth_diffs_equals_rest_depth(server):
             for side, rows in (("BUY", snap["bids"]), ("SELL", snap["asks"])):
                 book[side] = {Decimal(p): Decimal(q) for p, q in rows}
             last = snap["lastUpdateId"]
-            more = asyncio.gather(*[trade(i) for i in range(30, 150)])
+            async def flow():
+                await asyncio.gather(*[trade(i) for i in range(30, 150)])
+                for side, price in (("BUY", "19.5"), ("SELL", "20.5")):  # a book at the end
+                    await rests[0].call("POST", "/fapi/v1/order", symbol="SOLUSDT", side=side,
+                                        type="LIMIT", quantity="1", price=price,
+                                        timeInForce="GTC")
+            more = asyncio.ensure_future(flow())
             started = False
             prev_u = None
+            diffs = 0
             while True:
                 try:
                     msg = await ws.receive_json(timeout=2)
@@ -300,6 +307,7 @@ async def test_local_book_from_raw_depth_diffs_equals_rest_depth(server):
                 else:
                     assert msg["pu"] == prev_u
                 prev_u = msg["u"]
+                diffs += 1
                 for side, key in (("BUY", "b"), ("SELL", "a")):
                     for p, q in msg[key]:
                         if Decimal(q) == 0:
@@ -312,7 +320,7 @@ async def test_local_book_from_raw_depth_diffs_equals_rest_depth(server):
         assert sorted(book["BUY"].items(), reverse=True) == \
             [(Decimal(p), Decimal(q)) for p, q in final["bids"]]
         assert sorted(book["SELL"].items()) == [(Decimal(p), Decimal(q)) for p, q in final["asks"]]
-        assert final["bids"] and final["asks"]
+        assert final["bids"] and final["asks"] and diffs > 0
     finally:
         for r in rests:
             await r.close()

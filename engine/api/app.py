@@ -214,8 +214,22 @@ class ApiServer:
     # -- HTTP -------------------------------------------------------------------------------------
     async def dispatch(self, method: str, path: str, raw_query: str, body: str | None,
                        api_key: str, ip: str) -> tuple[int, bytes, dict[str, str]]:
-        """One REST request, whatever carried it: (status, JSON body, headers). `body` is None
-        when it was refused for its size before it was read."""
+        """One REST request as a coroutine: (status, JSON body, headers)."""
+        fut = asyncio.get_running_loop().create_future()
+
+        def respond(status: int, payload: bytes, headers: dict[str, str]) -> None:
+            if not fut.done():
+                fut.set_result((status, payload, headers))
+        self.handle(method, path, raw_query, body, api_key, ip, respond)
+        return await fut
+
+    def handle(self, method: str, path: str, raw_query: str, body: str | None, api_key: str,
+               ip: str, respond: Callable[[int, bytes, dict[str, str]], None]) -> None:
+        """One REST request, whatever carried it; `respond(status, JSON body, headers)` once
+        (at once for a refusal, after the record is in the log for a command). `body` is None
+        when it was refused for its size before it was read. An endpoint with a `command`
+        function (new order, cancel) runs without a coroutine: parse, submit, answer from the
+        loop's callback, as the native gateway does."""
         self.requests += 1
         now = self.now()
         headers: dict[str, str] = {}
@@ -223,8 +237,8 @@ class ApiServer:
             ep = self.routes.get((method, path))
             if ep is None:
                 self.limits.use_weight(ip, 1, now)
-                return self._reply({"code": -1000, "msg": f"Path {path}, Method {method} is "
-                                    "invalid"}, 404, headers, ip, now)
+                return respond(*self._reply({"code": -1000, "msg": f"Path {path}, Method "
+                                             f"{method} is invalid"}, 404, headers, ip, now))
             if body is None:
                 raise E.ApiError(-1101, "Too many parameters sent for this endpoint.", 413)
             params = Params(split(raw_query), split(body))
@@ -237,15 +251,48 @@ class ApiServer:
                 a, b = self.limits.use_orders(req.account, ep.orders, now)
                 headers["X-MBX-ORDER-COUNT-10S"] = str(a)
                 headers["X-MBX-ORDER-COUNT-1M"] = str(b)
-            result = await ep.handler(self, req)
-            headers.update(req.headers)
-            return self._reply(result, 200, headers, ip, now)
+            if ep.command is not None:
+                cmd, snapshot = ep.command(self, req)
+                holder = [cmd, snapshot, None]
+                self._watch[id(cmd)] = holder
+
+                def done(_record) -> None:
+                    result = holder[2]
+                    if isinstance(result, E.ApiError):
+                        respond(*self._reply({"code": result.code, "msg": result.msg},
+                                             result.status, headers, ip, now))
+                    elif result is None:
+                        err = E.unknown_error()
+                        respond(*self._reply({"code": err.code, "msg": err.msg}, err.status,
+                                             headers, ip, now))
+                    else:
+                        respond(*self._reply(result, 200, headers, ip, now))
+                self.loop.submit(cmd, done)
+                return
+            task = asyncio.get_running_loop().create_task(ep.handler(self, req))
+            task.add_done_callback(
+                lambda t: self._finish(t, req, headers, ip, now, path, respond))
         except E.ApiError as err:
-            return self._reply({"code": err.code, "msg": err.msg}, err.status, headers, ip, now)
+            respond(*self._reply({"code": err.code, "msg": err.msg}, err.status, headers, ip,
+                                 now))
         except Exception:  # a bug: the client gets Binance's unknown error, the server goes on
             log.exception("request failed", path=path)
             err = E.unknown_error()
-            return self._reply({"code": err.code, "msg": err.msg}, err.status, headers, ip, now)
+            respond(*self._reply({"code": err.code, "msg": err.msg}, err.status, headers, ip,
+                                 now))
+
+    def _finish(self, task: asyncio.Task, req: Request, headers: dict[str, str], ip: str,
+                now: int, path: str, respond) -> None:
+        if task.cancelled():
+            return
+        err = task.exception()
+        if err is None:
+            headers.update(req.headers)
+            return respond(*self._reply(task.result(), 200, headers, ip, now))
+        if not isinstance(err, E.ApiError):
+            log.error("request failed", path=path, error=repr(err))
+            err = E.unknown_error()
+        respond(*self._reply({"code": err.code, "msg": err.msg}, err.status, headers, ip, now))
 
     def _reply(self, payload: Any, status: int, headers: dict[str, str], ip: str,
                now: int) -> tuple[int, bytes, dict[str, str]]:

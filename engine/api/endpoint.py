@@ -30,3 +30,5 @@ class Endpoint:
     weight: int | Callable[[Params], int]
     handler: Callable[[Any, Request], Awaitable[Any]]  # (the ApiServer, the request)
     orders: int = 0  # new orders it places (the order rate limits count them)
+    # a command endpoint's fast form: (the ApiServer, the request) -> (command, snapshot(record))
+    command: Callable[[Any, Request], tuple[Any, Callable]] | None = None

@@ -94,15 +94,15 @@ class HttpProtocol(asyncio.Protocol):
                 version == "HTTP/1.1" else headers.get("connection", "").lower() == "keep-alive"
             path, _, query = target.partition("?")
             api_key = headers.get("x-mbx-apikey", "")
-            if length > self.api.config.max_body:
+            if length > self.api.config.max_body:  # refused unread; the body is dropped
                 del buf[:end + 4]
-                slot = [None, True]
-                self.pending.append(slot)
-                self._start(slot, method, path, query, None, api_key)
                 self.discard = max(0, min(length, DISCARD_LIMIT) - len(buf))
                 self.close_when_done = self.discard == 0
                 buf.clear()
                 self.closing = True
+                slot = [None, True]
+                self.pending.append(slot)
+                self._start(slot, method, path, query, None, api_key)
                 return
             if len(buf) < end + 4 + length:
                 return
@@ -127,22 +127,10 @@ class HttpProtocol(asyncio.Protocol):
 
     # -- answering, in order ----------------------------------------------------------------------
     def _start(self, slot: list, method: str, path: str, query: str, body, api_key: str) -> None:
-        task = asyncio.get_running_loop().create_task(
-            self.api.dispatch(method, path, query, body, api_key, self.ip))
-        task.add_done_callback(lambda t: self._done(slot, t))
-
-    def _done(self, slot: list, task: asyncio.Task) -> None:
-        if task.cancelled():
-            return
-        exc = task.exception()
-        if exc is not None:  # dispatch answers its own errors; this is a bug
-            log.error("dispatch failed", error=repr(exc))
-            status, payload, headers = 500, b'{"code":-1000,"msg":"An unknown error occured ' \
-                b'while processing the request."}', {}
-        else:
-            status, payload, headers = task.result()
-        slot[0] = _response(status, payload, headers, slot[1])
-        self._flush()
+        def respond(status: int, payload: bytes, headers: dict[str, str]) -> None:
+            slot[0] = _response(status, payload, headers, slot[1])
+            self._flush()
+        self.api.handle(method, path, query, body, api_key, self.ip, respond)
 
     def _respond_error(self, slot: list, status: int, code: int, msg: str) -> None:
         payload = ('{"code":%d,"msg":"%s"}' % (code, msg)).encode()

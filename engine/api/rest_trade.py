@@ -175,9 +175,14 @@ def _order_ref(p: Params) -> tuple[int, str]:
 
 
 # -- endpoints ----------------------------------------------------------------------------------------
-async def new_order(api, req):
+def new_order_command(api, req):
     cmd, resp = parse_new_order(api, req.account, req.params)
-    return await _run(api, cmd, new_order_snapshot(api, resp))
+    return cmd, new_order_snapshot(api, resp)
+
+
+async def new_order(api, req):
+    cmd, snapshot = new_order_command(api, req)
+    return await _run(api, cmd, snapshot)
 
 
 async def query_order(api, req):
@@ -206,13 +211,18 @@ async def query_open_order(api, req):
     return await api.read(read)
 
 
-async def cancel_order(api, req):
+def cancel_order_command(api, req):
     p = req.params
     symbol = p.symbol(api.engine.symbols)
     order_id, client_id = _order_ref(p)
     cmd = C.CancelOrder(account=req.account, symbol=symbol, order_id=order_id,
                         orig_client_order_id=client_id)
-    return await _run(api, cmd, order_event_snapshot(api, V.OrderCanceled))
+    return cmd, order_event_snapshot(api, V.OrderCanceled)
+
+
+async def cancel_order(api, req):
+    cmd, snapshot = cancel_order_command(api, req)
+    return await _run(api, cmd, snapshot)
 
 
 def _modify_cmd(api, account: int, p: Params) -> C.ModifyOrder:
@@ -476,8 +486,8 @@ async def algo_cancel_all(api, req):
     return {"code": 200, "msg": "The operation of cancel all open order is done."}
 
 
-def _ep(method, path, weight, handler, orders=0):
-    return Endpoint(method, path, SIGNED, weight, handler, orders)
+def _ep(method, path, weight, handler, orders=0, command=None):
+    return Endpoint(method, path, SIGNED, weight, handler, orders, command)
 
 
 def _sym_weight(with_symbol: int, without: int):
@@ -485,9 +495,9 @@ def _sym_weight(with_symbol: int, without: int):
 
 
 ROUTES = [
-    _ep("POST", "/fapi/v1/order", 0, new_order, orders=1),
+    _ep("POST", "/fapi/v1/order", 0, new_order, orders=1, command=new_order_command),
     _ep("GET", "/fapi/v1/order", 1, query_order),
-    _ep("DELETE", "/fapi/v1/order", 1, cancel_order),
+    _ep("DELETE", "/fapi/v1/order", 1, cancel_order, command=cancel_order_command),
     _ep("PUT", "/fapi/v1/order", 1, modify_order, orders=1),
     _ep("POST", "/fapi/v1/batchOrders", 5, batch_new, orders=1),
     _ep("PUT", "/fapi/v1/batchOrders", 5, batch_modify, orders=1),
