@@ -6,6 +6,7 @@ STAMP := $(VENV)/.installed
 # the compiled core (mypyc; pure Python without a C compiler): build_core.py, rebuilt when
 # engine/core changes; PERPENGINE_PURE=1 runs the pure core all the same
 CORE := engine/core/compiled.json
+FTSTAMP := $(VENV)/.installed-freqtrade
 
 .DEFAULT_GOAL := core  # `make`: install and build the core
 .PHONY: core run test test-slow bench feed load replay clean
@@ -30,7 +31,12 @@ run: $(STAMP) $(CORE)
 test: $(STAMP) $(CORE)
 	$(PY) -m pytest -m "not slow"
 
-test-slow: $(STAMP) $(CORE)
+# the slow suite also runs a real freqtrade against the Binance API: installed on first use
+$(FTSTAMP): $(STAMP)
+	$(PY) -m pip install -q -e '.[dev,freqtrade]'
+	touch $(FTSTAMP)
+
+test-slow: $(FTSTAMP) $(CORE)
 	$(PY) -m pytest -m slow
 
 # benchmarks print figures, progress, then one table (the README quotes it); not tests
@@ -38,6 +44,7 @@ bench: $(STAMP) $(CORE)
 	$(PY) -m engine.bench all
 	$(PY) -m engine.bench conditional
 	$(PY) -m engine.bench market
+	$(PY) -m engine.bench api
 
 feed: $(STAMP) $(CORE)
 	$(PY) -m replay feed $(FILE) $(ARGS)

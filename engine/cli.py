@@ -110,6 +110,11 @@ def main(argv: list[str] | None = None) -> int:
                    add_help=False)
     if argv is None:
         argv = sys.argv[1:]
+    sub.add_parser("newkey", help="an account, a deposit and an API key on a running server "
+                   "(python -m engine newkey --help)", add_help=False)
+    if argv[:1] == ["newkey"]:
+        from engine.api.newkey import main as newkey_main
+        return newkey_main(argv[1:])
     if argv[:1] == ["serve"]:
         from engine.server.app import main as serve_main
         return serve_main(argv[1:])

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -49,7 +50,7 @@ class Venue:
         self.log = tmp_path / "engine.log"
         self.keys_path = tmp_path / "keys.json"
         self.stderr = open(tmp_path / "stderr.txt", "w")
-        cmd = [sys.executable, "-m", "engine", "serve", "--port", "0", "--log", str(self.log),
+        cmd = [sys.executable, "-m", "engine", "serve", "--port", "0", "--api-port", "0", "--log", str(self.log),
                "--keys", str(self.keys_path), "--summary-every", "60",
                *(["--market"] if market else []), *args]
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=self.stderr,
@@ -323,7 +324,7 @@ def test_start_line_and_an_empty_venue_without_the_market(tmp_path):
     v = Venue(tmp_path / "a")
     try:
         line = v.lines[1]
-        assert "Binance API http://127.0.0.1:8080" in line
+        assert re.search(r"Binance API http://127.0.0.1:\d+, native", line), line
         assert f"native 127.0.0.1:{v.port}" in line
         assert "python -m engine newkey --deposit 10000" in line
         assert "market simulator" in line and "800000001-800999999" in line and \

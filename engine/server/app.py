@@ -40,6 +40,7 @@ from pathlib import Path
 
 import structlog
 
+from engine.api import ApiConfig, ApiServer
 from engine.core import Engine, EngineConfig
 from engine.core import catalogue as catalogue_mod
 from engine.core.build import core_build_line
@@ -112,6 +113,18 @@ class Server(BatchListener):
                           max_connections=config.max_connections,
                           idle_timeout_s=config.idle_timeout_s), self.stats)
         self.loop.listeners += [self.gateway, self]
+        self.api = None  # Binance's REST and WebSocket API, fed by the same loop
+        self.api_error: str | None = None  # why it did not start
+        if config.api_port >= 0:
+            self.api = ApiServer(self.engine, self.loop, self.keys, ApiConfig(
+                host=config.api_host, port=config.api_port,
+                weight_per_minute=config.api_weight_limit,
+                orders_per_minute=config.api_order_limit,
+                orders_per_10s=max(1, config.api_order_limit // 4),
+                outbound_limit=config.outbound_limit, sndbuf=config.sndbuf,
+                listen_key_ttl_ms=int(config.api_listen_key_minutes * 60_000)),
+                log_path=config.log_path)
+            self.loop.listeners.append(self.api)
         self._events_since_snapshot = 0
         self._snapshot_child: int | None = None
         self._risk_child: subprocess.Popen | None = None
@@ -178,6 +191,14 @@ class Server(BatchListener):
             self.keys.create(None, admin=True)
         await self.gateway.start(self.config.host, self.config.port)
         self.address = self.gateway.address
+        if self.api is not None:
+            try:
+                await self.api.start()
+            except OSError as exc:  # the native gateway serves on; say why the API does not
+                log.warning("Binance API not started", error=str(exc))
+                self.api_error = str(exc)
+                self.loop.listeners.remove(self.api)
+                self.api = None
         self._tasks = [asyncio.create_task(self.loop.run(), name="sequencer"),
                        asyncio.create_task(self._risk(), name="risk"),
                        asyncio.create_task(self._summaries(), name="summary")]
@@ -210,6 +231,8 @@ class Server(BatchListener):
         if self.market is not None:
             await self.market.stop()
         self.gateway.close()
+        if self.api is not None:
+            await self.api.stop()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.drain_s
         quiet = 0
@@ -349,7 +372,10 @@ async def serve(config: ServerConfig) -> int:
           f"{'; repaired: ' + rec['repaired'] if rec.get('repaired') else ''}); "
           f"{len(server.engine.symbols)} symbols; keys {config.keys_path}; "
           f"{core_build_line()}; risk consumer "
-          f"{'in its own process' if config.risk_process else 'inline'}", flush=True)
+          f"{'in its own process' if config.risk_process else 'inline'}"
+          f"{'; Binance API not started: ' + server.api_error if server.api_error else ''}"
+          f"{'; Binance API on http://%s:%d' % server.api.address if server.api else ''}",
+          flush=True)
     print(venue_line(config, server), flush=True)
     if config.market:
         await server.start_market()
@@ -370,10 +396,12 @@ def venue_line(config: ServerConfig, server: Server) -> str:
     """The testnet-like start line: where the Binance API and the native port are, the clock,
     the market simulator, and the one command that makes a funded key."""
     host, port = server.address
-    # the Binance HTTP API's address (engine/api, built separately): its configured host and
-    # port once ServerConfig has them, 127.0.0.1:8080 by default
-    api_host = getattr(config, "api_host", None) or "127.0.0.1"
-    api_port = getattr(config, "api_port", None) or 8080
+    if server.api is not None and server.api_error is None:
+        api = "Binance API http://%s:%d" % server.api.address
+    elif server.api_error:
+        api = f"Binance API not started ({server.api_error})"
+    else:
+        api = "no Binance API (--api-port -1)"
     if config.market:
         market = (f"market simulator on {config.market_symbols or 'its default symbols'} "
                   f"(seed {config.market_seed}"
@@ -383,7 +411,7 @@ def venue_line(config: ServerConfig, server: Server) -> str:
                   f"'simulator')")
     else:
         market = "no market simulator (an empty venue)"
-    return (f"perpengine: venue ready: Binance API http://{api_host}:{api_port}, native "
+    return (f"perpengine: venue ready: {api}, native "
             f"{host}:{port}; clock {describe_line(server.clock)}; {market}; a funded key: "
             f"python -m engine newkey --deposit 10000")
 

@@ -45,6 +45,11 @@ class ServerConfig:
     market_seed: int = 1
     market_prices: list[str] | None = None  # recorded price files or folders
     market_scenario: str | None = None  # a scenario file (TOML or JSON)
+    api_host: str = "127.0.0.1"  # Binance's REST and WebSocket API (engine.api)
+    api_port: int = 8080  # 0 picks a free port; -1: no API
+    api_weight_limit: int = 2400  # request weight per IP per minute
+    api_order_limit: int = 1200  # new orders per account per minute (a quarter per 10 s)
+    api_listen_key_minutes: float = 60  # a listen key lives this long after its last keepalive
 
     def snapshots(self) -> str:
         return self.snapshot_dir or self.log_path + ".snapshots"
@@ -89,6 +94,16 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
     p.add_argument("--risk-process", action="store_true",
                    help="the risk consumer as a child process following the log (the default)")
     p.add_argument("--catalogue")
+    api = p.add_argument_group("Binance's REST and WebSocket API (engine.api)")
+    api.add_argument("--api-host", default=d.api_host, help="Binance API address")
+    api.add_argument("--api-port", type=int, default=d.api_port,
+                   help="Binance API port (0 picks a free port, -1 turns the API off)")
+    api.add_argument("--api-weight-limit", type=int, default=d.api_weight_limit,
+                   help="request weight per IP per minute (Binance: 2400)")
+    api.add_argument("--api-order-limit", type=int, default=d.api_order_limit,
+                   help="new orders per account per minute (Binance: 1200; a quarter per 10 s)")
+    api.add_argument("--api-listen-key-minutes", type=float, default=d.api_listen_key_minutes,
+                   help="listen key lifetime without a keepalive (Binance: 60)")
     c = p.add_argument_group("the venue's clock")
     c.add_argument("--clock", choices=["wall", "sim"], default=d.clock,
                    help="wall: real time; sim: simulated time from --start at --speed x real")
@@ -124,4 +139,7 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
                         market_symbols=a.symbols, market_seed=a.seed, market_prices=a.prices,
                         market_scenario=a.scenario, outbound_bytes=a.outbound_bytes,
                         weight_per_min=a.weight_per_min, max_connections=a.max_connections,
-                        idle_timeout_s=a.idle_timeout, repair=a.repair)
+                        idle_timeout_s=a.idle_timeout, repair=a.repair,
+                        api_host=a.api_host, api_port=a.api_port,
+                        api_weight_limit=a.api_weight_limit, api_order_limit=a.api_order_limit,
+                        api_listen_key_minutes=a.api_listen_key_minutes)

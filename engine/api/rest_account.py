@@ -1,0 +1,257 @@
+"""Account and position settings, balances, positions, income (USER_DATA, signed) and the
+user data stream's listen keys (USER_STREAM: the API key only).
+
+Hedge mode (positionSide/dual) and Multi-Assets mode are read as false; asking for true is
+answered with Binance's -4084 ("Method is not allowed currently. Upcoming soon.") until the
+core has them: wiring them then is replacing these handlers."""
+from __future__ import annotations
+
+import msgspec
+
+from engine.api import errors as E
+from engine.api.endpoint import SIGNED, USER_STREAM, Endpoint
+from engine.core.fixed import fmt
+from engine.views import binance as B
+from proto import commands as C
+from proto import events as V
+
+INCOME_TYPES = frozenset({
+    "TRANSFER", "WELCOME_BONUS", "REALIZED_PNL", "FUNDING_FEE", "COMMISSION", "INSURANCE_CLEAR",
+    "REFERRAL_KICKBACK", "COMMISSION_REBATE", "API_REBATE", "CONTEST_REWARD",
+    "CROSS_COLLATERAL_TRANSFER", "OPTIONS_PREMIUM_FEE", "OPTIONS_SETTLE_PROFIT",
+    "INTERNAL_TRANSFER", "AUTO_EXCHANGE", "DELIVERED_SETTELMENT", "COIN_SWAP_DEPOSIT",
+    "COIN_SWAP_WITHDRAW", "POSITION_LIMIT_INCREASE_FEE", "STRATEGY_UMFUTURES_TRANSFER",
+    "FEE_RETURN", "BFUSD_REWARD"})
+NOT_YET = "Method is not allowed currently. Upcoming soon."
+
+
+async def _command(api, cmd, snapshot=None):
+    record, result = await api.submit(cmd, snapshot)
+    for ev in record.events:
+        if type(ev) in (V.OrderRejected, V.CommandRejected):
+            raise E.error(ev.code, ev.msg)
+    return result
+
+
+async def leverage(api, req):
+    p = req.params
+    symbol = p.symbol(api.engine.symbols)
+    lev = p.integer("leverage", required=True, high=1 << 31)
+    if not 1 <= lev <= 125:
+        raise E.error(-4028, f"Leverage {lev} is not valid")
+
+    def snap(record):
+        acct = api.engine.accounts.get(req.account)
+        pos = acct.positions.get(symbol) if acct is not None else None
+        sym = api.engine.symbols[symbol]
+        now_lev = pos.leverage if pos is not None else lev
+        return {"leverage": now_lev, "maxNotionalValue":
+                fmt(sym.max_notional(sym.table_at(api.engine.time), now_lev)), "symbol": symbol}
+    return await _command(api, C.SetLeverage(account=req.account, symbol=symbol, leverage=lev),
+                          snap)
+
+
+async def margin_type(api, req):
+    p = req.params
+    symbol = p.symbol(api.engine.symbols)
+    mt = p.raw("marginType")
+    if mt is None:
+        raise E.mandatory("marginType")
+    mt = mt.upper()
+    if mt not in ("ISOLATED", "CROSSED"):
+        raise E.invalid_value("marginType")
+    await _command(api, C.SetMarginType(account=req.account, symbol=symbol, margin_type=mt))
+    return {"code": 200, "msg": "success"}
+
+
+async def position_margin(api, req):
+    p = req.params
+    symbol = p.symbol(api.engine.symbols)
+    amount = p.decimal("amount", required=True)
+    kind = p.integer("type", required=True)
+    if kind not in (1, 2):
+        raise E.invalid_value("type")
+    if p.raw("positionSide") not in (None, "BOTH"):
+        raise E.error(-4061, "Order's position side does not match user's setting.")
+    if not amount:
+        raise E.error(-4055, "Amount must be positive.")
+    await _command(api, C.AdjustIsolatedMargin(account=req.account, symbol=symbol,
+                                               amount=amount, type=kind))
+    return {"amount": msgspec.Raw(fmt(amount).encode()), "code": 200,
+            "msg": "Successfully modify position margin.", "type": kind}
+
+
+async def leverage_bracket(api, req):
+    symbol = req.params.symbol(api.engine.symbols, required=False)
+
+    def read():
+        rows = B.leverage_brackets(api.engine, symbol)
+        return rows[0] if symbol is not None else rows
+    return await api.read(read)
+
+
+async def position_mode_get(api, req):
+    return {"dualSidePosition": False}
+
+
+async def position_mode_set(api, req):
+    if req.params.boolean("dualSidePosition") is True:
+        raise E.error(-4084, NOT_YET)
+    if "dualSidePosition" not in req.params:
+        raise E.mandatory("dualSidePosition")
+    raise E.error(-4059, "No need to change position side.")
+
+
+async def multi_assets_get(api, req):
+    return {"multiAssetsMargin": False}
+
+
+async def multi_assets_set(api, req):
+    if "multiAssetsMargin" not in req.params:
+        raise E.mandatory("multiAssetsMargin")
+    if req.params.boolean("multiAssetsMargin"):
+        raise E.error(-4084, NOT_YET)
+    raise E.error(-4171, "Adjusted Multi-Assets mode is same as current mode.")
+
+
+def _account_read(fn):
+    async def handler(api, req):
+        def read():
+            if req.account not in api.engine.accounts:
+                raise E.rejected_key()
+            return fn(api, req)
+        return await api.read(read)
+    return handler
+
+
+def _symbol_or_none(api, req):
+    return req.params.symbol(api.engine.symbols, required=False)
+
+
+def _account_v(version):
+    return _account_read(lambda api, req: B.account(api.engine, req.account, version, req.now))
+
+
+def _balance(api, req):
+    return B.balance(api.engine, req.account, req.now)
+
+
+def _position_risk(version):
+    async def handler(api, req):
+        symbol = _symbol_or_none(api, req)
+
+        def read():
+            if req.account not in api.engine.accounts:
+                raise E.rejected_key()
+            return B.position_risk(api.engine, req.account, symbol, version, req.now)
+        return await api.read(read)
+    return handler
+
+
+async def income(api, req):
+    p = req.params
+    symbol = p.symbol(api.engine.symbols, required=False)
+    kind = p.raw("incomeType")
+    if kind is not None and kind not in INCOME_TYPES:
+        raise E.invalid_value("incomeType")
+    start, end = p.integer("startTime"), p.integer("endTime")
+    if start is not None and end is not None and end < start:
+        raise E.error(-1023, "Start time is greater than end time.")
+    page = p.integer("page", low=1, high=1 << 31) or 1
+    limit = min(p.integer("limit", low=1, high=1 << 31) or 100, 1000)
+    if start is None and end is None:
+        start = req.now - 7 * 86_400_000
+
+    def read():
+        rows = [r for r in api.history.income_rows(req.account)
+                if (symbol is None or r[0] == symbol) and (kind is None or r[1] == kind)
+                and (start is None or r[3] >= start) and (end is None or r[3] <= end)]
+        rows = rows[(page - 1) * limit:page * limit]
+        return [{"symbol": r[0], "incomeType": r[1], "income": fmt(r[2]), "asset": "USDT",
+                 "info": r[1], "time": r[3], "tranId": r[4], "tradeId": r[5]} for r in rows]
+    return await api.read(read)
+
+
+async def commission_rate(api, req):
+    symbol = req.params.symbol(api.engine.symbols)
+    return B.commission_rate(api.engine, symbol)
+
+
+async def adl_quantile(api, req):
+    symbol = _symbol_or_none(api, req)
+    return await _account_read(lambda api_, r: B.adl_quantile(api.engine, r.account, symbol))(
+        api, req)
+
+
+async def account_config(api, req):
+    return {"feeTier": 0, "canTrade": True, "canDeposit": True, "canWithdraw": True,
+            "dualSidePosition": False, "updateTime": 0, "multiAssetsMargin": False,
+            "tradeGroupId": -1}
+
+
+async def symbol_config(api, req):
+    symbol = _symbol_or_none(api, req)
+
+    def read():
+        acct = api.engine.accounts.get(req.account)
+        if acct is None:
+            raise E.rejected_key()
+        out = []
+        for name in ([symbol] if symbol else sorted(acct.positions)):
+            pos = acct.positions.get(name)
+            sym = api.engine.symbols[name]
+            lev = pos.leverage if pos is not None else api.engine.config.default_leverage
+            out.append({"symbol": name, "marginType": "ISOLATED" if pos is not None and
+                        pos.margin_type == "ISOLATED" else "CROSSED",
+                        "isAutoAddMargin": "false", "leverage": lev,
+                        "maxNotionalValue": fmt(sym.max_notional(sym.table_at(api.engine.time),
+                                                                 lev))})
+        return out
+    return await api.read(read)
+
+
+# -- listen keys ---------------------------------------------------------------------------------------
+async def listen_key_new(api, req):
+    return {"listenKey": api.listen_keys.create(req.account, req.now)}
+
+
+async def listen_key_keepalive(api, req):
+    key = api.listen_keys.keepalive(req.account, req.now, req.params.raw("listenKey"))
+    if key is None:
+        raise E.invalid_listen_key()
+    return {"listenKey": key}
+
+
+async def listen_key_delete(api, req):
+    api.listen_keys.delete(req.account)
+    return {}
+
+
+def _ep(method, path, weight, handler, security=SIGNED):
+    return Endpoint(method, path, security, weight, handler)
+
+
+ROUTES = [
+    _ep("POST", "/fapi/v1/leverage", 1, leverage),
+    _ep("POST", "/fapi/v1/marginType", 1, margin_type),
+    _ep("POST", "/fapi/v1/positionMargin", 1, position_margin),
+    _ep("GET", "/fapi/v1/leverageBracket", 1, leverage_bracket),
+    _ep("GET", "/fapi/v1/positionSide/dual", 30, position_mode_get),
+    _ep("POST", "/fapi/v1/positionSide/dual", 1, position_mode_set),
+    _ep("GET", "/fapi/v1/multiAssetsMargin", 30, multi_assets_get),
+    _ep("POST", "/fapi/v1/multiAssetsMargin", 1, multi_assets_set),
+    _ep("GET", "/fapi/v2/account", 5, _account_v(2)),
+    _ep("GET", "/fapi/v3/account", 5, _account_v(3)),
+    _ep("GET", "/fapi/v2/balance", 5, _account_read(_balance)),
+    _ep("GET", "/fapi/v3/balance", 5, _account_read(_balance)),
+    _ep("GET", "/fapi/v2/positionRisk", 5, _position_risk(2)),
+    _ep("GET", "/fapi/v3/positionRisk", 5, _position_risk(3)),
+    _ep("GET", "/fapi/v1/income", 30, income),
+    _ep("GET", "/fapi/v1/commissionRate", 20, commission_rate),
+    _ep("GET", "/fapi/v1/adlQuantile", 5, adl_quantile),
+    _ep("GET", "/fapi/v1/accountConfig", 5, account_config),
+    _ep("GET", "/fapi/v1/symbolConfig", 5, symbol_config),
+    _ep("POST", "/fapi/v1/listenKey", 1, listen_key_new, USER_STREAM),
+    _ep("PUT", "/fapi/v1/listenKey", 1, listen_key_keepalive, USER_STREAM),
+    _ep("DELETE", "/fapi/v1/listenKey", 1, listen_key_delete, USER_STREAM),
+]

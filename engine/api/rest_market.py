@@ -1,0 +1,245 @@
+"""Public market data (security NONE, historicalTrades MARKET_DATA), with Binance's weights;
+and the start-up calls some clients make about markets the engine does not have (spot, COIN-M,
+margin), answered so that the client goes on (an empty market list)."""
+from __future__ import annotations
+
+from engine.api import errors as E
+from engine.api.endpoint import MARKET_DATA, NONE, SIGNED, Endpoint
+from engine.api.params import Params
+from engine.core.fixed import fmt
+from engine.views import binance as B
+from engine.views import funding as funding_views
+from engine.views.history import INTERVALS
+
+DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
+
+
+def _depth_weight(p: Params) -> int:
+    limit = p.integer("limit") if "limit" in p else 500
+    return 2 if limit <= 50 else 5 if limit <= 100 else 10 if limit <= 500 else 20
+
+
+def _kline_weight(p: Params) -> int:
+    limit = p.integer("limit") if "limit" in p else 500
+    return 1 if limit < 100 else 2 if limit < 500 else 5 if limit <= 1000 else 10
+
+
+def _sym_weight(with_symbol: int, without: int):
+    return lambda p: with_symbol if "symbol" in p else without
+
+
+def _limit(p: Params, default: int, high: int) -> int:
+    n = p.integer("limit", low=1, high=1 << 31)
+    if n is None:
+        return default
+    return min(n, high)
+
+
+async def ping(api, req):
+    return {}
+
+
+async def server_time(api, req):
+    return {"serverTime": req.now}
+
+
+async def exchange_info(api, req):
+    c = api.config
+    return await api.read(lambda: B.exchange_info(api.engine, req.now, c.weight_per_minute,
+                                                  c.orders_per_minute))
+
+
+async def depth(api, req):
+    p = req.params
+    symbol = p.symbol(api.engine.symbols)
+    limit = p.integer("limit")
+    if limit is None:
+        limit = 500
+    elif limit not in DEPTH_LIMITS:
+        raise E.error(-4021, f"'{limit}' is not valid depth limit.")
+    market = api.ws.market
+    return await api.read(lambda: B.depth(api.engine, symbol, limit,
+                                          market.last_u.get(symbol, 0), req.now))
+
+
+def _trade_rows(rows) -> list[dict]:
+    return [{"id": t[0], "price": fmt(t[1]), "qty": fmt(t[2]), "quoteQty": fmt(t[3]),
+             "time": t[4], "isBuyerMaker": t[5], "isRPITrade": False} for t in rows]
+
+
+async def trades(api, req):
+    p = req.params
+    symbol = p.symbol(api.engine.symbols)
+    limit = _limit(p, 500, 1000)
+
+    def rows():
+        q = api.history.trades.get(symbol, ())
+        return _trade_rows(list(q)[-limit:])
+    return await api.read(rows)
+
+
+async def historical_trades(api, req):
+    p = req.params
+    symbol = p.symbol(api.engine.symbols)
+    limit = _limit(p, 100, 500)
+    from_id = p.integer("fromId")
+
+    def rows():
+        q = list(api.history.trades.get(symbol, ()))
+        if from_id is None:
+            return _trade_rows(q[-limit:])
+        return _trade_rows([t for t in q if t[0] >= from_id][:limit])
+    return await api.read(rows)
+
+
+async def agg_trades(api, req):
+    p = req.params
+    symbol = p.symbol(api.engine.symbols)
+    limit = _limit(p, 500, 1000)
+    from_id = p.integer("fromId")
+    start, end = p.integer("startTime"), p.integer("endTime")
+    if start is not None and end is not None and end < start:
+        raise E.error(-1023, "Start time is greater than end time.")
+
+    def rows():
+        q = list(api.history.agg.get(symbol, ()))
+        if from_id is not None:
+            q = [a for a in q if a[0] >= from_id][:limit]
+        elif start is not None or end is not None:
+            q = [a for a in q if (start is None or a[5] >= start) and
+                 (end is None or a[5] <= end)][:limit]
+        else:
+            q = q[-limit:]
+        return [{"a": a[0], "p": fmt(a[1]), "q": fmt(a[2]), "nq": fmt(a[2]), "f": a[3],
+                 "l": a[4], "T": a[5], "m": a[6]} for a in q]
+    return await api.read(rows)
+
+
+def _klines(kind: str, symbol_param: str = "symbol"):
+    async def handler(api, req):
+        p = req.params
+        symbol = p.symbol(api.engine.symbols, name=symbol_param)
+        interval = p.raw("interval")
+        if interval is None:
+            raise E.mandatory("interval")
+        if interval not in INTERVALS:
+            raise E.error(-1120, "Invalid interval.")
+        if symbol_param == "pair" and p.raw("contractType") not in (None, "PERPETUAL",
+                                                                    "CURRENT_QUARTER",
+                                                                    "NEXT_QUARTER"):
+            raise E.invalid_value("contractType")
+        limit = _limit(p, 500, 1500)
+        start, end = p.integer("startTime"), p.integer("endTime")
+        if start is not None and end is not None and end < start:
+            raise E.error(-1023, "Start time is greater than end time.")
+
+        def rows():
+            k = api.history.klines.get((kind, symbol))
+            if k is None:
+                return []
+            return [B.kline_row(c, price_only=kind != "last")
+                    for c in k.candles(interval, start, end, limit)]
+        return await api.read(rows)
+    return handler
+
+
+async def premium_index(api, req):
+    symbol = req.params.symbol(api.engine.symbols, required=False)
+
+    def read():
+        rows = funding_views.premium_index(api.engine, symbol)
+        if isinstance(rows, list):
+            return [B.premium_index_extra(api.engine, r) for r in rows]
+        return B.premium_index_extra(api.engine, rows)
+    return await api.read(read)
+
+
+async def funding_rate(api, req):
+    p = req.params
+    symbol = p.symbol(api.engine.symbols, required=False)
+    limit = _limit(p, 100, 1000)
+    start, end = p.integer("startTime"), p.integer("endTime")
+    if start is None and end is None and "limit" not in p:
+        limit = 200  # no window: the most recent 200, as Binance
+    return await api.read(lambda: funding_views.funding_rate_history(
+        api.engine, symbol, limit, start, end))
+
+
+async def funding_info(api, req):
+    return await api.read(lambda: B.funding_info(api.engine))
+
+
+def _each_symbol(fn):
+    async def handler(api, req):
+        symbol = req.params.symbol(api.engine.symbols, required=False)
+
+        def read():
+            if symbol is not None:
+                return fn(api, symbol, req.now)
+            return [fn(api, s, req.now) for s in sorted(api.engine.symbols)]
+        return await api.read(read)
+    return handler
+
+
+def _ticker_24h(api, symbol, now):
+    return B.ticker_24h(api.engine, api.history, symbol, now)
+
+
+def _ticker_price(api, symbol, now):
+    return B.ticker_price(api.engine, symbol, now)
+
+
+def _book_ticker(api, symbol, now):
+    return B.book_ticker(api.engine, symbol, now, api.ws.market.last_u.get(symbol, 0))
+
+
+async def open_interest(api, req):
+    symbol = req.params.symbol(api.engine.symbols)
+    return await api.read(lambda: B.open_interest(api.engine, symbol, req.now))
+
+
+# -- other markets: what clients ask at start-up ---------------------------------------------------
+async def empty_list(api, req):
+    return []
+
+
+async def empty_exchange_info(api, req):
+    return {"timezone": "UTC", "serverTime": req.now, "rateLimits": [], "exchangeFilters": [],
+            "symbols": []}
+
+
+def _ep(method, path, weight, handler, security=NONE):
+    return Endpoint(method, path, security, weight, handler)
+
+
+ROUTES = [
+    _ep("GET", "/fapi/v1/ping", 1, ping),
+    _ep("GET", "/fapi/v1/time", 1, server_time),
+    _ep("GET", "/fapi/v1/exchangeInfo", 1, exchange_info),
+    _ep("GET", "/fapi/v1/depth", _depth_weight, depth),
+    _ep("GET", "/fapi/v1/trades", 5, trades),
+    _ep("GET", "/fapi/v1/historicalTrades", 20, historical_trades, MARKET_DATA),
+    _ep("GET", "/fapi/v1/aggTrades", 20, agg_trades),
+    _ep("GET", "/fapi/v1/klines", _kline_weight, _klines("last")),
+    _ep("GET", "/fapi/v1/continuousKlines", _kline_weight, _klines("last", "pair")),
+    _ep("GET", "/fapi/v1/markPriceKlines", _kline_weight, _klines("mark")),
+    _ep("GET", "/fapi/v1/indexPriceKlines", _kline_weight, _klines("index", "pair")),
+    _ep("GET", "/fapi/v1/premiumIndex", _sym_weight(1, 10), premium_index),
+    _ep("GET", "/fapi/v1/fundingRate", 1, funding_rate),
+    _ep("GET", "/fapi/v1/fundingInfo", 1, funding_info),
+    _ep("GET", "/fapi/v1/ticker/24hr", _sym_weight(1, 40), _each_symbol(_ticker_24h)),
+    _ep("GET", "/fapi/v1/ticker/price", _sym_weight(1, 2), _each_symbol(_ticker_price)),
+    _ep("GET", "/fapi/v2/ticker/price", _sym_weight(1, 2), _each_symbol(_ticker_price)),
+    _ep("GET", "/fapi/v1/ticker/bookTicker", _sym_weight(2, 5), _each_symbol(_book_ticker)),
+    _ep("GET", "/fapi/v1/openInterest", 1, open_interest),
+    # spot, COIN-M and margin: no markets here
+    _ep("GET", "/api/v3/ping", 1, ping),
+    _ep("GET", "/api/v3/time", 1, server_time),
+    _ep("GET", "/api/v3/exchangeInfo", 20, empty_exchange_info),
+    _ep("GET", "/dapi/v1/ping", 1, ping),
+    _ep("GET", "/dapi/v1/time", 1, server_time),
+    _ep("GET", "/dapi/v1/exchangeInfo", 1, empty_exchange_info),
+    _ep("GET", "/sapi/v1/capital/config/getall", 10, empty_list, SIGNED),
+    _ep("GET", "/sapi/v1/margin/allPairs", 1, empty_list),
+    _ep("GET", "/sapi/v1/margin/isolated/allPairs", 10, empty_list),
+]

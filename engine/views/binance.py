@@ -1,0 +1,432 @@
+"""Read models in the exact shapes of Binance's USDⓈ-M REST API (decimal strings, Binance's
+field names and enums), from the core's state and the log's projection (engine.views.history).
+What the HTTP API (engine.api) answers; they change nothing.
+
+Choices where the engine differs from Binance, each said once:
+- One margin asset: every symbol (the BUSD-quoted too) draws on the account's USDT wallet, so
+  balances and account figures list USDT only (`multiAssetsMargin` is false).
+- One-way mode: `positionSide` is always BOTH.
+- Quarterlies: the catalogue's `_0924` contracts deliver on 2021-09-24 08:00 UTC (assumed:
+  the seeds' year); the engine does not settle deliveries, so they keep trading.
+- MARKET orders are shown with timeInForce GTC, as Binance shows them (the core runs them IOC).
+"""
+from __future__ import annotations
+
+import msgspec
+
+from engine.core import Engine
+from engine.core.accounts import ISOLATED, Account, Position
+from engine.core.catalogue import BracketTable, SymbolSpec
+from engine.core.fixed import SCALE, fmt
+from engine.views import positions as position_views
+from engine.views.history import History, OrderInfo
+
+PERPETUAL_DELIVERY = 4133404800000  # Binance's deliveryDate for perpetuals (2100-12-25)
+ONBOARD_DATE = 1569398400000  # 2019-09-25: BTCUSDT's listing, for every symbol (assumed)
+QUARTER_DELIVERY = {"0924": 1632470400000}  # 2021-09-24T08:00:00Z (assumed year)
+ORDER_TYPES = ["LIMIT", "MARKET", "STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET",
+               "TRAILING_STOP_MARKET"]
+TIME_IN_FORCE = ["GTC", "IOC", "FOK", "GTX"]
+MAX_NUM_ALGO_ORDERS = 10
+REQUEST_WEIGHT_LIMIT = 2400
+ORDERS_PER_MINUTE = 1200
+ORDERS_PER_10S = 300
+
+
+def decimals(units: int) -> int:
+    d = 0
+    while units % SCALE:
+        units *= 10
+        d += 1
+    return d
+
+
+def fixed_places(units: int, places: int) -> str:
+    """A decimal with exactly `places` decimals, as Binance prints "0.00000" and "1.1500"."""
+    text = fmt(units)
+    whole, _, frac = text.partition(".")
+    if places == 0:
+        return whole
+    return f"{whole}.{frac.ljust(places, '0')[:places]}"
+
+
+def delivery_date(spec: SymbolSpec) -> int:
+    if spec.contract_type == "PERPETUAL":
+        return PERPETUAL_DELIVERY
+    return QUARTER_DELIVERY.get(spec.symbol.rpartition("_")[2], PERPETUAL_DELIVERY)
+
+
+def symbol_info(spec: SymbolSpec, table: BracketTable) -> dict:
+    f = fmt
+    tier1 = table.tiers[0]
+    return {
+        "symbol": spec.symbol,
+        "pair": spec.symbol.partition("_")[0],
+        "contractType": spec.contract_type,
+        "deliveryDate": delivery_date(spec),
+        "onboardDate": ONBOARD_DATE,
+        "status": "TRADING",
+        "maintMarginPercent": fixed_places(tier1.mmr * 100, 4),
+        "requiredMarginPercent": fixed_places(SCALE * 100 // tier1.max_leverage, 4),
+        "baseAsset": spec.base_asset,
+        "quoteAsset": spec.quote_asset,
+        "marginAsset": spec.margin_asset,
+        "pricePrecision": decimals(spec.tick_size),
+        "quantityPrecision": decimals(spec.step_size),
+        "baseAssetPrecision": 8,
+        "quotePrecision": 8,
+        "underlyingType": spec.underlying_type,
+        "underlyingSubType": [],
+        "settlePlan": 0,
+        "triggerProtect": "0.0500",
+        "liquidationFee": fixed_places(spec.liquidation_fee, 6),
+        "marketTakeBound": "0.05",
+        "maxMoveOrderLimit": 10000,
+        "filters": [
+            {"filterType": "PRICE_FILTER", "minPrice": f(spec.min_price),
+             "maxPrice": f(spec.max_price), "tickSize": f(spec.tick_size)},
+            {"filterType": "LOT_SIZE", "minQty": f(spec.min_qty), "maxQty": f(spec.max_qty),
+             "stepSize": f(spec.step_size)},
+            {"filterType": "MARKET_LOT_SIZE", "minQty": f(spec.min_qty),
+             "maxQty": f(spec.market_max_qty), "stepSize": f(spec.step_size)},
+            {"filterType": "MAX_NUM_ORDERS", "limit": spec.max_num_orders},
+            {"filterType": "MAX_NUM_ALGO_ORDERS", "limit": MAX_NUM_ALGO_ORDERS},
+            {"filterType": "MIN_NOTIONAL", "notional": f(spec.min_notional)},
+            {"filterType": "PERCENT_PRICE", "multiplierUp": fixed_places(spec.multiplier_up, 4),
+             "multiplierDown": fixed_places(spec.multiplier_down, 4), "multiplierDecimal": "4"},
+        ],
+        "orderTypes": ORDER_TYPES,
+        "timeInForce": TIME_IN_FORCE,
+    }
+
+
+def exchange_info(engine: Engine, now: int, weight_limit: int = REQUEST_WEIGHT_LIMIT,
+                  orders_per_minute: int = ORDERS_PER_MINUTE) -> dict:
+    usdm = sorted((name, sym) for name, sym in engine.symbols.items() if not sym.spec.inverse)
+    margin_assets = sorted({s.spec.margin_asset for _, s in usdm})  # COIN-M: /dapi
+    return {
+        "timezone": "UTC",
+        "serverTime": now,
+        "futuresType": "U_MARGINED",
+        "rateLimits": [
+            {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
+             "limit": weight_limit},
+            {"rateLimitType": "ORDERS", "interval": "MINUTE", "intervalNum": 1,
+             "limit": orders_per_minute},
+            {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10,
+             "limit": max(1, orders_per_minute // 4)},
+        ],
+        "exchangeFilters": [],
+        "assets": [{"asset": a, "marginAvailable": True, "autoAssetExchange": "0"}
+                   for a in margin_assets],
+        "symbols": [symbol_info(sym.spec, sym.table_at(now)) for _, sym in usdm],
+    }
+
+
+# -- orders ----------------------------------------------------------------------------------------
+def order_json(o: OrderInfo, *, with_time: bool = True, cum_qty: bool = False) -> dict:
+    """GET responses carry `time` and `updateTime`; POST/PUT/DELETE carry `updateTime` and
+    `cumQty`."""
+    out = {
+        "orderId": o.order_id, "symbol": o.symbol, "status": o.status,
+        "clientOrderId": o.client_id, "price": fmt(o.price), "avgPrice": fmt(o.avg_price),
+        "origQty": fmt(o.orig_qty), "executedQty": fmt(o.executed),
+    }
+    if cum_qty:
+        out["cumQty"] = fmt(o.executed)
+    out.update({
+        "cumQuote": fmt(o.cum_quote),
+        "timeInForce": "GTC" if o.type == "MARKET" else o.tif, "type": o.type,
+        "reduceOnly": o.reduce_only, "closePosition": False, "side": o.side,
+        "positionSide": "BOTH", "stopPrice": "0", "workingType": "CONTRACT_PRICE",
+        "priceProtect": False, "origType": o.type, "priceMatch": "NONE",
+        "selfTradePreventionMode": o.stp, "goodTillDate": 0,
+    })
+    if with_time:
+        out["time"] = o.time
+    out["updateTime"] = o.update_time
+    return out
+
+
+def force_order_json(o: OrderInfo) -> dict:
+    out = order_json(o)
+    out["clientOrderId"] = o.client_id or f"autoclose-{o.time}"
+    return out
+
+
+# -- positions and accounts ------------------------------------------------------------------------
+def break_even(pos: Position) -> int:
+    entry = pos.entry_price()
+    if not entry:
+        return 0
+    fee = entry * pos.taker_fee // SCALE
+    return entry + 2 * fee if pos.qty > 0 else entry - 2 * fee
+
+
+def _position_rows(engine: Engine, acct: Account, symbol: str | None, all_symbols: bool):
+    """(name, position or None) for the account: those it holds or has orders in; every
+    symbol with `all_symbols` (v2 lists them all)."""
+    names = sorted(engine.symbols) if all_symbols else sorted(acct.positions)
+    for name in names:
+        if symbol is not None and name != symbol:
+            continue
+        pos = acct.positions.get(name)
+        if not all_symbols and (pos is None or (pos.qty == 0 and not pos.open_orders)):
+            continue
+        yield name, pos
+
+
+def _fresh(engine: Engine, name: str) -> Position:
+    return Position(name, engine.config.default_leverage, engine.symbols[name].spec.taker_fee)
+
+
+def _liquidation_prices(engine: Engine, account: int) -> dict[str, str]:
+    return {r["symbol"]: r["liquidationPrice"]
+            for r in position_views.position_risk(engine, account)}
+
+
+def position_risk(engine: Engine, account: int, symbol: str | None, version: int,
+                  now: int) -> list[dict]:
+    acct = engine.accounts[account]
+    liq = _liquidation_prices(engine, account)
+    out = []
+    for name, pos in _position_rows(engine, acct, symbol, all_symbols=version == 2):
+        pos = pos or _fresh(engine, name)
+        sym = engine.symbols[name]
+        notional, upnl, im = engine.ledger.position_figures(pos, sym)
+        table = sym.table_at(engine.time)
+        mm = table.maint_margin(abs(notional)) if pos.qty else 0
+        isolated = pos.margin_type == ISOLATED
+        row = {
+            "symbol": name, "positionSide": "BOTH", "positionAmt": fmt(pos.qty),
+            "entryPrice": fmt(pos.entry_price()), "breakEvenPrice": fmt(break_even(pos)),
+            "markPrice": fmt(sym.mark), "unRealizedProfit": fmt(upnl),
+            "liquidationPrice": liq.get(name, "0"),
+            "isolatedMargin": fmt(pos.isolated_margin + upnl if isolated else 0),
+            "notional": fmt(notional), "marginAsset": sym.spec.margin_asset,
+            "isolatedWallet": fmt(pos.isolated_margin if isolated else 0),
+        }
+        if version == 2:
+            row.update({"marginType": "isolated" if isolated else "cross",
+                        "isAutoAddMargin": "false", "leverage": str(pos.leverage),
+                        "maxNotionalValue": fmt(sym.max_notional(table, pos.leverage))})
+        else:
+            row.update({"initialMargin": fmt(im + pos.order_margin), "maintMargin": fmt(mm),
+                        "positionInitialMargin": fmt(im),
+                        "openOrderInitialMargin": fmt(pos.order_margin), "adl": adl_rank(pos),
+                        "bidNotional": fmt(pos.open_buy_notional),
+                        "askNotional": fmt(pos.open_sell_notional)})
+        row["updateTime"] = now
+        out.append(row)
+    return out
+
+
+def adl_rank(pos: Position) -> int:
+    """0 without a position; otherwise 2 (Binance's quantile 1-5; the engine ranks ADL
+    counterparties when it needs them and does not publish quantiles: assumed middle-low)."""
+    return 2 if pos.qty else 0
+
+
+def _totals(engine: Engine, acct: Account) -> dict:
+    upnl = mm = pim = oim = 0
+    cross_upnl = 0
+    isolated_wallets = 0
+    for pos in acct.positions.values():
+        sym = engine.symbols[pos.symbol]
+        _, u, im = engine.ledger.position_figures(pos, sym)
+        n = engine.ledger.position_figures(pos, sym)[0]
+        upnl += u
+        mm += sym.table_at(engine.time).maint_margin(abs(n)) if pos.qty else 0
+        pim += im
+        oim += pos.order_margin
+        if pos.margin_type == ISOLATED:
+            isolated_wallets += pos.isolated_margin
+        else:
+            cross_upnl += u
+    available = engine.ledger.available_balance(acct)
+    return {"wallet": acct.wallet, "upnl": upnl, "mm": mm, "pim": pim, "oim": oim,
+            "cross_wallet": acct.wallet - isolated_wallets, "cross_upnl": cross_upnl,
+            "available": available, "max_withdraw": max(0, min(available, acct.wallet))}
+
+
+def balance(engine: Engine, account: int, now: int) -> list[dict]:
+    t = _totals(engine, engine.accounts[account])
+    return [{"accountAlias": "SgsR", "asset": "USDT", "balance": fmt(t["wallet"]),
+             "crossWalletBalance": fmt(t["cross_wallet"]), "crossUnPnl": fmt(t["cross_upnl"]),
+             "availableBalance": fmt(t["available"]),
+             "maxWithdrawAmount": fmt(t["max_withdraw"]), "marginAvailable": True,
+             "updateTime": now}]
+
+
+def account(engine: Engine, account_id: int, version: int, now: int) -> dict:
+    acct = engine.accounts[account_id]
+    t = _totals(engine, acct)
+    f = fmt
+    asset = {"asset": "USDT", "walletBalance": f(t["wallet"]), "unrealizedProfit": f(t["upnl"]),
+             "marginBalance": f(t["wallet"] + t["upnl"]), "maintMargin": f(t["mm"]),
+             "initialMargin": f(t["pim"] + t["oim"]), "positionInitialMargin": f(t["pim"]),
+             "openOrderInitialMargin": f(t["oim"]), "crossWalletBalance": f(t["cross_wallet"]),
+             "crossUnPnl": f(t["cross_upnl"]), "availableBalance": f(t["available"]),
+             "maxWithdrawAmount": f(t["max_withdraw"])}
+    if version == 2:
+        asset["marginAvailable"] = True
+    asset["updateTime"] = now
+    out: dict = {}
+    if version == 2:
+        out.update({"feeTier": 0, "feeBurn": False, "canTrade": True, "canDeposit": True,
+                    "canWithdraw": True, "updateTime": 0, "multiAssetsMargin": False,
+                    "tradeGroupId": -1})
+    out.update({
+        "totalInitialMargin": f(t["pim"] + t["oim"]), "totalMaintMargin": f(t["mm"]),
+        "totalWalletBalance": f(t["wallet"]), "totalUnrealizedProfit": f(t["upnl"]),
+        "totalMarginBalance": f(t["wallet"] + t["upnl"]),
+        "totalPositionInitialMargin": f(t["pim"]), "totalOpenOrderInitialMargin": f(t["oim"]),
+        "totalCrossWalletBalance": f(t["cross_wallet"]), "totalCrossUnPnl": f(t["cross_upnl"]),
+        "availableBalance": f(t["available"]), "maxWithdrawAmount": f(t["max_withdraw"]),
+        "assets": [asset],
+    })
+    positions = []
+    for name, pos in _position_rows(engine, acct, None, all_symbols=version == 2):
+        pos = pos or _fresh(engine, name)
+        sym = engine.symbols[name]
+        notional, upnl, im = engine.ledger.position_figures(pos, sym)
+        table = sym.table_at(engine.time)
+        row = {"symbol": name, "positionSide": "BOTH", "positionAmt": f(pos.qty),
+               "unrealizedProfit": f(upnl),
+               "isolatedMargin": f(pos.isolated_margin + upnl
+                                   if pos.margin_type == ISOLATED else 0),
+               "notional": f(notional), "isolatedWallet": f(pos.isolated_margin),
+               "initialMargin": f(im + pos.order_margin),
+               "maintMargin": f(table.maint_margin(abs(notional)) if pos.qty else 0)}
+        if version == 2:
+            row.update({"positionInitialMargin": f(im),
+                        "openOrderInitialMargin": f(pos.order_margin),
+                        "leverage": str(pos.leverage),
+                        "isolated": pos.margin_type == ISOLATED,
+                        "entryPrice": f(pos.entry_price()),
+                        "breakEvenPrice": f(break_even(pos)),
+                        "maxNotional": f(sym.max_notional(table, pos.leverage)),
+                        "bidNotional": f(pos.open_buy_notional),
+                        "askNotional": f(pos.open_sell_notional)})
+        row["updateTime"] = now
+        positions.append(row)
+    out["positions"] = positions
+    return out
+
+
+def _num(units: int) -> msgspec.Raw:
+    """An exact JSON number (leverageBracket's numbers are numbers, not strings)."""
+    return msgspec.Raw(fmt(units).encode())
+
+
+def leverage_brackets(engine: Engine, symbol: str | None) -> list[dict]:
+    names = [symbol] if symbol is not None else sorted(engine.symbols)
+    out = []
+    for name in names:
+        table = engine.symbols[name].table_at(engine.time)
+        out.append({"symbol": name, "brackets": [{
+            "bracket": t.bracket, "initialLeverage": t.max_leverage,
+            "notionalCap": _num(t.cap), "notionalFloor": _num(t.floor),
+            "maintMarginRatio": _num(t.mmr), "cum": _num(t.cum)} for t in table.tiers]})
+    return out
+
+
+def commission_rate(engine: Engine, symbol: str) -> dict:
+    spec = engine.symbols[symbol].spec
+    return {"symbol": symbol, "makerCommissionRate": fmt(spec.maker_fee),
+            "takerCommissionRate": fmt(spec.taker_fee), "rpiCommissionRate": "0"}
+
+
+def adl_quantile(engine: Engine, account: int, symbol: str | None) -> list[dict]:
+    acct = engine.accounts[account]
+    out = []
+    for name in sorted(acct.positions):
+        pos = acct.positions[name]
+        if (symbol is not None and name != symbol) or not pos.qty:
+            continue
+        r = adl_rank(pos)
+        out.append({"symbol": name, "adlQuantile": {"LONG": r if pos.qty > 0 else 0,
+                                                    "SHORT": r if pos.qty < 0 else 0,
+                                                    "BOTH": r}})
+    return out
+
+
+# -- market data -----------------------------------------------------------------------------------
+def depth(engine: Engine, symbol: str, limit: int, last_update_id: int, now: int) -> dict:
+    book = engine.symbols[symbol].book
+    return {"lastUpdateId": last_update_id, "E": now, "T": engine.time or now,
+            "bids": [[fmt(p), fmt(q)] for p, q in book.depth("BUY", limit)],
+            "asks": [[fmt(p), fmt(q)] for p, q in book.depth("SELL", limit)]}
+
+
+def book_ticker(engine: Engine, symbol: str, now: int, last_update_id: int = 0) -> dict:
+    book = engine.symbols[symbol].book
+    bid, ask = book.best_level("BUY"), book.best_level("SELL")
+    return {"symbol": symbol, "bidPrice": fmt(bid.price if bid else 0),
+            "bidQty": fmt(bid.total if bid else 0), "askPrice": fmt(ask.price if ask else 0),
+            "askQty": fmt(ask.total if ask else 0), "time": now, "lastUpdateId": last_update_id}
+
+
+def ticker_price(engine: Engine, symbol: str, now: int) -> dict:
+    return {"symbol": symbol, "price": fmt(engine.symbols[symbol].last_price), "time": now}
+
+
+def _pct(change: int, base: int) -> str:
+    """Percent with three decimals, rounded half away from zero."""
+    if not base:
+        return "0.000"
+    v = change * 100_000 // base if change >= 0 else -((-change) * 100_000 // base)
+    sign = "-" if v < 0 else ""
+    v = abs(v)
+    return f"{sign}{v // 1000}.{v % 1000:03d}"
+
+
+def ticker_24h(engine: Engine, history: History, symbol: str, now: int) -> dict:
+    s = history.day_stats(symbol, now)
+    last = history.last_trade.get(symbol)
+    last_price = engine.symbols[symbol].last_price
+    change = last_price - s["open"] if s["count"] else 0
+    return {
+        "symbol": symbol, "priceChange": fmt(change), "priceChangePercent": _pct(change, s["open"]),
+        "weightedAvgPrice": fmt(s["quote"] * SCALE // s["volume"] if s["volume"] else 0),
+        "lastPrice": fmt(last_price), "lastQty": fmt(last[1] if last else 0),
+        "openPrice": fmt(s["open"]), "highPrice": fmt(s["high"]), "lowPrice": fmt(s["low"]),
+        "volume": fmt(s["volume"]), "quoteVolume": fmt(s["quote"]),
+        "openTime": s["open_time"], "closeTime": s["close_time"],
+        "firstId": s["first"], "lastId": s["last"], "count": s["count"],
+    }
+
+
+def open_interest(engine: Engine, symbol: str, now: int) -> dict:
+    oi = 0
+    for acct in engine.accounts.values():
+        pos = acct.positions.get(symbol)
+        if pos is not None and pos.qty > 0:
+            oi += pos.qty
+    return {"openInterest": fmt(oi), "symbol": symbol, "time": now}
+
+
+def kline_row(c: list, price_only: bool = False) -> list:
+    return [c[0], fmt(c[1]), fmt(c[2]), fmt(c[3]), fmt(c[4]),
+            "0" if price_only else fmt(c[5]), c[6], "0" if price_only else fmt(c[7]),
+            0 if price_only else c[8], "0" if price_only else fmt(c[9]),
+            "0" if price_only else fmt(c[10]), "0"]
+
+
+def funding_info(engine: Engine) -> list[dict]:
+    """Binance lists only symbols whose cap, floor or interval differ from the default."""
+    out = []
+    for name, sym in sorted(engine.symbols.items()):
+        cap = sym.spec.funding_cap_at(engine.time)
+        if cap is not None and sym.spec.contract_type == "PERPETUAL":
+            out.append({"symbol": name, "adjustedFundingRateCap": fixed_places(cap, 8),
+                        "adjustedFundingRateFloor": fixed_places(-cap, 8),
+                        "fundingIntervalHours": 8, "disclaimer": False})
+    return out
+
+
+def premium_index_extra(engine: Engine, row: dict) -> dict:
+    """Binance's premiumIndex has no predictedFundingRate: the views' extra field goes."""
+    row = dict(row)
+    row.pop("predictedFundingRate", None)
+    return row
