@@ -20,11 +20,13 @@ class ApiServerProcess:
         self.dir = tmp_path
         self.log = tmp_path / "engine.log"
         self.keys_path = tmp_path / "keys.json"
+        self.stderr_path = tmp_path / "server.err"  # the server's log, for a failing test
+        self._stderr = open(self.stderr_path, "w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "engine", "serve", "--port", "0", "--api-port", "0",
              "--log", str(self.log), "--keys", str(self.keys_path), "--summary-every", "60",
              *extra],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=self._stderr, text=True)
         line = self.first_line = self.proc.stdout.readline()
         assert "serving on" in line and "Binance API on" in line, line
         self.port = int(line.split("serving on ")[1].split()[0].rsplit(":", 1)[1])
@@ -65,6 +67,7 @@ class ApiServerProcess:
             return self.proc.wait(timeout=30)
         finally:
             self.proc.stdout.close()
+            self._stderr.close()
 
 
 def ccxt_urls(url: str) -> dict:

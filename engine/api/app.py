@@ -33,7 +33,7 @@ from aiohttp import web
 
 from engine.api import errors as E
 from engine.api import rest_account, rest_market, rest_trade, ws
-from engine.api.endpoint import NONE, SIGNED, Endpoint, Request
+from engine.api.endpoint import COINM, NONE, SIGNED, USDM, Endpoint, Request, product_of
 from engine.api.http import HttpProtocol
 from engine.api import signing
 from engine.api.listenkeys import ListenKeys
@@ -75,6 +75,10 @@ class ApiServer:
         self.limits = Limits(self.config.weight_per_minute, self.config.orders_per_10s,
                              self.config.orders_per_minute)
         self.listen_keys = ListenKeys(self.config.listen_key_ttl_ms)
+        # each product's symbols: /fapi knows the USDⓈ-M ones, /dapi the COIN-M ones
+        self.symbols = {
+            USDM: {n: s for n, s in engine.symbols.items() if not s.spec.inverse},
+            COINM: {n: s for n, s in engine.symbols.items() if s.spec.inverse}}
         self.routes: dict[tuple[str, str], Endpoint] = {}
         for module in (rest_market, rest_trade, rest_account):
             for ep in module.ROUTES:
@@ -244,7 +248,8 @@ class ApiServer:
             params = Params(split(raw_query), split(body))
             weight = ep.weight(params) if callable(ep.weight) else ep.weight
             self.limits.use_weight(ip, weight, now)
-            req = Request(params, now)
+            product = product_of(path)
+            req = Request(params, now, product, self.symbols[product])
             if ep.security != NONE:
                 self._authenticate(api_key, req, ep.security, raw_query, body, now)
             if ep.orders and req.account is not None:

@@ -7,19 +7,30 @@ from typing import Any, Awaitable, Callable
 from engine.api.params import Params
 
 NONE, MARKET_DATA, USER_STREAM, SIGNED = "NONE", "MARKET_DATA", "USER_STREAM", "SIGNED"
+# the product a path belongs to: USDⓈ-M (/fapi, and the other markets' start-up calls) or COIN-M
+# (/dapi); a symbol of the other product is unknown to it (-1121), as on Binance's two hosts
+USDM, COINM = "USDM", "COINM"
+
+
+def product_of(path: str) -> str:
+    return COINM if path.startswith("/dapi/") else USDM
 
 
 class Request:
     """An endpoint's input: its parameters, the account of the key (signed and key-only
-    endpoints), the server's time, and headers to add to the response."""
-    __slots__ = ("params", "account", "now", "headers", "api_key")
+    endpoints), the server's time, headers to add to the response, and the product of its path
+    with that product's symbols (name -> the engine's symbol state)."""
+    __slots__ = ("params", "account", "now", "headers", "api_key", "product", "symbols")
 
-    def __init__(self, params: Params, now: int) -> None:
+    def __init__(self, params: Params, now: int, product: str = USDM,
+                 symbols: dict | None = None) -> None:
         self.params = params
         self.account: int | None = None
         self.now = now
         self.headers: dict[str, str] = {}
         self.api_key = ""
+        self.product = product
+        self.symbols: dict = symbols if symbols is not None else {}
 
 
 @dataclass

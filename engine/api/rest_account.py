@@ -12,6 +12,7 @@ from engine.api import errors as E
 from engine.api.endpoint import SIGNED, USER_STREAM, Endpoint
 from engine.core.fixed import fmt
 from engine.views import binance as B
+from engine.views import markets as market_views
 from proto import commands as C
 from proto import events as V
 
@@ -35,25 +36,20 @@ async def _command(api, cmd, snapshot=None):
 
 async def leverage(api, req):
     p = req.params
-    symbol = p.symbol(api.engine.symbols)
+    symbol = p.symbol(req.symbols)
     lev = p.integer("leverage", required=True, high=1 << 31)
     if not 1 <= lev <= 125:
         raise E.error(-4028, f"Leverage {lev} is not valid")
 
     def snap(record):
-        acct = api.engine.accounts.get(req.account)
-        pos = acct.positions.get(symbol) if acct is not None else None
-        sym = api.engine.symbols[symbol]
-        now_lev = pos.leverage if pos is not None else lev
-        return {"leverage": now_lev, "maxNotionalValue":
-                fmt(sym.max_notional(sym.table_at(api.engine.time), now_lev)), "symbol": symbol}
+        return market_views.leverage_result(api.engine, req.account, symbol)
     return await _command(api, C.SetLeverage(account=req.account, symbol=symbol, leverage=lev),
                           snap)
 
 
 async def margin_type(api, req):
     p = req.params
-    symbol = p.symbol(api.engine.symbols)
+    symbol = p.symbol(req.symbols)
     mt = p.raw("marginType")
     if mt is None:
         raise E.mandatory("marginType")
@@ -66,7 +62,7 @@ async def margin_type(api, req):
 
 async def position_margin(api, req):
     p = req.params
-    symbol = p.symbol(api.engine.symbols)
+    symbol = p.symbol(req.symbols)
     amount = p.decimal("amount", required=True)
     kind = p.integer("type", required=True)
     if kind not in (1, 2):
@@ -82,10 +78,10 @@ async def position_margin(api, req):
 
 
 async def leverage_bracket(api, req):
-    symbol = req.params.symbol(api.engine.symbols, required=False)
+    symbol = req.params.symbol(req.symbols, required=False)
 
     def read():
-        rows = B.leverage_brackets(api.engine, symbol)
+        rows = B.leverage_brackets(api.engine, symbol, req.symbols)
         return rows[0] if symbol is not None else rows
     return await api.read(read)
 
@@ -125,15 +121,16 @@ def _account_read(fn):
 
 
 def _symbol_or_none(api, req):
-    return req.params.symbol(api.engine.symbols, required=False)
+    return req.params.symbol(req.symbols, required=False)
 
 
 def _account_v(version):
-    return _account_read(lambda api, req: B.account(api.engine, req.account, version, req.now))
+    return _account_read(lambda api, req: B.account(api.engine, req.account, version,
+                                                    req.symbols))
 
 
 def _balance(api, req):
-    return B.balance(api.engine, req.account, req.now)
+    return B.balance(api.engine, req.account)
 
 
 def _position_risk(version):
@@ -143,14 +140,14 @@ def _position_risk(version):
         def read():
             if req.account not in api.engine.accounts:
                 raise E.rejected_key()
-            return B.position_risk(api.engine, req.account, symbol, version, req.now)
+            return B.position_risk(api.engine, req.account, symbol, version, req.symbols)
         return await api.read(read)
     return handler
 
 
 async def income(api, req):
     p = req.params
-    symbol = p.symbol(api.engine.symbols, required=False)
+    symbol = p.symbol(req.symbols, required=False)
     kind = p.raw("incomeType")
     if kind is not None and kind not in INCOME_TYPES:
         raise E.invalid_value("incomeType")
@@ -173,14 +170,14 @@ async def income(api, req):
 
 
 async def commission_rate(api, req):
-    symbol = req.params.symbol(api.engine.symbols)
+    symbol = req.params.symbol(req.symbols)
     return B.commission_rate(api.engine, symbol)
 
 
 async def adl_quantile(api, req):
     symbol = _symbol_or_none(api, req)
-    return await _account_read(lambda api_, r: B.adl_quantile(api.engine, r.account, symbol))(
-        api, req)
+    return await _account_read(lambda api_, r: B.adl_quantile(api.engine, r.account, symbol,
+                                                              r.symbols))(api, req)
 
 
 async def account_config(api, req):
@@ -197,11 +194,13 @@ async def symbol_config(api, req):
         if acct is None:
             raise E.rejected_key()
         out = []
-        for name in ([symbol] if symbol else sorted(acct.positions)):
-            pos = acct.positions.get(name)
+        names = [symbol] if symbol else sorted({p.symbol for p in acct.positions.values()
+                                                if p.symbol in req.symbols})
+        for name in names:
+            pos = api.engine.ledger.symbol_settings(acct, name)
             sym = api.engine.symbols[name]
-            lev = pos.leverage if pos is not None else api.engine.config.default_leverage
-            out.append({"symbol": name, "marginType": "ISOLATED" if pos is not None and
+            lev = pos.leverage
+            out.append({"symbol": name, "marginType": "ISOLATED" if
                         pos.margin_type == "ISOLATED" else "CROSSED",
                         "isAutoAddMargin": "false", "leverage": lev,
                         "maxNotionalValue": fmt(sym.max_notional(sym.table_at(api.engine.time),

@@ -51,7 +51,7 @@ async def exchange_info(api, req):
 
 async def depth(api, req):
     p = req.params
-    symbol = p.symbol(api.engine.symbols)
+    symbol = p.symbol(req.symbols)
     limit = p.integer("limit")
     if limit is None:
         limit = 500
@@ -69,7 +69,7 @@ def _trade_rows(rows) -> list[dict]:
 
 async def trades(api, req):
     p = req.params
-    symbol = p.symbol(api.engine.symbols)
+    symbol = p.symbol(req.symbols)
     limit = _limit(p, 500, 1000)
 
     def rows():
@@ -80,7 +80,7 @@ async def trades(api, req):
 
 async def historical_trades(api, req):
     p = req.params
-    symbol = p.symbol(api.engine.symbols)
+    symbol = p.symbol(req.symbols)
     limit = _limit(p, 100, 500)
     from_id = p.integer("fromId")
 
@@ -94,7 +94,7 @@ async def historical_trades(api, req):
 
 async def agg_trades(api, req):
     p = req.params
-    symbol = p.symbol(api.engine.symbols)
+    symbol = p.symbol(req.symbols)
     limit = _limit(p, 500, 1000)
     from_id = p.integer("fromId")
     start, end = p.integer("startTime"), p.integer("endTime")
@@ -118,7 +118,7 @@ async def agg_trades(api, req):
 def _klines(kind: str, symbol_param: str = "symbol"):
     async def handler(api, req):
         p = req.params
-        symbol = p.symbol(api.engine.symbols, name=symbol_param)
+        symbol = p.symbol(req.symbols, name=symbol_param)
         interval = p.raw("interval")
         if interval is None:
             raise E.mandatory("interval")
@@ -144,39 +144,40 @@ def _klines(kind: str, symbol_param: str = "symbol"):
 
 
 async def premium_index(api, req):
-    symbol = req.params.symbol(api.engine.symbols, required=False)
+    symbol = req.params.symbol(req.symbols, required=False)
 
     def read():
         rows = funding_views.premium_index(api.engine, symbol)
         if isinstance(rows, list):
-            return [B.premium_index_extra(api.engine, r) for r in rows]
+            return [B.premium_index_extra(api.engine, r) for r in rows
+                    if r["symbol"] in req.symbols]
         return B.premium_index_extra(api.engine, rows)
     return await api.read(read)
 
 
 async def funding_rate(api, req):
     p = req.params
-    symbol = p.symbol(api.engine.symbols, required=False)
+    symbol = p.symbol(req.symbols, required=False)
     limit = _limit(p, 100, 1000)
     start, end = p.integer("startTime"), p.integer("endTime")
     if start is None and end is None and "limit" not in p:
         limit = 200  # no window: the most recent 200, as Binance
     return await api.read(lambda: funding_views.funding_rate_history(
-        api.engine, symbol, limit, start, end))
+        api.engine, symbol, limit, start, end, among=req.symbols))
 
 
 async def funding_info(api, req):
-    return await api.read(lambda: B.funding_info(api.engine))
+    return await api.read(lambda: B.funding_info(api.engine, req.symbols))
 
 
 def _each_symbol(fn):
     async def handler(api, req):
-        symbol = req.params.symbol(api.engine.symbols, required=False)
+        symbol = req.params.symbol(req.symbols, required=False)
 
         def read():
             if symbol is not None:
                 return fn(api, symbol, req.now)
-            return [fn(api, s, req.now) for s in sorted(api.engine.symbols)]
+            return [fn(api, s, req.now) for s in sorted(req.symbols)]
         return await api.read(read)
     return handler
 
@@ -194,7 +195,7 @@ def _book_ticker(api, symbol, now):
 
 
 async def open_interest(api, req):
-    symbol = req.params.symbol(api.engine.symbols)
+    symbol = req.params.symbol(req.symbols)
     return await api.read(lambda: B.open_interest(api.engine, symbol, req.now))
 
 

@@ -33,8 +33,9 @@ WEEK = 7 * 86_400_000
 
 
 # -- reading an order's parameters ------------------------------------------------------------------
-def parse_new_order(api, account: int, p: Params) -> tuple[C.NewOrder, str]:
-    symbol = p.symbol(api.engine.symbols)
+def parse_new_order(api, req, p: Params) -> tuple[C.NewOrder, str]:
+    account = req.account
+    symbol = p.symbol(req.symbols)
     side = p.raw("side")
     if side is None:
         raise E.mandatory("side")
@@ -176,7 +177,7 @@ def _order_ref(p: Params) -> tuple[int, str]:
 
 # -- endpoints ----------------------------------------------------------------------------------------
 def new_order_command(api, req):
-    cmd, resp = parse_new_order(api, req.account, req.params)
+    cmd, resp = parse_new_order(api, req, req.params)
     return cmd, new_order_snapshot(api, resp)
 
 
@@ -187,7 +188,7 @@ async def new_order(api, req):
 
 async def query_order(api, req):
     p = req.params
-    symbol = p.symbol(api.engine.symbols)
+    symbol = p.symbol(req.symbols)
     order_id, client_id = _order_ref(p)
 
     def read():
@@ -200,7 +201,7 @@ async def query_order(api, req):
 
 async def query_open_order(api, req):
     p = req.params
-    symbol = p.symbol(api.engine.symbols)
+    symbol = p.symbol(req.symbols)
     order_id, client_id = _order_ref(p)
 
     def read():
@@ -213,7 +214,7 @@ async def query_open_order(api, req):
 
 def cancel_order_command(api, req):
     p = req.params
-    symbol = p.symbol(api.engine.symbols)
+    symbol = p.symbol(req.symbols)
     order_id, client_id = _order_ref(p)
     cmd = C.CancelOrder(account=req.account, symbol=symbol, order_id=order_id,
                         orig_client_order_id=client_id)
@@ -225,8 +226,9 @@ async def cancel_order(api, req):
     return await _run(api, cmd, snapshot)
 
 
-def _modify_cmd(api, account: int, p: Params) -> C.ModifyOrder:
-    symbol = p.symbol(api.engine.symbols)
+def _modify_cmd(api, req, p: Params) -> C.ModifyOrder:
+    account = req.account
+    symbol = p.symbol(req.symbols)
     side = p.raw("side")
     if side is None:
         raise E.mandatory("side")
@@ -252,7 +254,7 @@ def _modify_cmd(api, account: int, p: Params) -> C.ModifyOrder:
 
 async def modify_order(api, req):
     # the order's id (from a client id) and side are read between two commands
-    cmd = await api.read(lambda: _modify_cmd(api, req.account, req.params))
+    cmd = await api.read(lambda: _modify_cmd(api, req, req.params))
     return await _run(api, cmd, order_event_snapshot(api, V.OrderModified))
 
 
@@ -292,7 +294,7 @@ async def batch_new(api, req):
     req.headers["X-MBX-ORDER-COUNT-10S"], req.headers["X-MBX-ORDER-COUNT-1M"] = str(a), str(b)
 
     def make(p):
-        cmd, resp = parse_new_order(api, req.account, p)
+        cmd, resp = parse_new_order(api, req, p)
         return cmd, new_order_snapshot(api, resp)
     return await _batch(api, items, make, False)
 
@@ -303,13 +305,13 @@ async def batch_modify(api, req):
         raise E.mandatory("batchOrders")
 
     def make(p):
-        return _modify_cmd(api, req.account, p), order_event_snapshot(api, V.OrderModified)
+        return _modify_cmd(api, req, p), order_event_snapshot(api, V.OrderModified)
     return await _batch(api, items, make, True)
 
 
 async def batch_cancel(api, req):
     p = req.params
-    symbol = p.symbol(api.engine.symbols)
+    symbol = p.symbol(req.symbols)
     ids = _json_list(p, "orderIdList", MAX_CANCEL_LIST)
     cids = _json_list(p, "origClientOrderIdList", MAX_CANCEL_LIST)
     if ids is None and cids is None:
@@ -337,7 +339,7 @@ async def batch_cancel(api, req):
 
 
 async def open_orders(api, req):
-    symbol = req.params.symbol(api.engine.symbols, required=False)
+    symbol = req.params.symbol(req.symbols, required=False)
     return await api.read(lambda: [B.order_json(o)
                                    for o in api.history.open_orders(req.account, symbol)])
 
@@ -355,7 +357,7 @@ def _window(p: Params, now: int, default_days: int | None = 7, max_days: int = 7
 
 async def all_orders(api, req):
     p = req.params
-    symbol = p.symbol(api.engine.symbols)
+    symbol = p.symbol(req.symbols)
     from_id = p.integer("orderId")
     limit = min(p.integer("limit", low=1, high=1 << 31) or 500, 1000)
     start, end = _window(p, req.now)
@@ -370,7 +372,7 @@ async def all_orders(api, req):
 
 
 async def cancel_all(api, req):
-    symbol = req.params.symbol(api.engine.symbols)
+    symbol = req.params.symbol(req.symbols)
     record, _ = await api.submit(C.CancelAllOrders(account=req.account, symbol=symbol))
     err = _rejection(record)
     if err is not None:
@@ -382,7 +384,7 @@ async def countdown_cancel_all(api, req):
     """Cancel the symbol's open orders unless renewed within `countdownTime` ms (0 stops).
     The cancel, when it fires, is an ordinary command through the sequencing loop."""
     p = req.params
-    symbol = p.symbol(api.engine.symbols)
+    symbol = p.symbol(req.symbols)
     countdown = p.integer("countdownTime", required=True, high=10 ** 10)
     key = (req.account, symbol)
     old = api.countdowns.pop(key, None)
@@ -400,7 +402,7 @@ async def countdown_cancel_all(api, req):
 
 async def user_trades(api, req):
     p = req.params
-    symbol = p.symbol(api.engine.symbols)
+    symbol = p.symbol(req.symbols)
     order_id = p.integer("orderId")
     from_id = p.integer("fromId")
     limit = min(p.integer("limit", low=1, high=1 << 31) or 500, 1000)
@@ -426,7 +428,7 @@ async def user_trades(api, req):
 
 async def force_orders(api, req):
     p = req.params
-    symbol = p.symbol(api.engine.symbols, required=False)
+    symbol = p.symbol(req.symbols, required=False)
     kind = p.enum("autoCloseType", ("LIQUIDATION", "ADL"))
     limit = min(p.integer("limit", low=1, high=1 << 31) or 50, 100)
     start, end = _window(p, req.now)
@@ -444,7 +446,7 @@ async def force_orders(api, req):
 # -- conditional (Algo) orders: Binance's answers until the core has them ----------------------------
 async def algo_new(api, req):
     p = req.params
-    p.symbol(api.engine.symbols)
+    p.symbol(req.symbols)
     algo_type = p.raw("algoType")
     if algo_type is None:
         raise E.mandatory("algoType")
@@ -472,17 +474,17 @@ async def algo_cancel(api, req):
 
 
 async def algo_open(api, req):
-    req.params.symbol(api.engine.symbols, required=False)
+    req.params.symbol(req.symbols, required=False)
     return []
 
 
 async def algo_all(api, req):
-    req.params.symbol(api.engine.symbols)
+    req.params.symbol(req.symbols)
     return []
 
 
 async def algo_cancel_all(api, req):
-    req.params.symbol(api.engine.symbols)
+    req.params.symbol(req.symbols)
     return {"code": 200, "msg": "The operation of cancel all open order is done."}
 
 

@@ -57,7 +57,7 @@ class UserStreams:
     def _notional(self, account: int, symbol: str) -> tuple[int, int]:
         acct = self.engine.accounts.get(account)
         pos = acct.positions.get(symbol) if acct is not None else None
-        return (pos.open_buy_notional, pos.open_sell_notional) if pos is not None else (0, 0)
+        return (pos.buys.notional, pos.sells.notional) if pos is not None else (0, 0)
 
     def _order(self, order_id: int, x: str, last: bool = False) -> None:
         o = self.api.history.orders.get(order_id)

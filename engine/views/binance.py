@@ -2,10 +2,11 @@
 field names and enums), from the core's state and the log's projection (engine.views.history).
 What the HTTP API (engine.api) answers; they change nothing.
 
+Accounts, balances and positions are engine.views.positions' (a wallet per margin asset,
+Multi-Assets mode, hedge legs) in the /fapi shapes; `symbols` arguments name the product's
+symbols (the API's /fapi knows no COIN-M symbol).
+
 Choices where the engine differs from Binance, each said once:
-- One margin asset: every symbol (the BUSD-quoted too) draws on the account's USDT wallet, so
-  balances and account figures list USDT only (`multiAssetsMargin` is false).
-- One-way mode: `positionSide` is always BOTH.
 - Quarterlies: the catalogue's `_0924` contracts deliver on 2021-09-24 08:00 UTC (assumed:
   the seeds' year); the engine does not settle deliveries, so they keep trading.
 - MARKET orders are shown with timeInForce GTC, as Binance shows them (the core runs them IOC).
@@ -14,10 +15,12 @@ from __future__ import annotations
 
 import msgspec
 
-from engine.core import Engine
-from engine.core.accounts import ISOLATED, Account, Position
+from engine.core import Engine, collateral
+from engine.core import funding as core_funding
+from engine.core.accounts import BOTH, ISOLATED, LONG, SHORT, Account, Position
 from engine.core.catalogue import BracketTable, SymbolSpec
-from engine.core.fixed import SCALE, fmt
+from engine.core.fixed import SCALE, fmt, parse
+from engine.views import markets as market_views
 from engine.views import positions as position_views
 from engine.views.history import History, OrderInfo
 
@@ -103,7 +106,6 @@ def symbol_info(spec: SymbolSpec, table: BracketTable) -> dict:
 def exchange_info(engine: Engine, now: int, weight_limit: int = REQUEST_WEIGHT_LIMIT,
                   orders_per_minute: int = ORDERS_PER_MINUTE) -> dict:
     usdm = sorted((name, sym) for name, sym in engine.symbols.items() if not sym.spec.inverse)
-    margin_assets = sorted({s.spec.margin_asset for _, s in usdm})  # COIN-M: /dapi
     return {
         "timezone": "UTC",
         "serverTime": now,
@@ -117,8 +119,7 @@ def exchange_info(engine: Engine, now: int, weight_limit: int = REQUEST_WEIGHT_L
              "limit": max(1, orders_per_minute // 4)},
         ],
         "exchangeFilters": [],
-        "assets": [{"asset": a, "marginAvailable": True, "autoAssetExchange": "0"}
-                   for a in margin_assets],
+        "assets": market_views.margin_assets(engine),
         "symbols": [symbol_info(sym.spec, sym.table_at(now)) for _, sym in usdm],
     }
 
@@ -163,45 +164,53 @@ def break_even(pos: Position) -> int:
     return entry + 2 * fee if pos.qty > 0 else entry - 2 * fee
 
 
-def _position_rows(engine: Engine, acct: Account, symbol: str | None, all_symbols: bool):
-    """(name, position or None) for the account: those it holds or has orders in; every
-    symbol with `all_symbols` (v2 lists them all)."""
-    names = sorted(engine.symbols) if all_symbols else sorted(acct.positions)
-    for name in names:
-        if symbol is not None and name != symbol:
+def _sides(acct: Account) -> tuple[str, ...]:
+    return (LONG, SHORT) if acct.dual_side else (BOTH,)
+
+
+def _legs(engine: Engine, acct: Account, symbols, symbol: str | None,
+          every_symbol: bool) -> list[Position]:
+    """The account's positions (hedge legs) among `symbols`: those with a position or open
+    orders, by symbol and side; with `every_symbol` one row per symbol and side of the mode
+    (v2 lists them all; a leg never opened has the symbol's settings)."""
+    if every_symbol:
+        names = [symbol] if symbol is not None else sorted(symbols)
+        return [engine.ledger.position(acct, name, side) for name in names
+                for side in _sides(acct)]
+    out = []
+    for key in sorted(acct.positions):
+        pos = acct.positions[key]
+        if pos.symbol not in symbols or (symbol is not None and pos.symbol != symbol):
             continue
-        pos = acct.positions.get(name)
-        if not all_symbols and (pos is None or (pos.qty == 0 and not pos.open_orders)):
-            continue
-        yield name, pos
+        if pos.qty or pos.open_orders:
+            out.append(pos)
+    return out
 
 
-def _fresh(engine: Engine, name: str) -> Position:
-    return Position(name, engine.config.default_leverage, engine.symbols[name].spec.taker_fee)
-
-
-def _liquidation_prices(engine: Engine, account: int) -> dict[str, str]:
-    return {r["symbol"]: r["liquidationPrice"]
-            for r in position_views.position_risk(engine, account)}
+def _liquidation_prices(engine: Engine, account: int, product: str) -> dict[tuple, str]:
+    return {(r["symbol"], r["positionSide"]): r["liquidationPrice"]
+            for r in position_views.position_risk(engine, account, product=product)}
 
 
 def position_risk(engine: Engine, account: int, symbol: str | None, version: int,
-                  now: int) -> list[dict]:
+                  symbols) -> list[dict]:
+    """GET /fapi/v2|v3/positionRisk: a row per position, per leg in hedge mode (v2: every
+    symbol; v3: those with a position or open orders)."""
     acct = engine.accounts[account]
-    liq = _liquidation_prices(engine, account)
+    liq = _liquidation_prices(engine, account, "USDM")
     out = []
-    for name, pos in _position_rows(engine, acct, symbol, all_symbols=version == 2):
-        pos = pos or _fresh(engine, name)
+    for pos in _legs(engine, acct, symbols, symbol, version == 2):
+        name = pos.symbol
         sym = engine.symbols[name]
         notional, upnl, im = engine.ledger.position_figures(pos, sym)
         table = sym.table_at(engine.time)
         mm = table.maint_margin(abs(notional)) if pos.qty else 0
         isolated = pos.margin_type == ISOLATED
         row = {
-            "symbol": name, "positionSide": "BOTH", "positionAmt": fmt(pos.qty),
+            "symbol": name, "positionSide": pos.side, "positionAmt": fmt(pos.qty),
             "entryPrice": fmt(pos.entry_price()), "breakEvenPrice": fmt(break_even(pos)),
             "markPrice": fmt(sym.mark), "unRealizedProfit": fmt(upnl),
-            "liquidationPrice": liq.get(name, "0"),
+            "liquidationPrice": liq.get((name, pos.side), "0"),
             "isolatedMargin": fmt(pos.isolated_margin + upnl if isolated else 0),
             "notional": fmt(notional), "marginAsset": sym.spec.margin_asset,
             "isolatedWallet": fmt(pos.isolated_margin if isolated else 0),
@@ -214,9 +223,9 @@ def position_risk(engine: Engine, account: int, symbol: str | None, version: int
             row.update({"initialMargin": fmt(im + pos.order_margin), "maintMargin": fmt(mm),
                         "positionInitialMargin": fmt(im),
                         "openOrderInitialMargin": fmt(pos.order_margin), "adl": adl_rank(pos),
-                        "bidNotional": fmt(pos.open_buy_notional),
-                        "askNotional": fmt(pos.open_sell_notional)})
-        row["updateTime"] = now
+                        "bidNotional": fmt(pos.buys.notional),
+                        "askNotional": fmt(pos.sells.notional)})
+        row["updateTime"] = engine.time if pos.qty or pos.open_orders else 0
         out.append(row)
     return out
 
@@ -227,88 +236,89 @@ def adl_rank(pos: Position) -> int:
     return 2 if pos.qty else 0
 
 
-def _totals(engine: Engine, acct: Account) -> dict:
-    upnl = mm = pim = oim = 0
-    cross_upnl = 0
-    isolated_wallets = 0
+def balance(engine: Engine, account: int) -> list[dict]:
+    """GET /fapi/v2|v3/balance: a row per asset of the USDⓈ-M wallet."""
+    return position_views.balances(engine, account)
+
+
+def _usd_totals(engine: Engine, acct: Account, info: dict) -> dict:
+    """The totals the views' account leaves out: position and open-order initial margin, the
+    cross wallet and its PnL; USDT's in Single-Asset mode, USD in Multi-Assets mode (open
+    orders at the ask rate, as the initial margin is; no isolated positions exist there)."""
+    if not acct.multi_assets:
+        usdt = next(a for a in info["assets"] if a["asset"] == "USDT")
+        return {"totalPositionInitialMargin": usdt["positionInitialMargin"],
+                "totalOpenOrderInitialMargin": usdt["openOrderInitialMargin"],
+                "totalCrossWalletBalance": usdt["crossWalletBalance"],
+                "totalCrossUnPnl": usdt["crossUnPnl"]}
+    orders: dict[str, int] = {}
     for pos in acct.positions.values():
-        sym = engine.symbols[pos.symbol]
-        _, u, im = engine.ledger.position_figures(pos, sym)
-        n = engine.ledger.position_figures(pos, sym)[0]
-        upnl += u
-        mm += sym.table_at(engine.time).maint_margin(abs(n)) if pos.qty else 0
-        pim += im
-        oim += pos.order_margin
-        if pos.margin_type == ISOLATED:
-            isolated_wallets += pos.isolated_margin
-        else:
-            cross_upnl += u
-    available = engine.ledger.available_balance(acct)
-    return {"wallet": acct.wallet, "upnl": upnl, "mm": mm, "pim": pim, "oim": oim,
-            "cross_wallet": acct.wallet - isolated_wallets, "cross_upnl": cross_upnl,
-            "available": available, "max_withdraw": max(0, min(available, acct.wallet))}
+        if pos.order_margin:
+            orders[pos.asset] = orders.get(pos.asset, 0) + pos.order_margin
+    oim = sum(collateral.usd_up(amount, engine.ledger.rates(asset)[1])
+              for asset, amount in orders.items())
+    total_im = parse(info["totalInitialMargin"])
+    return {"totalPositionInitialMargin": fmt(max(0, total_im - oim)),
+            "totalOpenOrderInitialMargin": fmt(oim),
+            "totalCrossWalletBalance": info["totalWalletBalance"],
+            "totalCrossUnPnl": info["totalUnrealizedProfit"]}
 
 
-def balance(engine: Engine, account: int, now: int) -> list[dict]:
-    t = _totals(engine, engine.accounts[account])
-    return [{"accountAlias": "SgsR", "asset": "USDT", "balance": fmt(t["wallet"]),
-             "crossWalletBalance": fmt(t["cross_wallet"]), "crossUnPnl": fmt(t["cross_upnl"]),
-             "availableBalance": fmt(t["available"]),
-             "maxWithdrawAmount": fmt(t["max_withdraw"]), "marginAvailable": True,
-             "updateTime": now}]
-
-
-def account(engine: Engine, account_id: int, version: int, now: int) -> dict:
+def account(engine: Engine, account_id: int, version: int, symbols) -> dict:
+    """GET /fapi/v2|v3/account: totals (USDT's in Single-Asset mode, USD in Multi-Assets
+    mode), `assets[]` per asset, positions per leg (v2: every symbol)."""
     acct = engine.accounts[account_id]
-    t = _totals(engine, acct)
+    info = position_views.account_info(engine, account_id)
     f = fmt
-    asset = {"asset": "USDT", "walletBalance": f(t["wallet"]), "unrealizedProfit": f(t["upnl"]),
-             "marginBalance": f(t["wallet"] + t["upnl"]), "maintMargin": f(t["mm"]),
-             "initialMargin": f(t["pim"] + t["oim"]), "positionInitialMargin": f(t["pim"]),
-             "openOrderInitialMargin": f(t["oim"]), "crossWalletBalance": f(t["cross_wallet"]),
-             "crossUnPnl": f(t["cross_upnl"]), "availableBalance": f(t["available"]),
-             "maxWithdrawAmount": f(t["max_withdraw"])}
-    if version == 2:
-        asset["marginAvailable"] = True
-    asset["updateTime"] = now
     out: dict = {}
     if version == 2:
         out.update({"feeTier": 0, "feeBurn": False, "canTrade": True, "canDeposit": True,
-                    "canWithdraw": True, "updateTime": 0, "multiAssetsMargin": False,
+                    "canWithdraw": True, "updateTime": 0, "multiAssetsMargin": acct.multi_assets,
                     "tradeGroupId": -1})
+    extra = _usd_totals(engine, acct, info)
     out.update({
-        "totalInitialMargin": f(t["pim"] + t["oim"]), "totalMaintMargin": f(t["mm"]),
-        "totalWalletBalance": f(t["wallet"]), "totalUnrealizedProfit": f(t["upnl"]),
-        "totalMarginBalance": f(t["wallet"] + t["upnl"]),
-        "totalPositionInitialMargin": f(t["pim"]), "totalOpenOrderInitialMargin": f(t["oim"]),
-        "totalCrossWalletBalance": f(t["cross_wallet"]), "totalCrossUnPnl": f(t["cross_upnl"]),
-        "availableBalance": f(t["available"]), "maxWithdrawAmount": f(t["max_withdraw"]),
-        "assets": [asset],
+        "totalInitialMargin": info["totalInitialMargin"],
+        "totalMaintMargin": info["totalMaintMargin"],
+        "totalWalletBalance": info["totalWalletBalance"],
+        "totalUnrealizedProfit": info["totalUnrealizedProfit"],
+        "totalMarginBalance": info["totalMarginBalance"],
+        "totalPositionInitialMargin": extra["totalPositionInitialMargin"],
+        "totalOpenOrderInitialMargin": extra["totalOpenOrderInitialMargin"],
+        "totalCrossWalletBalance": extra["totalCrossWalletBalance"],
+        "totalCrossUnPnl": extra["totalCrossUnPnl"],
+        "availableBalance": info["availableBalance"],
+        "maxWithdrawAmount": info["maxWithdrawAmount"],
     })
+    assets = []
+    for row in info["assets"]:
+        row = dict(row)
+        if version == 3 and not acct.multi_assets:
+            row.pop("marginAvailable", None)
+        assets.append(row)
+    out["assets"] = assets
     positions = []
-    for name, pos in _position_rows(engine, acct, None, all_symbols=version == 2):
-        pos = pos or _fresh(engine, name)
-        sym = engine.symbols[name]
+    for pos in _legs(engine, acct, symbols, None, version == 2):
+        sym = engine.symbols[pos.symbol]
         notional, upnl, im = engine.ledger.position_figures(pos, sym)
         table = sym.table_at(engine.time)
-        row = {"symbol": name, "positionSide": "BOTH", "positionAmt": f(pos.qty),
+        isolated = pos.margin_type == ISOLATED
+        row = {"symbol": pos.symbol, "positionSide": pos.side, "positionAmt": f(pos.qty),
                "unrealizedProfit": f(upnl),
-               "isolatedMargin": f(pos.isolated_margin + upnl
-                                   if pos.margin_type == ISOLATED else 0),
-               "notional": f(notional), "isolatedWallet": f(pos.isolated_margin),
+               "isolatedMargin": f(pos.isolated_margin + upnl if isolated else 0),
+               "notional": f(notional),
+               "isolatedWallet": f(pos.isolated_margin if isolated else 0),
                "initialMargin": f(im + pos.order_margin),
                "maintMargin": f(table.maint_margin(abs(notional)) if pos.qty else 0)}
         if version == 2:
             row.update({"positionInitialMargin": f(im),
                         "openOrderInitialMargin": f(pos.order_margin),
-                        "leverage": str(pos.leverage),
-                        "isolated": pos.margin_type == ISOLATED,
+                        "leverage": str(pos.leverage), "isolated": isolated,
                         "entryPrice": f(pos.entry_price()),
                         "breakEvenPrice": f(break_even(pos)),
                         "maxNotional": f(sym.max_notional(table, pos.leverage)),
-                        "bidNotional": f(pos.open_buy_notional),
-                        "askNotional": f(pos.open_sell_notional)})
-        row["updateTime"] = now
+                        "bidNotional": f(pos.buys.notional),
+                        "askNotional": f(pos.sells.notional)})
+        row["updateTime"] = engine.time if pos.qty or pos.open_orders else 0
         positions.append(row)
     out["positions"] = positions
     return out
@@ -319,8 +329,8 @@ def _num(units: int) -> msgspec.Raw:
     return msgspec.Raw(fmt(units).encode())
 
 
-def leverage_brackets(engine: Engine, symbol: str | None) -> list[dict]:
-    names = [symbol] if symbol is not None else sorted(engine.symbols)
+def leverage_brackets(engine: Engine, symbol: str | None, symbols) -> list[dict]:
+    names = [symbol] if symbol is not None else sorted(symbols)
     out = []
     for name in names:
         table = engine.symbols[name].table_at(engine.time)
@@ -337,18 +347,23 @@ def commission_rate(engine: Engine, symbol: str) -> dict:
             "takerCommissionRate": fmt(spec.taker_fee), "rpiCommissionRate": "0"}
 
 
-def adl_quantile(engine: Engine, account: int, symbol: str | None) -> list[dict]:
+def adl_quantile(engine: Engine, account: int, symbol: str | None, symbols) -> list[dict]:
+    """Per symbol held: LONG, SHORT and BOTH (one-way) or HEDGE (hedge mode) quantiles."""
     acct = engine.accounts[account]
-    out = []
-    for name in sorted(acct.positions):
-        pos = acct.positions[name]
-        if (symbol is not None and name != symbol) or not pos.qty:
+    held: dict[str, dict[str, int]] = {}
+    for pos in acct.positions.values():
+        name = pos.symbol
+        if name not in symbols or (symbol is not None and name != symbol) or not pos.qty:
             continue
+        q = held.setdefault(name, {"LONG": 0, "SHORT": 0, "HEDGE" if acct.dual_side
+                                   else "BOTH": 0})
         r = adl_rank(pos)
-        out.append({"symbol": name, "adlQuantile": {"LONG": r if pos.qty > 0 else 0,
-                                                    "SHORT": r if pos.qty < 0 else 0,
-                                                    "BOTH": r}})
-    return out
+        if pos.side == BOTH:
+            q["BOTH"] = r
+            q["LONG" if pos.qty > 0 else "SHORT"] = r
+        else:
+            q[pos.side] = r
+    return [{"symbol": name, "adlQuantile": held[name]} for name in sorted(held)]
 
 
 # -- market data -----------------------------------------------------------------------------------
@@ -413,15 +428,20 @@ def kline_row(c: list, price_only: bool = False) -> list:
             "0" if price_only else fmt(c[10]), "0"]
 
 
-def funding_info(engine: Engine) -> list[dict]:
-    """Binance lists only symbols whose cap, floor or interval differ from the default."""
+def funding_info(engine: Engine, symbols) -> list[dict]:
+    """Binance lists only the symbols whose cap, floor or interval differ from the default:
+    here those with an absolute cap (catalogue `fundingCap`) or a multiplier of the tier-1 MMR
+    other than 0.75 (`fundingCapMultiplier`), with the cap in force now."""
     out = []
-    for name, sym in sorted(engine.symbols.items()):
-        cap = sym.spec.funding_cap_at(engine.time)
-        if cap is not None and sym.spec.contract_type == "PERPETUAL":
-            out.append({"symbol": name, "adjustedFundingRateCap": fixed_places(cap, 8),
-                        "adjustedFundingRateFloor": fixed_places(-cap, 8),
-                        "fundingIntervalHours": 8, "disclaimer": False})
+    for name in sorted(symbols):
+        spec = engine.symbols[name].spec
+        cap, multiplier = spec.funding_cap_at(engine.time)
+        if spec.contract_type != "PERPETUAL" or (cap is None and multiplier == 75_000_000):
+            continue
+        rate = core_funding.funding_cap(spec, engine.time)
+        out.append({"symbol": name, "adjustedFundingRateCap": fixed_places(rate, 8),
+                    "adjustedFundingRateFloor": fixed_places(-rate, 8),
+                    "fundingIntervalHours": 8, "disclaimer": False})
     return out
 
 

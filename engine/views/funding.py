@@ -48,12 +48,15 @@ def premium_index(engine: Engine, symbol: str | None = None) -> dict | list[dict
 
 
 def funding_rate_history(engine: Engine, symbol: str | None = None, limit: int = 100,
-                         start_time: int | None = None, end_time: int | None = None) -> list[dict]:
-    """Settled rates, oldest first: the most recent `limit` (at most 1000) in the window."""
+                         start_time: int | None = None, end_time: int | None = None,
+                         among=None) -> list[dict]:
+    """Settled rates, oldest first: the most recent `limit` (at most 1000) in the window.
+    Without `symbol`, every symbol's, or those in `among` (a collection of names) if given."""
     if symbol is not None and symbol not in engine.symbols:
         raise KeyError(f"unknown symbol {symbol}")
     limit = max(1, min(int(limit), F.HISTORY_LIMIT))
-    names = [symbol] if symbol is not None else sorted(engine.pricing.states)
+    names = [symbol] if symbol is not None else sorted(
+        s for s in engine.pricing.states if among is None or s in among)
     rows = []
     for name in names:
         fs = engine.pricing.states.get(name)
