@@ -11,6 +11,12 @@ A fenced block's info string says how it is run:
     console     `$ ` lines run in bash in a temporary directory, as the README's reader would;
                 the lines after one are its expected output (stdout and stderr, "..." matches
                 anything); "(exit status N)" in its comment is the status expected, else 0
+    console api the same beside a server with Binance's API that this test starts (its keys
+                in var/keys.json, $PERPENGINE_PORT and $PERPENGINE_API pointing at it; random
+                keys and ids are "…" in the README)
+    python      a snippet of an example bot: it compiles, and its first line names the file in
+                examples/ whose lines it shows, in order (so it cannot drift from the bot the
+                `console api` block runs)
     jsonl       a feed file, saved under the name the text before it gives; it must run clean
     nc          a protocol transcript: the typed lines are sent to a fresh server (the login
                 signed for real) and every answer must match the README's ("…" matches
@@ -27,11 +33,12 @@ import sys
 from pathlib import Path
 
 from proto import wire
+from tests.api_harness import ApiServerProcess
 from tests.test_gateway import ROOT as _ROOT, ServerProcess
 
 ROOT = Path(_ROOT)
 README = (ROOT / "README.md").read_text()
-KINDS = {"text", "sh", "sh run", "sh server", "console", "jsonl", "nc"}
+KINDS = {"text", "sh", "sh run", "sh server", "console", "console api", "jsonl", "nc", "python"}
 
 
 def blocks() -> list[tuple[str, list[str], int]]:
@@ -61,6 +68,7 @@ def workdir(tmp_path: Path) -> Path:
     work = tmp_path / "work"
     work.mkdir()
     (work / "replay").symlink_to(ROOT / "replay")
+    (work / "examples").symlink_to(ROOT / "examples")
     return work
 
 
@@ -76,6 +84,33 @@ def test_every_block_is_of_a_kind_this_test_runs():
     assert kinds == KINDS  # and each kind is there (so each runner below is exercised)
 
 
+def run_console(lines: list[str], start: int, work: Path, environ: dict) -> int:
+    """Run a console block's `$ ` lines in `work`, checking statuses and outputs; returns how
+    many commands ran."""
+    ran = 0
+    i = 0
+    while i < len(lines):
+        assert lines[i].startswith("$ "), (start + i, lines[i])
+        command = lines[i][2:]
+        expected = []
+        i += 1
+        while i < len(lines) and not lines[i].startswith("$ "):
+            expected.append(lines[i])
+            i += 1
+        status = re.search(r"\(exit status (\d+)\)", command)
+        out = subprocess.run(["bash", "-c", command], cwd=work, env=environ,
+                             capture_output=True, text=True, timeout=120)
+        text = out.stdout + out.stderr
+        assert out.returncode == (int(status.group(1)) if status else 0), \
+            f"README line {start + i}: {command}\n{text}"
+        if expected:
+            assert _pattern(expected).search(text), \
+                f"README line {start + i}: {command}\nexpected:\n" + "\n".join(expected) + \
+                f"\ngot:\n{text}"
+        ran += 1
+    return ran
+
+
 def test_console_blocks_run_as_written(tmp_path):
     work = workdir(tmp_path)
     ran = 0
@@ -85,29 +120,46 @@ def test_console_blocks_run_as_written(tmp_path):
             name = re.search(r"`([\w.-]+\.jsonl)`", before).group(1)
             (work / name).write_text("\n".join(lines) + "\n")
             continue
-        if info != "console":
-            continue
-        i = 0
-        while i < len(lines):
-            assert lines[i].startswith("$ "), (start + i, lines[i])
-            command = lines[i][2:]
-            expected = []
-            i += 1
-            while i < len(lines) and not lines[i].startswith("$ "):
-                expected.append(lines[i])
-                i += 1
-            status = re.search(r"\(exit status (\d+)\)", command)
-            out = subprocess.run(["bash", "-c", command], cwd=work, env=env(),
-                                 capture_output=True, text=True, timeout=120)
-            text = out.stdout + out.stderr
-            assert out.returncode == (int(status.group(1)) if status else 0), \
-                f"README line {start + i}: {command}\n{text}"
-            if expected:
-                assert _pattern(expected).search(text), \
-                    f"README line {start + i}: {command}\nexpected:\n" + "\n".join(expected) + \
-                    f"\ngot:\n{text}"
-            ran += 1
+        if info == "console":
+            ran += run_console(lines, start, work, env())
     assert ran >= 8
+
+
+def test_api_console_blocks_run_beside_a_server(tmp_path):
+    """The `console api` blocks: newkey and the example bots against a real server."""
+    work = workdir(tmp_path)
+    (work / "var").mkdir()
+    server = ApiServerProcess(work / "var")  # its keys in var/keys.json, as the README says
+    try:
+        e = env()
+        e["PERPENGINE_PORT"] = str(server.port)
+        e["PERPENGINE_API"] = server.url
+        ran = sum(run_console(lines, start, work, e)
+                  for info, lines, start in blocks() if info == "console api")
+        assert ran >= 4
+    finally:
+        assert server.stop() == 0
+
+
+def test_python_blocks_compile_and_are_the_examples(tmp_path):
+    found = 0
+    for info, lines, start in blocks():
+        if info != "python":
+            continue
+        source = "\n".join(lines)
+        compile(source, f"README line {start}", "exec")
+        m = re.fullmatch(r"# from (examples/[\w.-]+\.py)", lines[0])
+        assert m, f"README line {start}: the first line names its example file"
+        example = [x for x in (ROOT / m.group(1)).read_text().splitlines() if x.strip()]
+        pos = 0
+        for line in lines[1:]:
+            if not line.strip():
+                continue
+            assert line in example[pos:], f"README line {start}: {line!r} is not (in this " \
+                                          f"order) in {m.group(1)}"
+            pos = example.index(line, pos) + 1
+        found += 1
+    assert found >= 2
 
 
 def test_the_feed_example_is_accepted_whole(tmp_path):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import sys
 import time
@@ -54,8 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m engine newkey",
                                 description="a new account with a deposit and an API key")
     p.add_argument("--deposit", default="10000", help="USDT to deposit (default 10000)")
-    p.add_argument("--host", default="127.0.0.1", help="the server's native gateway")
-    p.add_argument("--port", type=int, default=7001)
+    p.add_argument("--host", default=os.environ.get("PERPENGINE_HOST", "127.0.0.1"),
+                   help="the server's native gateway (default: $PERPENGINE_HOST or 127.0.0.1)")
+    p.add_argument("--port", type=int, default=int(os.environ.get("PERPENGINE_PORT", "7001")),
+                   help="default: $PERPENGINE_PORT or 7001")
     p.add_argument("--keys", default="var/keys.json", help="the keys file with the admin key")
     p.add_argument("--account", type=int, help="this account number (default: a free one)")
     p.add_argument("--new-account", action="store_true",
