@@ -71,7 +71,10 @@ class ApiServer:
         self.loop = loop  # the sequencing loop: submit(cmd, done), read(fn, done)
         self.keys = keys  # the key store: .keys {apiKey: key with .secret, .account}
         self.config = config or ApiConfig()
-        self.history = History(self.config.keep)
+        self.history = History(
+            self.config.keep,
+            sizes={n: s.contract_size for n, s in engine.symbols.items() if s.contract_size},
+            assets={n: s.asset for n, s in engine.symbols.items()})
         self.limits = Limits(self.config.weight_per_minute, self.config.orders_per_10s,
                              self.config.orders_per_minute)
         self.listen_keys = ListenKeys(self.config.listen_key_ttl_ms)

@@ -22,7 +22,7 @@ from engine.core.catalogue import BracketTable, SymbolSpec
 from engine.core.fixed import SCALE, fmt, parse
 from engine.views import markets as market_views
 from engine.views import positions as position_views
-from engine.views.history import History, OrderInfo
+from engine.views.history import AlgoInfo, History, OrderInfo
 
 PERPETUAL_DELIVERY = 4133404800000  # Binance's deliveryDate for perpetuals (2100-12-25)
 ONBOARD_DATE = 1569398400000  # 2019-09-25: BTCUSDT's listing, for every symbol (assumed)
@@ -127,7 +127,10 @@ def exchange_info(engine: Engine, now: int, weight_limit: int = REQUEST_WEIGHT_L
 # -- orders ----------------------------------------------------------------------------------------
 def order_json(o: OrderInfo, *, with_time: bool = True, cum_qty: bool = False) -> dict:
     """GET responses carry `time` and `updateTime`; POST/PUT/DELETE carry `updateTime` and
-    `cumQty`."""
+    `cumQty`. A COIN-M order (/dapi) carries its `pair` and `cumBase` (the coin value of its
+    fills) instead of `cumQuote`. An order a conditional order placed shows the conditional
+    type as `origType` and its trigger as `stopPrice` (as Binance showed a triggered order
+    before the Algo service; assumed for the order the Algo service places)."""
     out = {
         "orderId": o.order_id, "symbol": o.symbol, "status": o.status,
         "clientOrderId": o.client_id, "price": fmt(o.price), "avgPrice": fmt(o.avg_price),
@@ -135,17 +138,54 @@ def order_json(o: OrderInfo, *, with_time: bool = True, cum_qty: bool = False) -
     }
     if cum_qty:
         out["cumQty"] = fmt(o.executed)
+    if o.size:
+        out["cumBase"] = fmt(o.cum_base)
+    else:
+        out["cumQuote"] = fmt(o.cum_quote)
     out.update({
-        "cumQuote": fmt(o.cum_quote),
         "timeInForce": "GTC" if o.type == "MARKET" else o.tif, "type": o.type,
-        "reduceOnly": o.reduce_only, "closePosition": False, "side": o.side,
-        "positionSide": "BOTH", "stopPrice": "0", "workingType": "CONTRACT_PRICE",
-        "priceProtect": False, "origType": o.type, "priceMatch": "NONE",
-        "selfTradePreventionMode": o.stp, "goodTillDate": 0,
+        "reduceOnly": o.reduce_only, "closePosition": o.close_position, "side": o.side,
+        "positionSide": o.position_side, "stopPrice": fmt(o.stop_price),
+        "workingType": o.working_type, "priceProtect": o.price_protect,
+        "origType": o.orig_type, "priceMatch": o.price_match,
+        "selfTradePreventionMode": o.stp, "goodTillDate": o.gtd,
     })
+    if o.orig_type == "TRAILING_STOP_MARKET":
+        out["activatePrice"] = fmt(o.activate_price)
+        out["priceRate"] = fmt(o.callback_rate)
+    if o.size:
+        out["pair"] = o.symbol.partition("_")[0]
     if with_time:
         out["time"] = o.time
     out["updateTime"] = o.update_time
+    return out
+
+
+def algo_json(a: AlgoInfo, actual: OrderInfo | None = None, *, query: bool = True) -> dict:
+    """A conditional order in Binance's Algo shape: the answer of POST /fapi/v1/algoOrder
+    (`query` False), or of GET algoOrder / openAlgoOrders / allAlgoOrders, which add the
+    order it placed once triggered (`actualOrderId` as a string, its average fill price, type
+    and quantity)."""
+    trailing = a.type == "TRAILING_STOP_MARKET"
+    out = {"algoId": a.algo_id, "clientAlgoId": a.client_id, "algoType": "CONDITIONAL",
+           "orderType": a.type, "symbol": a.symbol, "side": a.side,
+           "positionSide": a.position_side, "timeInForce": a.tif,
+           "quantity": fmt(a.quantity), "algoStatus": a.status}
+    if query:
+        out["actualOrderId"] = str(a.actual_order_id) if a.actual_order_id else ""
+        out["actualPrice"] = fmt(actual.avg_price) if actual is not None else "0"
+    out.update({
+        "triggerPrice": fmt(a.trigger), "price": fmt(a.price), "icebergQuantity": None,
+        "selfTradePreventionMode": a.stp, "workingType": a.working_type,
+        "priceMatch": a.price_match, "closePosition": a.close_position,
+        "priceProtect": a.price_protect, "reduceOnly": a.reduce_only,
+        "activatePrice": fmt(a.activate) if trailing else "",
+        "callbackRate": fmt(a.rate) if trailing else "",
+        "createTime": a.time, "updateTime": a.update_time, "triggerTime": a.trigger_time,
+        "goodTillDate": a.gtd})
+    if query and actual is not None:
+        out["actualType"] = actual.type
+        out["actualQty"] = fmt(actual.orig_qty)
     return out
 
 
@@ -396,6 +436,15 @@ def _pct(change: int, base: int) -> str:
     return f"{sign}{v // 1000}.{v % 1000:03d}"
 
 
+def _weighted_average(s: dict, size: int) -> int:
+    """Quote over base volume; COIN-M (`quote` is the coin value): contracts x size / coin."""
+    if not s["volume"] or not s["quote"]:
+        return 0
+    if size:
+        return s["volume"] * size // s["quote"]
+    return s["quote"] * SCALE // s["volume"]
+
+
 def ticker_24h(engine: Engine, history: History, symbol: str, now: int) -> dict:
     s = history.day_stats(symbol, now)
     last = history.last_trade.get(symbol)
@@ -403,7 +452,7 @@ def ticker_24h(engine: Engine, history: History, symbol: str, now: int) -> dict:
     change = last_price - s["open"] if s["count"] else 0
     return {
         "symbol": symbol, "priceChange": fmt(change), "priceChangePercent": _pct(change, s["open"]),
-        "weightedAvgPrice": fmt(s["quote"] * SCALE // s["volume"] if s["volume"] else 0),
+        "weightedAvgPrice": fmt(_weighted_average(s, engine.symbols[symbol].contract_size)),
         "lastPrice": fmt(last_price), "lastQty": fmt(last[1] if last else 0),
         "openPrice": fmt(s["open"]), "highPrice": fmt(s["high"]), "lowPrice": fmt(s["low"]),
         "volume": fmt(s["volume"]), "quoteVolume": fmt(s["quote"]),

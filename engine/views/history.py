@@ -1,14 +1,22 @@
 """Projections of the log that Binance's API serves and the core does not keep: every order's
 life (filled and canceled ones too), trades and aggregate trades per symbol, each account's
 fills, income and liquidation orders, klines of every interval for the last, mark and index
-price, and the 24-hour rolling statistics. Fed one record at a time, in log order
+price, the 24-hour rolling statistics, and every conditional (Algo) order's life: NEW, then
+CANCELED, EXPIRED, REJECTED or TRIGGERED, and FINISHED once the order it placed in the book is
+filled, canceled or expired. Fed one record at a time, in log order
 (`History.apply`); rebuilt on restart by applying the log from its start, so it is never a
 second source of truth. Reads only: it never changes the engine.
 
 Memory is bounded: per account the newest `keep` closed orders, fills, income rows and
-liquidation orders; per symbol the newest `keep` trades and aggregate trades; per symbol, kind
+liquidation orders and closed conditional orders; per symbol the newest `keep` trades and
+aggregate trades; per symbol, kind
 and interval the newest `KLINE_KEEP` klines (Binance serves at most 1,500 per request). Open
 orders are always kept (the core bounds them: 200 per symbol and account).
+
+COIN-M symbols (`sizes`: symbol -> contract size in USD, 1e-8 units) count a trade's value in
+the coin (contracts x size / price, rounded down as the core books it): the klines' and
+tickers' "quote" volume is then Binance's base-asset volume, and an order's `cum_base`.
+Amounts of income and fees are in the symbol's margin asset (`assets`: symbol -> asset).
 
 Klines cost O(1) per trade: only the current minute is updated; when a minute closes it is
 folded into the other 14 intervals, and a query folds the current minute in on the fly.
@@ -18,9 +26,12 @@ from __future__ import annotations
 import calendar
 import datetime as _dt
 from collections import deque
+from fractions import Fraction
 from typing import Callable, Iterable
 
+from engine.core import inverse
 from engine.core.fixed import SCALE
+from proto import commands as C
 from proto import events as V
 from proto.records import LogRecord
 
@@ -58,13 +69,18 @@ def bucket(interval: str, t: int) -> tuple[int, int]:
 
 class OrderInfo:
     """One order as Binance's order endpoints describe it. Amounts in 1e-8 units; cum_quote
-    is the sum of each fill's quantity x price (exact)."""
+    is the sum of each fill's quantity x price (exact); cum_base the coin value of a COIN-M
+    order's fills. An order a conditional order placed carries the conditional type
+    (`orig_type`), its trigger (`stop_price`) and the algo's settings."""
     __slots__ = ("order_id", "account", "symbol", "side", "type", "tif", "price", "orig_qty",
                  "executed", "cum_quote", "status", "client_id", "reduce_only", "stp", "time",
                  "update_time", "liquidation", "last_qty", "last_price", "last_trade",
-                 "last_fee", "last_maker", "last_pnl")
+                 "last_fee", "last_maker", "last_pnl", "position_side", "price_match", "gtd",
+                 "orig_type", "stop_price", "working_type", "price_protect", "close_position",
+                 "activate_price", "callback_rate", "algo_id", "cum_base", "size", "inverse_sum")
 
-    def __init__(self, ev: V.OrderAccepted, time: int) -> None:
+    def __init__(self, ev: V.OrderAccepted, time: int, price_match: str = "NONE",
+                 algo: "AlgoInfo | None" = None, size: int = 0) -> None:
         self.order_id = ev.order_id
         self.account = ev.account
         self.symbol = ev.symbol
@@ -75,6 +91,9 @@ class OrderInfo:
         self.orig_qty = ev.quantity
         self.executed = 0
         self.cum_quote = 0
+        self.cum_base = 0
+        self.size = size  # COIN-M: the contract size; 0: USD-M
+        self.inverse_sum = Fraction(0)  # COIN-M: sum of quantity / price over the fills
         self.status = "NEW"
         self.client_id = ev.client_order_id or (f"autoclose-{time}" if ev.liquidation else "")
         self.reduce_only = ev.reduce_only
@@ -84,14 +103,81 @@ class OrderInfo:
         self.liquidation = ev.liquidation
         self.last_qty = self.last_price = self.last_trade = self.last_fee = self.last_pnl = 0
         self.last_maker = False
+        self.position_side = ev.position_side
+        self.price_match = price_match
+        self.gtd = ev.good_till_date
+        self.orig_type = ev.type
+        self.stop_price = 0
+        self.working_type = "CONTRACT_PRICE"
+        self.price_protect = False
+        self.close_position = False
+        self.activate_price = self.callback_rate = 0
+        self.algo_id = 0
+        if algo is not None:
+            self.orig_type = algo.type
+            self.stop_price = algo.trigger
+            self.working_type = algo.working_type
+            self.price_protect = algo.price_protect
+            self.close_position = algo.close_position
+            self.activate_price = algo.activate
+            self.callback_rate = algo.rate
+            self.algo_id = algo.algo_id
+            self.client_id = self.client_id or algo.client_id
 
     @property
     def avg_price(self) -> int:
-        return self.cum_quote * SCALE // self.executed if self.executed else 0
+        if not self.executed:
+            return 0
+        if self.size and self.inverse_sum:  # COIN-M: the harmonic mean, half up
+            return int(self.executed / self.inverse_sum + Fraction(1, 2))
+        return self.cum_quote * SCALE // self.executed
 
     @property
     def is_open(self) -> bool:
         return self.status not in CLOSED
+
+
+class AlgoInfo:
+    """One conditional order as Binance's Algo endpoints describe it (amounts in 1e-8 units;
+    `rate` in percent). Status NEW, CANCELED, EXPIRED, REJECTED (`reason`: the failed check's
+    text), TRIGGERED (its order `actual_order_id` is in the book) or FINISHED (that order is
+    filled, canceled or expired)."""
+    __slots__ = ("algo_id", "account", "symbol", "side", "position_side", "type", "quantity",
+                 "price", "trigger", "working_type", "price_protect", "close_position",
+                 "reduce_only", "activate", "rate", "tif", "client_id", "stp", "price_match",
+                 "gtd", "status", "time", "update_time", "trigger_time", "actual_order_id",
+                 "reason")
+
+    def __init__(self, ev: V.AlgoOrderAccepted, time: int) -> None:
+        self.algo_id = ev.algo_id
+        self.account = ev.account
+        self.symbol = ev.symbol
+        self.side = ev.side
+        self.position_side = ev.position_side
+        self.type = ev.order_type
+        self.quantity = ev.quantity
+        self.price = ev.price
+        self.trigger = ev.trigger_price
+        self.working_type = ev.working_type
+        self.price_protect = ev.price_protect
+        self.close_position = ev.close_position
+        self.reduce_only = ev.reduce_only
+        self.activate = ev.activate_price
+        self.rate = ev.callback_rate
+        self.tif = ev.time_in_force
+        self.client_id = ev.client_algo_id
+        self.stp = ev.stp_mode
+        self.price_match = ev.price_match
+        self.gtd = ev.good_till_date
+        self.status = "NEW"
+        self.time = self.update_time = time
+        self.trigger_time = 0
+        self.actual_order_id = 0
+        self.reason = ""
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == "NEW"
 
 
 class Klines:
@@ -178,21 +264,34 @@ def _merge_into(series, interval: str, m: list) -> None:
 class History:
     """The projection; `apply(record)` for every record in log order."""
 
-    def __init__(self, keep: int = 10_000) -> None:
+    def __init__(self, keep: int = 10_000, sizes: dict[str, int] | None = None,
+                 assets: dict[str, str] | None = None) -> None:
         self.keep = keep
+        self.sizes = sizes or {}  # COIN-M symbols' contract sizes
+        self.assets = assets or {}  # symbol -> margin asset (USDT when absent)
         self.seq = 0
         self.orders: dict[int, OrderInfo] = {}
+        self.algos: dict[int, AlgoInfo] = {}
+        self.algo_client_ids: dict[tuple[int, str], int] = {}
+        self.open_algos: dict[int, dict[int, AlgoInfo]] = {}  # account -> open (NEW) ones
+        self.closed_algos: dict[int, deque] = {}  # account -> closed algo ids, oldest first
+        self.order_algo: dict[int, int] = {}  # an open order placed by a trigger -> algo id
+        self._triggered: dict[int, AlgoInfo] = {}  # order id -> its algo, within a record
+        self._command: object = None
         self.client_ids: dict[tuple[int, str], int] = {}
         self.closed: dict[int, deque] = {}  # account -> closed order ids, oldest first
         self.open_by_account: dict[int, dict[int, OrderInfo]] = {}
         self.trades: dict[str, deque] = {}  # symbol -> (id, price, qty, quote, time, buyerMaker)
         self.agg: dict[str, deque] = {}  # symbol -> (a, p, q, f, l, T, m, takerOrder, seq)
+        # account -> (id, symbol, orderId, buyer, price, qty, quote (COIN-M: the coin value),
+        # fee, realizedPnl, maker, time, positionSide)
         self.user_trades: dict[int, deque] = {}
-        # income other than the fills' (transfers, funding, ADL, liquidation fees):
-        # (symbol, type, amount, time, tranId, tradeId)
+        # income other than the fills' (transfers, funding, ADL, liquidation fees, auto-exchange):
+        # (symbol, type, amount, time, tranId, tradeId, asset)
         self.income: dict[int, deque] = {}
         self.force: dict[int, deque] = {}  # account -> liquidation OrderInfo
-        self.realized: dict[tuple[int, str], int] = {}  # cumulative realized PnL per position
+        # cumulative realized PnL per position: (account, symbol, position side)
+        self.realized: dict[tuple[int, str, str], int] = {}
         self.klines: dict[tuple[str, str], Klines] = {}
         self.last_trade: dict[str, tuple[int, int, int]] = {}  # symbol -> (price, qty, time)
         self.next_tran = 1
@@ -205,6 +304,9 @@ class History:
             V.FundingPaid: self._funding, V.Deposited: self._deposited,
             V.Withdrawn: self._withdrawn, V.LiquidationFeeCharged: self._liq_fee,
             V.AdlTrade: self._adl, V.FuturesTransferred: self._transfer,
+            V.AlgoOrderAccepted: self._algo_accepted, V.AlgoOrderCanceled: self._algo_canceled,
+            V.AlgoOrderExpired: self._algo_expired, V.AlgoOrderTriggered: self._algo_triggered,
+            V.AlgoOrderRejected: self._algo_rejected, V.AssetExchanged: self._exchanged,
         }
 
     # -- feeding ----------------------------------------------------------------------------------
@@ -213,6 +315,8 @@ class History:
         the projection in exactly the state after that event)."""
         self.seq = record.seq
         self._time = record.time
+        self._command = record.command
+        self._triggered = {}
         handlers = self._handlers
         for ev in record.events:
             h = handlers.get(type(ev))
@@ -246,7 +350,15 @@ class History:
         return out
 
     def _accepted(self, ev: V.OrderAccepted) -> None:
-        o = OrderInfo(ev, self._time)
+        algo = self._triggered.pop(ev.order_id, None)
+        match = "NONE"
+        cmd = self._command
+        if algo is not None:
+            match = algo.price_match
+            self.order_algo[ev.order_id] = algo.algo_id
+        elif type(cmd) is C.NewOrder and cmd.account == ev.account and not ev.liquidation:
+            match = cmd.price_match or "NONE"
+        o = OrderInfo(ev, self._time, match, algo, self.sizes.get(ev.symbol, 0))
         self.orders[o.order_id] = o
         self.open_by_account.setdefault(o.account, {})[o.order_id] = o
         if o.client_id:
@@ -260,6 +372,12 @@ class History:
     def _close(self, o: OrderInfo, status: str) -> None:
         o.status = status
         o.update_time = self._time
+        algo_id = self.order_algo.pop(o.order_id, None)
+        if algo_id is not None:
+            algo = self.algos.get(algo_id)
+            if algo is not None:
+                algo.status = "FINISHED"
+                algo.update_time = self._time
         opened = self.open_by_account.get(o.account)
         if opened is not None:
             opened.pop(o.order_id, None)
@@ -282,6 +400,9 @@ class History:
         q = ev.quantity
         o.executed += q
         o.cum_quote += q * ev.price // SCALE
+        if o.size:
+            o.cum_base += inverse.coin_value(q, o.size, ev.price)
+            o.inverse_sum += Fraction(q, ev.price)
         o.last_qty, o.last_price, o.last_trade = q, ev.price, ev.trade_id
         o.last_fee, o.last_pnl, o.last_maker = fee, pnl, maker
         o.update_time = self._time
@@ -311,7 +432,9 @@ class History:
     def _trade(self, ev: V.Trade) -> None:
         t = self._time
         sym = ev.symbol
-        quote = ev.quantity * ev.price // SCALE
+        size = self.sizes.get(sym, 0)
+        quote = inverse.coin_value(ev.quantity, size, ev.price) if size else \
+            ev.quantity * ev.price // SCALE
         buyer_maker = ev.taker_side == "SELL"
         q = self.trades.get(sym)
         if q is None:
@@ -343,21 +466,28 @@ class History:
             ut = self.user_trades.get(account)
             if ut is None:
                 ut = self.user_trades[account] = deque(maxlen=self.keep)
+            o = self.orders.get(order_id)
+            side = o.position_side if o is not None else "BOTH"
             ut.append((ev.trade_id, sym, order_id, buyer, ev.price, ev.quantity, quote, fee,
-                       pnl, maker, t))
+                       pnl, maker, t, side))
             if pnl:  # its REALIZED_PNL and COMMISSION income rows are read off the fills
-                self._realized(account, sym, pnl)
+                self._realized(account, sym, side, pnl)
 
     def _adl(self, ev: V.AdlTrade) -> None:
-        for account, pnl in ((ev.account, ev.realized_pnl),
-                             (ev.counterparty, ev.counterparty_realized_pnl)):
+        asset = self.assets.get(ev.symbol, "USDT")
+        for account, pnl, side in ((ev.account, ev.realized_pnl, ev.position_side),
+                                   (ev.counterparty, ev.counterparty_realized_pnl,
+                                    ev.counterparty_position_side)):
             if pnl:
-                self._realized(account, ev.symbol, pnl)
-                self._income(account, ev.symbol, "REALIZED_PNL", pnl, str(ev.trade_id))
+                self._realized(account, ev.symbol, side, pnl)
+                self._income(account, ev.symbol, "REALIZED_PNL", pnl, asset, str(ev.trade_id))
         o = self.orders.get(ev.order_id)
         if o is not None:
             o.executed += ev.quantity
             o.cum_quote += ev.quantity * ev.price // SCALE
+            if o.size:
+                o.cum_base += inverse.coin_value(ev.quantity, o.size, ev.price)
+                o.inverse_sum += Fraction(ev.quantity, ev.price)
             o.update_time = self._time
             if o.executed >= o.orig_qty:
                 self._close(o, "FILLED")
@@ -376,47 +506,122 @@ class History:
         return k
 
     # -- income -----------------------------------------------------------------------------------
-    def _realized(self, account: int, symbol: str, pnl: int) -> None:
-        key = (account, symbol)
+    def _realized(self, account: int, symbol: str, side: str, pnl: int) -> None:
+        key = (account, symbol, side)
         self.realized[key] = self.realized.get(key, 0) + pnl
 
-    def _income(self, account: int, symbol: str, kind: str, amount: int, trade_id: str = "",
-                ) -> None:
+    def _income(self, account: int, symbol: str, kind: str, amount: int, asset: str,
+                trade_id: str = "") -> None:
         q = self.income.get(account)
         if q is None:
             q = self.income[account] = deque(maxlen=self.keep)
-        q.append((symbol, kind, amount, self._time, self.next_tran, trade_id))
+        q.append((symbol, kind, amount, self._time, self.next_tran, trade_id, asset))
         self.next_tran += 1
 
     def _funding(self, ev: V.FundingPaid) -> None:
         if ev.amount:
-            self._income(ev.account, ev.symbol, "FUNDING_FEE", ev.amount)
+            self._income(ev.account, ev.symbol, "FUNDING_FEE", ev.amount, ev.asset)
 
     def _deposited(self, ev: V.Deposited) -> None:
-        self._income(ev.account, "", "TRANSFER", ev.amount)
+        self._income(ev.account, "", "TRANSFER", ev.amount, ev.asset)
 
     def _withdrawn(self, ev: V.Withdrawn) -> None:
-        self._income(ev.account, "", "TRANSFER", -ev.amount)
+        self._income(ev.account, "", "TRANSFER", -ev.amount, ev.asset)
 
     def _transfer(self, ev: V.FuturesTransferred) -> None:
-        self._income(ev.account, "", "TRANSFER", ev.amount if ev.type == 1 else -ev.amount)
+        self._income(ev.account, "", "TRANSFER", ev.amount if ev.type == 1 else -ev.amount,
+                     "USDT")
 
     def _liq_fee(self, ev: V.LiquidationFeeCharged) -> None:
-        self._income(ev.account, ev.symbol, "INSURANCE_CLEAR", -ev.amount)
+        self._income(ev.account, ev.symbol, "INSURANCE_CLEAR", -ev.amount, ev.asset)
+
+    def _exchanged(self, ev: V.AssetExchanged) -> None:
+        self._income(ev.account, "", "AUTO_EXCHANGE", -ev.from_amount, ev.from_asset)
+        self._income(ev.account, "", "AUTO_EXCHANGE", ev.amount, ev.asset)
+
+    # -- conditional (Algo) orders ----------------------------------------------------------------
+    def algo(self, account: int, algo_id: int = 0, client_id: str = "") -> AlgoInfo | None:
+        if not algo_id and client_id:
+            algo_id = self.algo_client_ids.get((account, client_id), 0)
+        a = self.algos.get(algo_id)
+        return a if a is not None and a.account == account else None
+
+    def account_algos(self, account: int) -> list[AlgoInfo]:
+        """Open and retained closed conditional orders of `account`, by algo id."""
+        out = list(self.open_algos.get(account, {}).values())
+        out += [self.algos[i] for i in self.closed_algos.get(account, ()) if i in self.algos]
+        out.sort(key=lambda a: a.algo_id)
+        return out
+
+    def open_algo_orders(self, account: int, symbol: str | None = None) -> list[AlgoInfo]:
+        out = [a for a in self.open_algos.get(account, {}).values()
+               if symbol is None or a.symbol == symbol]
+        out.sort(key=lambda a: a.algo_id)
+        return out
+
+    def _algo_accepted(self, ev: V.AlgoOrderAccepted) -> None:
+        a = AlgoInfo(ev, self._time)
+        self.algos[a.algo_id] = a
+        self.open_algos.setdefault(a.account, {})[a.algo_id] = a
+        if a.client_id:
+            self.algo_client_ids[(a.account, a.client_id)] = a.algo_id
+
+    def _algo_close(self, algo_id: int, status: str) -> AlgoInfo | None:
+        a = self.algos.get(algo_id)
+        if a is None:
+            return None
+        a.status = status
+        a.update_time = self._time
+        opened = self.open_algos.get(a.account)
+        if opened is not None:
+            opened.pop(algo_id, None)
+            if not opened:
+                del self.open_algos[a.account]
+        q = self.closed_algos.get(a.account)
+        if q is None:
+            q = self.closed_algos[a.account] = deque()
+        q.append(algo_id)
+        if len(q) > self.keep:
+            old = self.algos.pop(q.popleft(), None)
+            if old is not None and old.client_id and \
+                    self.algo_client_ids.get((old.account, old.client_id)) == old.algo_id:
+                del self.algo_client_ids[(old.account, old.client_id)]
+        return a
+
+    def _algo_canceled(self, ev: V.AlgoOrderCanceled) -> None:
+        self._algo_close(ev.algo_id, "CANCELED")
+
+    def _algo_expired(self, ev: V.AlgoOrderExpired) -> None:
+        self._algo_close(ev.algo_id, "EXPIRED")
+
+    def _algo_rejected(self, ev: V.AlgoOrderRejected) -> None:
+        a = self._algo_close(ev.algo_id, "REJECTED")
+        if a is not None:
+            a.trigger_time = self._time
+            a.reason = ev.msg
+
+    def _algo_triggered(self, ev: V.AlgoOrderTriggered) -> None:
+        a = self._algo_close(ev.algo_id, "TRIGGERED")
+        if a is not None:
+            a.trigger_time = self._time
+            a.actual_order_id = ev.order_id
+            self._triggered[ev.order_id] = a  # its OrderAccepted follows in this record
 
     def income_rows(self, account: int) -> list[tuple]:
         """Every income row of the account, by time: the stored ones and, from its fills,
         REALIZED_PNL (when not zero) and COMMISSION (tranId: the trade id's, doubled, plus
-        TRADE_TRAN_BASE)."""
+        TRADE_TRAN_BASE). Rows: (symbol, type, amount, time, tranId, tradeId, asset)."""
         rows = list(self.income.get(account, ()))
+        assets = self.assets
         for t in self.user_trades.get(account, ()):
             trade_id, sym, pnl, fee, time = t[0], t[1], t[8], t[7], t[10]
+            asset = assets.get(sym, "USDT")
             if pnl:
                 rows.append((sym, "REALIZED_PNL", pnl, time, TRADE_TRAN_BASE + 2 * trade_id,
-                             str(trade_id)))
+                             str(trade_id), asset))
             if fee:
                 rows.append((sym, "COMMISSION", -fee, time, TRADE_TRAN_BASE + 2 * trade_id + 1,
-                             str(trade_id)))
+                             str(trade_id), asset))
         rows.sort(key=lambda r: (r[3], r[4]))
         return rows
 
