@@ -105,7 +105,9 @@ def test_public_endpoints_in_binances_shapes(server):
 
 def test_startup_calls_about_other_markets_let_clients_go_on(server):
     assert http(server, "GET", "/api/v3/exchangeInfo")[2]["symbols"] == []
-    assert http(server, "GET", "/dapi/v1/exchangeInfo")[2]["symbols"] == []
+    # COIN-M is served (tests/test_api_coinm.py): /dapi lists its symbols, /fapi none of them
+    assert [s["symbol"] for s in http(server, "GET", "/dapi/v1/exchangeInfo")[2]["symbols"]] \
+        == ["BTCUSD_PERP", "ETHUSD_PERP"]
     assert http(server, "GET", "/sapi/v1/margin/allPairs")[2] == []
     assert http(server, "GET", "/sapi/v1/margin/isolated/allPairs")[2] == []
     key = server.newkey("100")
@@ -126,9 +128,7 @@ def test_ccxt_sync_every_method(server):
         ex.set_margin_mode("isolated", "ETH/USDT:USDT")
     with pytest.raises(ccxt.OperationRejected, match="-4059"):  # one-way already
         ex.set_position_mode(False)
-    with pytest.raises(ccxt.BadRequest, match="-4084"):  # hedge mode: not yet
-        ex.set_position_mode(True)
-    assert ex.fetch_position_mode(S)["hedged"] is False
+    assert ex.fetch_position_mode(S)["hedged"] is False  # hedge mode: test_api_hedge_assets.py
     # orders of every kind
     rest = ex.create_order(S, "limit", "sell", 0.01, 30000)
     assert (rest["status"], rest["timeInForce"], rest["amount"]) == ("open", "GTC", 0.01)
@@ -318,25 +318,6 @@ def test_python_binance(server):
     with pytest.raises(BinanceAPIException) as e:
         c.futures_get_order(symbol="BNBUSDT", orderId=filled["orderId"])  # another's order
     assert (e.value.code, e.value.message) == (-2013, "Order does not exist.")
-
-
-def test_conditional_orders_until_the_core_has_them(server):
-    k = server.newkey("1000")
-    ex = ccxt_sync(server, k)
-    ex.load_markets()
-    with pytest.raises(ccxt.ExchangeError, match="-1116"):  # ccxt sends these to algoOrder
-        ex.create_order(S, "market", "sell", 0.01, None, {"stopLossPrice": 25000})
-    p = {"symbol": "BTCUSDT", "side": "SELL", "type": "STOP_MARKET", "quantity": "0.01",
-         "stopPrice": "25000"}
-    assert http(server, "POST", "/fapi/v1/order", p, key=k)[2] == \
-        {"code": -4120, "msg": "Order type not supported for this endpoint. Please use the "
-                               "Algo Order API endpoints instead."}
-    assert http(server, "GET", "/fapi/v1/openAlgoOrders", key=k)[2] == []
-    assert http(server, "GET", "/fapi/v1/allAlgoOrders", {"symbol": "BTCUSDT"}, key=k)[2] == []
-    assert http(server, "GET", "/fapi/v1/multiAssetsMargin", key=k)[2] == \
-        {"multiAssetsMargin": False}
-    assert http(server, "POST", "/fapi/v1/multiAssetsMargin", {"multiAssetsMargin": "true"},
-                key=k)[2]["code"] == -4084
 
 
 def _state(server, key):

@@ -100,7 +100,7 @@ def invalid_listen_key() -> ApiError:
 
 
 def algo_unsupported() -> ApiError:
-    """Until the core has conditional orders (the Algo service), Binance's answer for an
-    order type the endpoint does not support."""
+    """A conditional type sent to /fapi/v1/order (or /batchOrders): Binance's answer since its
+    Algo service took them (2025-12-09); they go to /fapi/v1/algoOrder."""
     return error(-4120, "Order type not supported for this endpoint. Please use the Algo Order "
                         "API endpoints instead.")

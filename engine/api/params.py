@@ -136,6 +136,17 @@ class Params:
             raise E.invalid_value(name)
         return low == "true"
 
+    def flag(self, name: str) -> bool | None:
+        """"true" / "false" (any case) as a bool; None when not sent (hedge mode refuses a
+        reduceOnly even when false, so "not sent" must stay distinguishable)."""
+        v = self.raw(name)
+        if v is None:
+            return None
+        low = v.lower()
+        if low not in ("true", "false"):
+            raise E.invalid_value(name)
+        return low == "true"
+
     def symbol(self, symbols, required: bool = True, name: str = "symbol") -> str | None:
         v = self.raw(name)
         if v is None:

@@ -1,18 +1,22 @@
 """Orders (TRADE / USER_DATA, signed): new, query, cancel, modify, batches, open and all
-orders, fills, liquidation orders, the countdown cancel; and the conditional (Algo) order
-endpoints, which answer as Binance does for an unsupported order type until the core has
-conditional orders (wiring them is adding handlers here).
+orders, fills, liquidation orders, the countdown cancel; and the conditional orders of
+Binance's Algo service (algoOrder, openAlgoOrders, allAlgoOrders, algoOpenOrders). The same
+handlers serve /fapi (USDⓈ-M) and /dapi (COIN-M): a request knows its product's symbols.
 
 Every command goes through the sequencing loop; its response is the order's state right after
 the core handled it (a snapshot taken before the next command), sent once its record is in the
-log. A key acts on its own account only: another account's order id is unknown to it."""
+log. A key acts on its own account only: another account's order id is unknown to it. The
+API checks what the core cannot see (names, enums, formats: Binance's -1100/-1102/-1106/-1116/
+-1117/-1115/-4060/-4031/-5037/-5039/-1136); the core decides the rest (hedge mode's -4061 and
+-1106 reduceonly, GTD's -5040, priceMatch's -5041, -2021, -4045, -4137/-4138/-4509/-4130, the
+margin and filter checks)."""
 from __future__ import annotations
 
 import asyncio
 import json
 
 from engine.api import errors as E
-from engine.api.endpoint import SIGNED, Endpoint
+from engine.api.endpoint import COINM, SIGNED, Endpoint
 from engine.api.params import Params
 from engine.core.fixed import fmt
 from engine.views import binance as B
@@ -25,22 +29,54 @@ CONDITIONAL = frozenset({"STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARK
                          "TRAILING_STOP_MARKET"})
 TIFS = ("GTC", "IOC", "FOK", "GTX", "GTD")
 STP_MODES = ("NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH")
-CONDITIONAL_PARAMS = ("stopPrice", "activationPrice", "callbackRate", "workingType",
-                      "goodTillDate")
+POSITION_SIDES = ("BOTH", "LONG", "SHORT")
+PRICE_MATCH = ("NONE", "OPPONENT", "OPPONENT_5", "OPPONENT_10", "OPPONENT_20", "QUEUE",
+               "QUEUE_5", "QUEUE_10", "QUEUE_20")
+WORKING_TYPES = ("MARK_PRICE", "CONTRACT_PRICE")
+# parameters of a conditional order: on /fapi/v1/order they are not needed (-1106)
+CONDITIONAL_PARAMS = ("stopPrice", "triggerPrice", "activationPrice", "activatePrice",
+                      "callbackRate", "workingType", "priceProtect")
 MAX_BATCH = 5
 MAX_CANCEL_LIST = 10
 WEEK = 7 * 86_400_000
 
 
 # -- reading an order's parameters ------------------------------------------------------------------
-def parse_new_order(api, req, p: Params) -> tuple[C.NewOrder, str]:
-    account = req.account
-    symbol = p.symbol(req.symbols)
+def _side(p: Params) -> str:
     side = p.raw("side")
     if side is None:
         raise E.mandatory("side")
     if side not in SIDES:
         raise E.error(-1117, "Invalid side.")
+    return side
+
+
+def _common(p: Params) -> dict:
+    """What a new order and a new conditional order read alike: position side, time in force,
+    priceMatch, STP mode, goodTillDate, reduceOnly (None when not sent)."""
+    position_side = p.raw("positionSide")
+    if position_side is not None and position_side not in POSITION_SIDES:
+        raise E.error(-4060, "Invalid position side.")
+    tif = p.raw("timeInForce")
+    if tif is not None and tif not in TIFS:
+        raise E.error(-1115, "Invalid timeInForce.")
+    match = p.raw("priceMatch")
+    if match is not None and match not in PRICE_MATCH:
+        raise E.error(-5037, "Invalid price match")
+    stp = p.raw("selfTradePreventionMode")
+    if stp is not None and stp not in STP_MODES:
+        raise E.error(-5039, "Invalid self trade prevention mode")
+    resp = p.raw("newOrderRespType") or "ACK"
+    if resp not in ("ACK", "RESULT"):
+        raise E.error(-1136, "Invalid newOrderRespType.")
+    return {"position_side": position_side, "time_in_force": tif, "price_match": match,
+            "self_trade_prevention_mode": stp, "good_till_date": p.integer("goodTillDate") or 0,
+            "reduce_only": p.flag("reduceOnly"), "resp": resp}
+
+
+def parse_new_order(api, req, p: Params) -> tuple[C.NewOrder, str]:
+    symbol = p.symbol(req.symbols)
+    side = _side(p)
     type_ = p.raw("type")
     if type_ is None:
         raise E.mandatory("type")
@@ -48,46 +84,53 @@ def parse_new_order(api, req, p: Params) -> tuple[C.NewOrder, str]:
         raise E.algo_unsupported()
     if type_ not in ("LIMIT", "MARKET"):
         raise E.error(-1116, "Invalid orderType.")
-    position_side = p.raw("positionSide")
-    if position_side not in (None, "BOTH"):
-        if position_side in ("LONG", "SHORT"):
-            raise E.error(-4061, "Order's position side does not match user's setting.")
-        raise E.error(-4060, "Invalid position side.")
-    tif = p.raw("timeInForce")
-    if tif is not None and tif not in TIFS:
-        raise E.error(-1115, "Invalid timeInForce.")
-    if tif == "GTD":  # GTD arrives with the core's conditional-order work
-        raise E.error(-1115, "Invalid timeInForce.")
+    common = _common(p)
     if p.boolean("closePosition"):
         raise E.not_required("closePosition")
     for name in CONDITIONAL_PARAMS:
         if name in p:
             raise E.not_required(name)
-    match = p.raw("priceMatch")
-    if match not in (None, "NONE"):
-        raise E.error(-5037, "Invalid price match")
     quantity = p.decimal("quantity")
     if quantity is None:
         raise E.mandatory("quantity")
     price = p.decimal("price")
-    if type_ == "LIMIT":
-        if tif is None:
-            raise E.mandatory("timeInForce")
-        if price is None:
-            raise E.mandatory("price")
-    else:
-        if price is not None:
-            raise E.not_required("price")
-        if tif is not None:
-            raise E.not_required("timeInForce")
-    reduce_only = p.boolean("reduceOnly")
     client_id = p.client_id("newClientOrderId") or api.new_client_id()
-    stp = p.enum("selfTradePreventionMode", STP_MODES)
-    resp = p.enum("newOrderRespType", ("ACK", "RESULT")) or "ACK"
-    cmd = C.NewOrder(account=account, symbol=symbol, side=side, type=type_, quantity=quantity,
-                     price=price or 0, time_in_force=tif, reduce_only=reduce_only,
-                     new_client_order_id=client_id, self_trade_prevention_mode=stp)
+    resp = common.pop("resp")
+    cmd = C.NewOrder(account=req.account, symbol=symbol, side=side, type=type_,
+                     quantity=quantity, price=price or 0, new_client_order_id=client_id,
+                     **common)
     return cmd, resp
+
+
+def parse_new_algo_order(api, req, p: Params) -> C.NewAlgoOrder:
+    symbol = p.symbol(req.symbols)
+    algo_type = p.raw("algoType")
+    if algo_type is None:
+        raise E.mandatory("algoType")
+    if algo_type != "CONDITIONAL":
+        raise E.invalid_value("algoType")
+    side = _side(p)
+    type_ = p.raw("type")
+    if type_ is None:
+        raise E.mandatory("type")
+    if type_ not in CONDITIONAL:
+        raise E.error(-1116, "Invalid orderType.")
+    common = _common(p)
+    common.pop("resp")
+    for name in ("stopPrice", "activationPrice"):  # the old /fapi/v1/order names
+        if name in p:
+            raise E.not_required(name)
+    working = p.raw("workingType") or "CONTRACT_PRICE"
+    if working not in WORKING_TYPES:
+        raise E.error(-4031, f"Invalid parameter working type: {working}")
+    client_id = p.client_id("clientAlgoId") or api.new_client_id()
+    return C.NewAlgoOrder(
+        account=req.account, symbol=symbol, side=side, type=type_,
+        quantity=p.decimal("quantity") or 0, price=p.decimal("price") or 0,
+        trigger_price=p.decimal("triggerPrice") or 0, working_type=working,
+        price_protect=p.boolean("priceProtect"), close_position=p.boolean("closePosition"),
+        activate_price=p.decimal("activatePrice") or 0,
+        callback_rate=p.decimal("callbackRate") or 0, client_algo_id=client_id, **common)
 
 
 def _rejection(record) -> E.ApiError | None:
@@ -104,7 +147,9 @@ def new_order_snapshot(api, resp: str):
             return err
         for ev in record.events:
             if type(ev) is V.OrderAccepted:
-                o = OrderInfo(ev, record.time) if resp == "ACK" else api.history.orders[ev.order_id]
+                o = api.history.orders[ev.order_id]
+                if resp == "ACK":  # the order as accepted, before any fill
+                    o = OrderInfo(ev, record.time, o.price_match, None, o.size)
                 return B.order_json(o, with_time=False, cum_qty=True)
         return E.unknown_error()
     return snap
@@ -341,7 +386,8 @@ async def batch_cancel(api, req):
 async def open_orders(api, req):
     symbol = req.params.symbol(req.symbols, required=False)
     return await api.read(lambda: [B.order_json(o)
-                                   for o in api.history.open_orders(req.account, symbol)])
+                                   for o in api.history.open_orders(req.account, symbol)
+                                   if o.symbol in req.symbols])
 
 
 def _window(p: Params, now: int, default_days: int | None = 7, max_days: int = 7):
@@ -418,11 +464,21 @@ async def user_trades(api, req):
         if from_id is None and start is None and end is None and order_id is None:
             rows = [t for t in rows if t[10] >= req.now - WEEK]
         rows = rows[:limit] if from_id is not None or start is not None else rows[-limit:]
-        return [{"buyer": t[3], "commission": fmt(t[7]), "commissionAsset": "USDT",
-                 "id": t[0], "maker": t[9], "orderId": t[2], "price": fmt(t[4]),
-                 "qty": fmt(t[5]), "quoteQty": fmt(t[6]), "realizedPnl": fmt(t[8]),
-                 "side": "BUY" if t[3] else "SELL", "positionSide": "BOTH", "symbol": t[1],
-                 "time": t[10]} for t in rows]
+        assets = api.history.assets
+        out = []
+        for t in rows:
+            row = {"buyer": t[3], "commission": fmt(t[7]),
+                   "commissionAsset": assets.get(t[1], "USDT"), "id": t[0], "maker": t[9],
+                   "orderId": t[2], "price": fmt(t[4]), "qty": fmt(t[5])}
+            if req.product == COINM:  # the fill's value in the coin
+                row.update({"baseQty": fmt(t[6]), "pair": t[1].partition("_")[0],
+                            "marginAsset": assets.get(t[1], "USDT")})
+            else:
+                row["quoteQty"] = fmt(t[6])
+            row.update({"realizedPnl": fmt(t[8]), "side": "BUY" if t[3] else "SELL",
+                        "positionSide": t[11], "symbol": t[1], "time": t[10]})
+            out.append(row)
+        return out
     return await api.read(read)
 
 
@@ -437,54 +493,123 @@ async def force_orders(api, req):
         if kind == "ADL":
             return []
         rows = [o for o in api.history.force.get(req.account, ())
-                if (symbol is None or o.symbol == symbol)
+                if (symbol is None or o.symbol == symbol) and o.symbol in req.symbols
                 and (start is None or o.time >= start) and (end is None or o.time <= end)]
         return [B.force_order_json(o) for o in rows[-limit:]]
     return await api.read(read)
 
 
-# -- conditional (Algo) orders: Binance's answers until the core has them ----------------------------
+# -- conditional (Algo) orders ----------------------------------------------------------------
+def _algo_answer(api, a, query: bool = True) -> dict:
+    actual = api.history.orders.get(a.actual_order_id) if a.actual_order_id else None
+    return B.algo_json(a, actual, query=query)
+
+
+def new_algo_command(api, req):
+    cmd = parse_new_algo_order(api, req, req.params)
+
+    def snap(record):
+        err = _rejection(record)
+        if err is not None:
+            return err
+        for ev in record.events:
+            if type(ev) is V.AlgoOrderAccepted:
+                return _algo_answer(api, api.history.algos[ev.algo_id], query=False)
+        return E.unknown_error()
+    return cmd, snap
+
+
 async def algo_new(api, req):
-    p = req.params
-    p.symbol(req.symbols)
-    algo_type = p.raw("algoType")
-    if algo_type is None:
-        raise E.mandatory("algoType")
-    if algo_type != "CONDITIONAL":
-        raise E.invalid_value("algoType")
-    if p.raw("type") is None:
-        raise E.mandatory("type")
-    raise E.error(-1116, "Invalid orderType.")
+    cmd, snapshot = new_algo_command(api, req)
+    return await _run(api, cmd, snapshot)
+
+
+def _algo_ref(p: Params) -> tuple[int, str]:
+    algo_id = p.integer("algoId")
+    client_id = p.string("clientAlgoId", max_len=36)
+    if algo_id is None and client_id is None:
+        raise E.either("algoId", "clientAlgoId")
+    return algo_id or 0, client_id or ""
 
 
 async def algo_query(api, req):
-    p = req.params
-    if "algoId" not in p and "clientAlgoId" not in p:
-        raise E.either("algoId", "clientAlgoId")
-    p.integer("algoId")
-    raise E.no_such_order()
+    algo_id, client_id = _algo_ref(req.params)
+
+    def read():
+        a = api.history.algo(req.account, algo_id, client_id)
+        if a is None or a.symbol not in req.symbols:
+            raise E.no_such_order()
+        return _algo_answer(api, a)
+    return await api.read(read)
+
+
+def cancel_algo_command(api, req):
+    algo_id, client_id = _algo_ref(req.params)
+    cmd = C.CancelAlgoOrder(account=req.account, algo_id=algo_id, client_algo_id=client_id)
+
+    def snap(record):
+        err = _rejection(record)
+        if err is not None:
+            return err
+        for ev in record.events:
+            if type(ev) is V.AlgoOrderCanceled:
+                a = api.history.algos[ev.algo_id]
+                # Binance's answer carries `code` as a string here
+                return {"algoId": a.algo_id, "clientAlgoId": a.client_id, "code": "200",
+                        "msg": "success"}
+        return E.unknown_error()
+    return cmd, snap
 
 
 async def algo_cancel(api, req):
-    p = req.params
-    if "algoId" not in p and "clientAlgoId" not in p:
-        raise E.either("algoId", "clientAlgoId")
-    p.integer("algoId")
-    raise E.error(-20124, "Invalid algo id or it has been completed")
+    cmd, snapshot = cancel_algo_command(api, req)
+    return await _run(api, cmd, snapshot)
 
 
 async def algo_open(api, req):
-    req.params.symbol(req.symbols, required=False)
-    return []
+    p = req.params
+    symbol = p.symbol(req.symbols, required=False)
+    if p.raw("algoType") not in (None, "CONDITIONAL"):
+        raise E.invalid_value("algoType")
+    algo_id = p.integer("algoId")
+
+    def read():
+        return [_algo_answer(api, a) for a in api.history.open_algo_orders(req.account, symbol)
+                if a.symbol in req.symbols and (algo_id is None or a.algo_id == algo_id)]
+    return await api.read(read)
 
 
 async def algo_all(api, req):
-    req.params.symbol(req.symbols)
-    return []
+    """Oldest first: from `algoId` on, or within the window; otherwise the most recent (the
+    last 7 days when no window is given), `limit` (500, at most 1000) per `page`."""
+    p = req.params
+    symbol = p.symbol(req.symbols)
+    from_id = p.integer("algoId")
+    limit = min(p.integer("limit", low=1, high=1 << 31) or 500, 1000)
+    page = p.integer("page", low=1, high=1 << 31) or 1
+    start, end = _window(p, req.now)
+    if from_id is None and start is None and end is None:
+        start = req.now - WEEK
+
+    def read():
+        rows = [a for a in api.history.account_algos(req.account) if a.symbol == symbol
+                and (from_id is None or a.algo_id >= from_id)
+                and (start is None or a.time >= start) and (end is None or a.time <= end)]
+        if from_id is not None:
+            rows = rows[(page - 1) * limit:page * limit]
+        else:  # the most recent first page, older ones on the next pages
+            stop = len(rows) - (page - 1) * limit
+            rows = rows[max(0, stop - limit):stop] if stop > 0 else []
+        return [_algo_answer(api, a) for a in rows]
+    return await api.read(read)
 
 
 async def algo_cancel_all(api, req):
-    req.params.symbol(req.symbols)
+    symbol = req.params.symbol(req.symbols)
+    record, _ = await api.submit(C.CancelAllAlgoOrders(account=req.account, symbol=symbol))
+    err = _rejection(record)
+    if err is not None:
+        raise err
     return {"code": 200, "msg": "The operation of cancel all open order is done."}
 
 
@@ -496,25 +621,31 @@ def _sym_weight(with_symbol: int, without: int):
     return lambda p: with_symbol if "symbol" in p else without
 
 
-ROUTES = [
-    _ep("POST", "/fapi/v1/order", 0, new_order, orders=1, command=new_order_command),
-    _ep("GET", "/fapi/v1/order", 1, query_order),
-    _ep("DELETE", "/fapi/v1/order", 1, cancel_order, command=cancel_order_command),
-    _ep("PUT", "/fapi/v1/order", 1, modify_order, orders=1),
-    _ep("POST", "/fapi/v1/batchOrders", 5, batch_new, orders=1),
-    _ep("PUT", "/fapi/v1/batchOrders", 5, batch_modify, orders=1),
-    _ep("DELETE", "/fapi/v1/batchOrders", 1, batch_cancel),
-    _ep("GET", "/fapi/v1/openOrder", 1, query_open_order),
-    _ep("GET", "/fapi/v1/openOrders", _sym_weight(1, 40), open_orders),
-    _ep("GET", "/fapi/v1/allOrders", 5, all_orders),
-    _ep("DELETE", "/fapi/v1/allOpenOrders", 1, cancel_all),
-    _ep("POST", "/fapi/v1/countdownCancelAll", 10, countdown_cancel_all),
-    _ep("GET", "/fapi/v1/userTrades", 5, user_trades),
-    _ep("GET", "/fapi/v1/forceOrders", _sym_weight(20, 50), force_orders),
-    _ep("POST", "/fapi/v1/algoOrder", 0, algo_new, orders=1),
-    _ep("GET", "/fapi/v1/algoOrder", 1, algo_query),
-    _ep("DELETE", "/fapi/v1/algoOrder", 1, algo_cancel),
-    _ep("GET", "/fapi/v1/openAlgoOrders", _sym_weight(1, 40), algo_open),
-    _ep("GET", "/fapi/v1/allAlgoOrders", 5, algo_all),
-    _ep("DELETE", "/fapi/v1/algoOpenOrders", 1, algo_cancel_all),
-]
+def _routes(prefix: str) -> list[Endpoint]:
+    """The same endpoints under /fapi (USDⓈ-M) and /dapi (COIN-M)."""
+    v1 = prefix + "/v1/"
+    return [
+        _ep("POST", v1 + "order", 0, new_order, orders=1, command=new_order_command),
+        _ep("GET", v1 + "order", 1, query_order),
+        _ep("DELETE", v1 + "order", 1, cancel_order, command=cancel_order_command),
+        _ep("PUT", v1 + "order", 1, modify_order, orders=1),
+        _ep("POST", v1 + "batchOrders", 5, batch_new, orders=1),
+        _ep("PUT", v1 + "batchOrders", 5, batch_modify, orders=1),
+        _ep("DELETE", v1 + "batchOrders", 1, batch_cancel),
+        _ep("GET", v1 + "openOrder", 1, query_open_order),
+        _ep("GET", v1 + "openOrders", _sym_weight(1, 40), open_orders),
+        _ep("GET", v1 + "allOrders", 5, all_orders),
+        _ep("DELETE", v1 + "allOpenOrders", 1, cancel_all),
+        _ep("POST", v1 + "countdownCancelAll", 10, countdown_cancel_all),
+        _ep("GET", v1 + "userTrades", 5, user_trades),
+        _ep("GET", v1 + "forceOrders", _sym_weight(20, 50), force_orders),
+        _ep("POST", v1 + "algoOrder", 0, algo_new, orders=1, command=new_algo_command),
+        _ep("GET", v1 + "algoOrder", 1, algo_query),
+        _ep("DELETE", v1 + "algoOrder", 1, algo_cancel, command=cancel_algo_command),
+        _ep("GET", v1 + "openAlgoOrders", _sym_weight(1, 40), algo_open),
+        _ep("GET", v1 + "allAlgoOrders", 5, algo_all),
+        _ep("DELETE", v1 + "algoOpenOrders", 1, algo_cancel_all),
+    ]
+
+
+ROUTES = _routes("/fapi") + _routes("/dapi")
