@@ -1,14 +1,18 @@
-"""Public market data (security NONE, historicalTrades MARKET_DATA), with Binance's weights;
-and the start-up calls some clients make about markets the engine does not have (spot, COIN-M,
-margin), answered so that the client goes on (an empty market list)."""
+"""Public market data (security NONE, historicalTrades MARKET_DATA), with Binance's weights, for
+/fapi (USDⓈ-M) and /dapi (COIN-M: the same endpoints with /dapi's extra fields, `pair`,
+`baseQty`, `baseVolume`, quantities in contracts); the Multi-Assets asset index; and the
+start-up calls some clients make about markets the engine does not have (spot, margin),
+answered so that the client goes on (an empty market list)."""
 from __future__ import annotations
 
 from engine.api import errors as E
-from engine.api.endpoint import MARKET_DATA, NONE, SIGNED, Endpoint
+from engine.api.endpoint import COINM, MARKET_DATA, NONE, SIGNED, Endpoint
 from engine.api.params import Params
 from engine.core.fixed import fmt
 from engine.views import binance as B
 from engine.views import funding as funding_views
+from engine.views import markets as market_views
+from engine.views import positions as position_views
 from engine.views.history import INTERVALS
 
 DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
@@ -45,8 +49,18 @@ async def server_time(api, req):
 
 async def exchange_info(api, req):
     c = api.config
+    if req.product == COINM:
+        def coinm():
+            info = market_views.coinm_exchange_info(api.engine)
+            info["serverTime"] = req.now
+            return info
+        return await api.read(coinm)
     return await api.read(lambda: B.exchange_info(api.engine, req.now, c.weight_per_minute,
                                                   c.orders_per_minute))
+
+
+def _pair(symbol: str) -> str:
+    return symbol.partition("_")[0]
 
 
 async def depth(api, req):
@@ -58,11 +72,21 @@ async def depth(api, req):
     elif limit not in DEPTH_LIMITS:
         raise E.error(-4021, f"'{limit}' is not valid depth limit.")
     market = api.ws.market
-    return await api.read(lambda: B.depth(api.engine, symbol, limit,
-                                          market.last_u.get(symbol, 0), req.now))
+
+    def read():
+        out = B.depth(api.engine, symbol, limit, market.last_u.get(symbol, 0), req.now)
+        if req.product == COINM:
+            out = {"lastUpdateId": out["lastUpdateId"], "E": out["E"], "T": out["T"],
+                   "symbol": symbol, "pair": _pair(symbol), "bids": out["bids"],
+                   "asks": out["asks"]}
+        return out
+    return await api.read(read)
 
 
-def _trade_rows(rows) -> list[dict]:
+def _trade_rows(rows, coinm: bool = False) -> list[dict]:
+    if coinm:  # the trade's value in the coin
+        return [{"id": t[0], "price": fmt(t[1]), "qty": fmt(t[2]), "baseQty": fmt(t[3]),
+                 "time": t[4], "isBuyerMaker": t[5]} for t in rows]
     return [{"id": t[0], "price": fmt(t[1]), "qty": fmt(t[2]), "quoteQty": fmt(t[3]),
              "time": t[4], "isBuyerMaker": t[5], "isRPITrade": False} for t in rows]
 
@@ -74,7 +98,7 @@ async def trades(api, req):
 
     def rows():
         q = api.history.trades.get(symbol, ())
-        return _trade_rows(list(q)[-limit:])
+        return _trade_rows(list(q)[-limit:], req.product == COINM)
     return await api.read(rows)
 
 
@@ -87,8 +111,8 @@ async def historical_trades(api, req):
     def rows():
         q = list(api.history.trades.get(symbol, ()))
         if from_id is None:
-            return _trade_rows(q[-limit:])
-        return _trade_rows([t for t in q if t[0] >= from_id][:limit])
+            return _trade_rows(q[-limit:], req.product == COINM)
+        return _trade_rows([t for t in q if t[0] >= from_id][:limit], req.product == COINM)
     return await api.read(rows)
 
 
@@ -118,7 +142,15 @@ async def agg_trades(api, req):
 def _klines(kind: str, symbol_param: str = "symbol"):
     async def handler(api, req):
         p = req.params
-        symbol = p.symbol(req.symbols, name=symbol_param)
+        if symbol_param == "pair" and req.product == COINM:  # the pair names its perpetual
+            pair = p.raw("pair")
+            if pair is None:
+                raise E.mandatory("pair")
+            symbol = next((s for s in sorted(req.symbols) if _pair(s) == pair), None)
+            if symbol is None:
+                raise E.error(-4144, "Invalid pair")
+        else:
+            symbol = p.symbol(req.symbols, name=symbol_param)
         interval = p.raw("interval")
         if interval is None:
             raise E.mandatory("interval")
@@ -147,6 +179,12 @@ async def premium_index(api, req):
     symbol = req.params.symbol(req.symbols, required=False)
 
     def read():
+        if req.product == COINM:  # /dapi answers a list, with the pair (`pair` may narrow it)
+            pair = req.params.raw("pair")
+            names = [symbol] if symbol is not None else sorted(req.symbols)
+            return [{**B.premium_index_extra(api.engine,
+                                             funding_views.premium_index(api.engine, n)),
+                     "pair": _pair(n)} for n in names if pair is None or _pair(n) == pair]
         rows = funding_views.premium_index(api.engine, symbol)
         if isinstance(rows, list):
             return [B.premium_index_extra(api.engine, r) for r in rows
@@ -183,20 +221,53 @@ def _each_symbol(fn):
 
 
 def _ticker_24h(api, symbol, now):
-    return B.ticker_24h(api.engine, api.history, symbol, now)
+    row = B.ticker_24h(api.engine, api.history, symbol, now)
+    if api.engine.symbols[symbol].contract_size:  # /dapi: volume in contracts and the coin
+        row = dict(row)
+        row["baseVolume"] = row.pop("quoteVolume")
+        row["pair"] = _pair(symbol)
+    return row
 
 
 def _ticker_price(api, symbol, now):
-    return B.ticker_price(api.engine, symbol, now)
+    row = B.ticker_price(api.engine, symbol, now)
+    if api.engine.symbols[symbol].contract_size:
+        row = {"symbol": symbol, "ps": _pair(symbol), "price": row["price"], "time": now}
+    return row
 
 
 def _book_ticker(api, symbol, now):
-    return B.book_ticker(api.engine, symbol, now, api.ws.market.last_u.get(symbol, 0))
+    row = B.book_ticker(api.engine, symbol, now, api.ws.market.last_u.get(symbol, 0))
+    if api.engine.symbols[symbol].contract_size:
+        row = {"symbol": symbol, "pair": _pair(symbol), **{k: v for k, v in row.items()
+                                                            if k != "symbol"}}
+    return row
 
 
 async def open_interest(api, req):
     symbol = req.params.symbol(req.symbols)
-    return await api.read(lambda: B.open_interest(api.engine, symbol, req.now))
+
+    def read():
+        row = B.open_interest(api.engine, symbol, req.now)
+        if req.product == COINM:
+            spec = api.engine.symbols[symbol].spec
+            row = {"symbol": symbol, "pair": spec.pair, "openInterest": row["openInterest"],
+                   "contractType": spec.contract_type, "time": req.now}
+        return row
+    return await api.read(read)
+
+
+async def asset_index(api, req):
+    """The Multi-Assets asset index (GET /fapi/v1/assetIndex): one asset's row with
+    `symbol` (e.g. BTCUSD), every asset's without."""
+    symbol = req.params.raw("symbol")
+
+    def read():
+        try:
+            return position_views.asset_index(api.engine, symbol)
+        except KeyError:
+            raise E.invalid_symbol() from None
+    return await api.read(read)
 
 
 # -- other markets: what clients ask at start-up ---------------------------------------------------
@@ -213,33 +284,38 @@ def _ep(method, path, weight, handler, security=NONE):
     return Endpoint(method, path, security, weight, handler)
 
 
-ROUTES = [
-    _ep("GET", "/fapi/v1/ping", 1, ping),
-    _ep("GET", "/fapi/v1/time", 1, server_time),
-    _ep("GET", "/fapi/v1/exchangeInfo", 1, exchange_info),
-    _ep("GET", "/fapi/v1/depth", _depth_weight, depth),
-    _ep("GET", "/fapi/v1/trades", 5, trades),
-    _ep("GET", "/fapi/v1/historicalTrades", 20, historical_trades, MARKET_DATA),
-    _ep("GET", "/fapi/v1/aggTrades", 20, agg_trades),
-    _ep("GET", "/fapi/v1/klines", _kline_weight, _klines("last")),
-    _ep("GET", "/fapi/v1/continuousKlines", _kline_weight, _klines("last", "pair")),
-    _ep("GET", "/fapi/v1/markPriceKlines", _kline_weight, _klines("mark")),
-    _ep("GET", "/fapi/v1/indexPriceKlines", _kline_weight, _klines("index", "pair")),
-    _ep("GET", "/fapi/v1/premiumIndex", _sym_weight(1, 10), premium_index),
-    _ep("GET", "/fapi/v1/fundingRate", 1, funding_rate),
-    _ep("GET", "/fapi/v1/fundingInfo", 1, funding_info),
-    _ep("GET", "/fapi/v1/ticker/24hr", _sym_weight(1, 40), _each_symbol(_ticker_24h)),
-    _ep("GET", "/fapi/v1/ticker/price", _sym_weight(1, 2), _each_symbol(_ticker_price)),
+def _routes(prefix: str) -> list[Endpoint]:
+    """The market data /fapi and /dapi share (their shapes follow the request's product)."""
+    v1 = prefix + "/v1/"
+    return [
+        _ep("GET", v1 + "ping", 1, ping),
+        _ep("GET", v1 + "time", 1, server_time),
+        _ep("GET", v1 + "exchangeInfo", 1, exchange_info),
+        _ep("GET", v1 + "depth", _depth_weight, depth),
+        _ep("GET", v1 + "trades", 5, trades),
+        _ep("GET", v1 + "historicalTrades", 20, historical_trades, MARKET_DATA),
+        _ep("GET", v1 + "aggTrades", 20, agg_trades),
+        _ep("GET", v1 + "klines", _kline_weight, _klines("last")),
+        _ep("GET", v1 + "continuousKlines", _kline_weight, _klines("last", "pair")),
+        _ep("GET", v1 + "markPriceKlines", _kline_weight, _klines("mark")),
+        _ep("GET", v1 + "indexPriceKlines", _kline_weight, _klines("index", "pair")),
+        _ep("GET", v1 + "premiumIndex", _sym_weight(1, 10), premium_index),
+        _ep("GET", v1 + "fundingRate", 1, funding_rate),
+        _ep("GET", v1 + "fundingInfo", 1, funding_info),
+        _ep("GET", v1 + "ticker/24hr", _sym_weight(1, 40), _each_symbol(_ticker_24h)),
+        _ep("GET", v1 + "ticker/price", _sym_weight(1, 2), _each_symbol(_ticker_price)),
+        _ep("GET", v1 + "ticker/bookTicker", _sym_weight(2, 5), _each_symbol(_book_ticker)),
+        _ep("GET", v1 + "openInterest", 1, open_interest),
+    ]
+
+
+ROUTES = _routes("/fapi") + _routes("/dapi") + [
     _ep("GET", "/fapi/v2/ticker/price", _sym_weight(1, 2), _each_symbol(_ticker_price)),
-    _ep("GET", "/fapi/v1/ticker/bookTicker", _sym_weight(2, 5), _each_symbol(_book_ticker)),
-    _ep("GET", "/fapi/v1/openInterest", 1, open_interest),
-    # spot, COIN-M and margin: no markets here
+    _ep("GET", "/fapi/v1/assetIndex", _sym_weight(1, 10), asset_index),
+    # spot and margin: no markets here
     _ep("GET", "/api/v3/ping", 1, ping),
     _ep("GET", "/api/v3/time", 1, server_time),
     _ep("GET", "/api/v3/exchangeInfo", 20, empty_exchange_info),
-    _ep("GET", "/dapi/v1/ping", 1, ping),
-    _ep("GET", "/dapi/v1/time", 1, server_time),
-    _ep("GET", "/dapi/v1/exchangeInfo", 1, empty_exchange_info),
     _ep("GET", "/sapi/v1/capital/config/getall", 10, empty_list, SIGNED),
     _ep("GET", "/sapi/v1/margin/allPairs", 1, empty_list),
     _ep("GET", "/sapi/v1/margin/isolated/allPairs", 10, empty_list),

@@ -6,6 +6,11 @@ Routes (any prefix of /public, /market, /private, or none; every stream on every
                                     listen key opens that account's user data
     /stream?streams=<a>/<b>         combined: {"stream": <name>, "data": <payload>}
     /private/ws?listenKey=<key>     user data (several listenKey parameters allowed)
+    /dstream/ws/..., /dstream/stream?streams=...
+                                    COIN-M (Binance's dstream host): its symbols' streams
+The USDⓈ-M routes know the USDⓈ-M symbols and the all-market streams (`!markPrice@arr`, ...,
+of USDⓈ-M symbols only); /dstream knows the COIN-M symbols (no all-market streams). User data
+follows the listen key's product (a /fapi key: USDⓈ-M, a /dapi key: COIN-M), on any route.
 Messages: {"method": "SUBSCRIBE"|"UNSUBSCRIBE", "params": [...], "id": n} -> {"result": null,
 "id": n}; LIST_SUBSCRIPTIONS -> {"result": [...], "id": n}; SET_PROPERTY / GET_PROPERTY
 "combined". Ping/pong frames as Binance (the server pings every 3 minutes).
@@ -27,6 +32,7 @@ import msgspec
 import structlog
 from aiohttp import WSMsgType, web
 
+from engine.api.endpoint import COINM, USDM
 from engine.api.ws_market import MarketStreams
 from engine.api.ws_user import UserStreams
 
@@ -48,14 +54,16 @@ _ALL_STREAMS = frozenset({"!markPrice@arr", "!markPrice@arr@1s", "!forceOrder@ar
 
 class WsConn:
     __slots__ = ("ws", "transport", "combined", "streams", "accounts", "queue", "wake", "closed",
-                 "tokens", "stamp", "sender")
+                 "tokens", "stamp", "sender", "product")
 
-    def __init__(self, ws: web.WebSocketResponse, transport, combined: bool) -> None:
+    def __init__(self, ws: web.WebSocketResponse, transport, combined: bool,
+                 product: str = USDM) -> None:
         self.ws = ws
         self.transport = transport
         self.combined = combined
+        self.product = product  # which symbols its market streams may name
         self.streams: set[str] = set()
-        self.accounts: set[int] = set()
+        self.accounts: set[tuple[int, str]] = set()  # (account, product) of its listen keys
         self.queue: list[str] = []
         self.wake = asyncio.Event()
         self.closed = False
@@ -78,11 +86,14 @@ class Streams:
         self.api = api
         self.limit = api.config.outbound_limit
         self.subs: dict[str, set[WsConn]] = {}
-        self.by_account: dict[int, set[WsConn]] = {}
+        # (account, product) -> the connections following that user data
+        self.by_account: dict[tuple[int, str], set[WsConn]] = {}
         self.conns: set[WsConn] = set()
         self.depth_wanted: set[str] = set()
         self.kline_intervals: dict[str, set[str]] = {}
         self.symbols_by_lower = {s.lower(): s for s in api.engine.symbols}
+        self.product_of = {s: COINM if sym.spec.inverse else USDM
+                           for s, sym in api.engine.symbols.items()}
         # continuous klines: (pair, contract type) -> the symbol; symbol -> its stream names
         self.contracts = {(sp.symbol.partition("_")[0].lower(), sp.contract_type.lower()): name
                           for name, sp in ((n, s.spec) for n, s in api.engine.symbols.items())}
@@ -138,8 +149,8 @@ class Streams:
             else:
                 self._push(conn, raw)
 
-    def send_user(self, account: int, data) -> None:
-        conns = self.by_account.get(account)
+    def send_user(self, user: tuple[int, str], data) -> None:
+        conns = self.by_account.get(user)
         if not conns:
             return
         raw = _encode(data).decode()
@@ -172,14 +183,18 @@ class Streams:
             pass
 
     # -- subscriptions ----------------------------------------------------------------------------
-    def valid(self, name: str) -> bool:
+    def valid(self, name: str, product: str = USDM) -> bool:
         if name in _ALL_STREAMS:
-            return True
+            return product == USDM
         c = _CONTINUOUS.match(name)
         if c is not None:
-            return (c.group(1), c.group(2)) in self.contracts
+            symbol = self.contracts.get((c.group(1), c.group(2)))
+            return symbol is not None and self.product_of[symbol] == product
         m = _SYMBOL_STREAM.match(name)
-        return m is not None and m.group(1) in self.symbols_by_lower
+        if m is None:
+            return False
+        symbol = self.symbols_by_lower.get(m.group(1))
+        return symbol is not None and self.product_of[symbol] == product
 
     def _subscribe(self, conn: WsConn, name: str) -> None:
         if name in conn.streams:
@@ -210,8 +225,7 @@ class Streams:
                 streams.pop(name, None)
             return
         if name == "!bookTicker":
-            self.depth_wanted = set(self.api.engine.symbols) if self.subs.get(name) \
-                else self._depth_from_subs()
+            self.depth_wanted = self._depth_from_subs()
             return
         if kind.startswith("depth") or kind == "bookTicker":
             self.depth_wanted = self._depth_from_subs()
@@ -223,18 +237,16 @@ class Streams:
                 intervals.discard(kind[6:])
 
     def _depth_from_subs(self) -> set[str]:
-        if self.subs.get("!bookTicker"):
-            return set(self.api.engine.symbols)
-        out = set()
+        out = set(self.api.symbols[USDM]) if self.subs.get("!bookTicker") else set()
         for name, conns in self.subs.items():
             low, _, kind = name.partition("@")
             if conns and (kind.startswith("depth") or kind == "bookTicker"):
                 out.add(self.symbols_by_lower[low])
         return out
 
-    def _add_account(self, conn: WsConn, account: int) -> None:
-        conn.accounts.add(account)
-        self.by_account.setdefault(account, set()).add(conn)
+    def _add_account(self, conn: WsConn, user: tuple[int, str]) -> None:
+        conn.accounts.add(user)
+        self.by_account.setdefault(user, set()).add(conn)
 
     def _drop(self, conn: WsConn) -> None:
         if conn.closed:
@@ -255,6 +267,10 @@ class Streams:
     # -- connections --------------------------------------------------------------------------------
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         parts = [p for p in request.path.split("/") if p]
+        product = USDM
+        if parts and parts[0] == "dstream":
+            product = COINM
+            parts.pop(0)
         if parts and parts[0] in ("public", "market", "private"):
             parts.pop(0)
         if not parts or parts[0] not in ("ws", "stream"):
@@ -267,7 +283,7 @@ class Streams:
         for value in request.query.getall("streams", []):
             candidates += value.split("/")
         for seg in candidates:
-            if self.valid(seg):
+            if self.valid(seg, product):
                 names.append(seg)
             else:
                 account = self.api.listen_keys.account_of(seg, now)
@@ -287,7 +303,7 @@ class Streams:
         if self.api.config.sndbuf and sock is not None:  # bound the kernel's share too
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.api.config.sndbuf)
         await ws.prepare(request)
-        conn = WsConn(ws, request.transport, combined)
+        conn = WsConn(ws, request.transport, combined, product)
         self.conns.add(conn)
         for name in names:
             self._subscribe(conn, name)
@@ -332,7 +348,7 @@ class Streams:
                 return {"error": {"code": 2, "msg": "Invalid request: params must be a list of "
                                   "stream names"}, "id": req_id}
             if method == "SUBSCRIBE":
-                bad = [p for p in params if not self.valid(p)]
+                bad = [p for p in params if not self.valid(p, conn.product)]
                 if bad:
                     return {"error": {"code": 2, "msg": f"Invalid request: unknown stream "
                                       f"{bad[0]!r}"}, "id": req_id}
@@ -360,16 +376,16 @@ class Streams:
         return {"error": {"code": 2, "msg": "Invalid request: unknown method"}, "id": req_id}
 
     # -- listen keys --------------------------------------------------------------------------------
-    def listen_key_expired(self, key: str, account: int, now: int) -> None:
+    def listen_key_expired(self, key: str, user: tuple[int, str], now: int) -> None:
         """Binance's listenKeyExpired event, then the account's user data stops."""
-        conns = self.by_account.get(account)
+        conns = self.by_account.get(user)
         if not conns:
             return
         raw = _encode({"e": "listenKeyExpired", "E": now, "listenKey": key}).decode()
         for conn in tuple(conns):
             self._push(conn, raw)
-            conn.accounts.discard(account)
-        del self.by_account[account]
+            conn.accounts.discard(user)
+        del self.by_account[user]
 
     async def close_all(self) -> None:
         for conn in list(self.conns):

@@ -37,6 +37,7 @@ class MarketStreams:
         self.streams = streams  # engine.api.ws.Streams: subscribers and sending
         self.last_u: dict[str, int] = {}
         self.lower = {s: s.lower() for s in self.engine.symbols}
+        self.usdm = api.symbols["USDM"]  # the all-market streams (`!...`) list these only
         self._depth_names = {s: depth_stream_names(s.lower()) for s in self.engine.symbols}
         # this batch
         self.depth: dict[str, list] = {}  # symbol -> [U, u, pu, {(side, price): qty}]
@@ -192,12 +193,14 @@ class MarketStreams:
                        "b": bt["bidPrice"], "B": bt["bidQty"], "a": bt["askPrice"],
                        "A": bt["askQty"]}
                 send(f"{low}@bookTicker", msg)
-                send("!bookTicker", msg)
+                if symbol in self.usdm:
+                    send("!bookTicker", msg)
         self.depth = {}
         for name, data in self.out:
             if name == "forceOrder":
                 send(f"{self.lower[data['o']['s']]}@forceOrder", data)
-                send("!forceOrder@arr", data)
+                if data["o"]["s"] in self.usdm:
+                    send("!forceOrder@arr", data)
             else:
                 send(name, data)
         self.out = []
@@ -226,7 +229,8 @@ class MarketStreams:
             if not (one or three or arr or arr1):
                 continue
             payload = self._mark_payload(sym, t)
-            rows.append(payload)
+            if sym in self.usdm:
+                rows.append(payload)
             if one:
                 self.streams.send(f"{low}@markPrice@1s", payload)
             if three and every:
@@ -268,7 +272,7 @@ class MarketStreams:
                       (tick % 3 == 0 and subs.get(f"{self.lower[s]}@markPrice")))]
         if marked or subs.get("!markPrice@arr@1s") or subs.get("!markPrice@arr"):
             if subs.get("!markPrice@arr@1s") or subs.get("!markPrice@arr"):
-                marked = [s for s in self.engine.symbols if self.engine.symbols[s].mark]
+                marked = sorted(set(marked) | {s for s in self.usdm if self.usdm[s].mark})
             self._marks(marked, t, every=tick % 3 == 0)
         changed, self.traded_since_tick = self.traded_since_tick, set()
         mini_arr, full_arr = subs.get("!miniTicker@arr"), subs.get("!ticker@arr")
@@ -288,8 +292,9 @@ class MarketStreams:
                  "l": s["lowPrice"], "v": s["volume"], "q": s["quoteVolume"],
                  "O": s["openTime"], "C": s["closeTime"], "F": s["firstId"], "L": s["lastId"],
                  "n": s["count"]}
-            minis.append(m)
-            fulls.append(f)
+            if sym in self.usdm:
+                minis.append(m)
+                fulls.append(f)
             if mini:
                 self.streams.send(f"{low}@miniTicker", m)
             if full:
