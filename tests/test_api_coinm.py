@@ -65,6 +65,12 @@ def test_each_product_knows_its_own_symbols(server):
     assert http(server, "GET", "/dapi/v1/depth", {"symbol": "BTCUSDT"})[2] == invalid
     assert {t["symbol"] for t in http(server, "GET", "/dapi/v1/ticker/price")[2]} == \
         {"BTCUSD_PERP", "ETHUSD_PERP"}
+    # /dapi's tickers are lists, by symbol or by pair
+    for params in ({"symbol": "BTCUSD_PERP"}, {"pair": "BTCUSD"}):
+        rows = http(server, "GET", "/dapi/v1/ticker/bookTicker", params)[2]
+        assert [(r["symbol"], r["pair"]) for r in rows] == [("BTCUSD_PERP", "BTCUSD")]
+    assert isinstance(http(server, "GET", "/fapi/v1/ticker/price", {"symbol": "BTCUSDT"})[2],
+                      dict)
     assert all(r["symbol"] != "BTCUSD_PERP"
                for r in http(server, "GET", "/fapi/v1/premiumIndex")[2])
     k = coin_key(server)

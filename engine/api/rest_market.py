@@ -209,13 +209,20 @@ async def funding_info(api, req):
 
 
 def _each_symbol(fn):
+    """One symbol's row, or every symbol's; /dapi answers a list either way, and takes `pair`
+    (every symbol of the pair), as Binance's COIN-M tickers do."""
     async def handler(api, req):
         symbol = req.params.symbol(req.symbols, required=False)
+        pair = req.params.raw("pair") if req.product == COINM else None
+        if pair is not None and symbol is not None:
+            raise E.error(-1128, "Combination of optional parameters invalid.")
 
         def read():
-            if symbol is not None:
+            if symbol is not None and req.product != COINM:
                 return fn(api, symbol, req.now)
-            return [fn(api, s, req.now) for s in sorted(req.symbols)]
+            names = [symbol] if symbol is not None else sorted(
+                s for s in req.symbols if pair is None or _pair(s) == pair)
+            return [fn(api, s, req.now) for s in names]
         return await api.read(read)
     return handler
 

@@ -29,8 +29,7 @@ ONBOARD_DATE = 1569398400000  # 2019-09-25: BTCUSDT's listing, for every symbol 
 QUARTER_DELIVERY = {"0924": 1632470400000}  # 2021-09-24T08:00:00Z (assumed year)
 ORDER_TYPES = ["LIMIT", "MARKET", "STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET",
                "TRAILING_STOP_MARKET"]
-TIME_IN_FORCE = ["GTC", "IOC", "FOK", "GTX"]
-MAX_NUM_ALGO_ORDERS = 10
+TIME_IN_FORCE = ["GTC", "IOC", "FOK", "GTX", "GTD"]
 REQUEST_WEIGHT_LIMIT = 2400
 ORDERS_PER_MINUTE = 1200
 ORDERS_PER_10S = 300
@@ -93,7 +92,9 @@ def symbol_info(spec: SymbolSpec, table: BracketTable) -> dict:
             {"filterType": "MARKET_LOT_SIZE", "minQty": f(spec.min_qty),
              "maxQty": f(spec.market_max_qty), "stepSize": f(spec.step_size)},
             {"filterType": "MAX_NUM_ORDERS", "limit": spec.max_num_orders},
-            {"filterType": "MAX_NUM_ALGO_ORDERS", "limit": MAX_NUM_ALGO_ORDERS},
+            # Binance dropped this filter on 2025-12-29 ("200 across all symbols"); kept: it is
+            # the engine's limit of open conditional orders per symbol (-4045)
+            {"filterType": "MAX_NUM_ALGO_ORDERS", "limit": spec.max_num_algo_orders},
             {"filterType": "MIN_NOTIONAL", "notional": f(spec.min_notional)},
             {"filterType": "PERCENT_PRICE", "multiplierUp": fixed_places(spec.multiplier_up, 4),
              "multiplierDown": fixed_places(spec.multiplier_down, 4), "multiplierDecimal": "4"},
