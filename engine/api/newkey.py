@@ -1,6 +1,6 @@
-"""`python -m engine newkey [--deposit 10000]`: beside a running server, create an account,
-deposit USDT into it and create an API key for it, as a testnet hands out keys; print one JSON
-object {"apiKey", "secret", "account"}. It talks to the server over the native protocol with
+"""`python -m engine newkey [--deposit 10000] [--asset USDT]`: beside a running server, create
+an account, deposit into it (USDT, or another asset: BTC for COIN-M) and create an API key for
+it, as a testnet hands out keys; print one JSON object {"apiKey", "secret", "account"}. It talks to the server over the native protocol with
 the admin key of the keys file.
 
 Accounts made this way are registered 400 days back, so the 60-day rule (at most 20x for
@@ -22,7 +22,7 @@ DAY_MS = 86_400_000
 
 
 async def create(host: str, port: int, keys_path: str, deposit: str, new_account: bool,
-                 account: int | None) -> dict:
+                 account: int | None, asset: str = "USDT") -> dict:
     with open(keys_path) as f:
         admin = next((k for k in json.load(f) if k.get("admin")), None)
     if admin is None:
@@ -44,7 +44,7 @@ async def create(host: str, port: int, keys_path: str, deposit: str, new_account
         else:
             raise SystemExit("error: no free account number found")
         if deposit and deposit != "0":
-            await c.request("deposit", account=aid, amount=deposit)
+            await c.request("deposit", account=aid, amount=deposit, asset=asset)
         key = await c.request("createApiKey", account=aid)
         return {"apiKey": key["apiKey"], "secret": key["secret"], "account": aid}
     finally:
@@ -54,7 +54,9 @@ async def create(host: str, port: int, keys_path: str, deposit: str, new_account
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m engine newkey",
                                 description="a new account with a deposit and an API key")
-    p.add_argument("--deposit", default="10000", help="USDT to deposit (default 10000)")
+    p.add_argument("--deposit", default="10000", help="the amount to deposit (default 10000)")
+    p.add_argument("--asset", default="USDT",
+                   help="the deposit's asset (default USDT; BTC or ETH margin COIN-M)")
     p.add_argument("--host", default=os.environ.get("PERPENGINE_HOST", "127.0.0.1"),
                    help="the server's native gateway (default: $PERPENGINE_HOST or 127.0.0.1)")
     p.add_argument("--port", type=int, default=int(os.environ.get("PERPENGINE_PORT", "7001")),
@@ -65,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="registered now: subject to the 60-day rule (at most 20x)")
     a = p.parse_args(argv)
     try:
-        out = asyncio.run(create(a.host, a.port, a.keys, a.deposit, a.new_account, a.account))
+        out = asyncio.run(create(a.host, a.port, a.keys, a.deposit, a.new_account, a.account,
+                                 a.asset))
     except (OSError, ClientError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
