@@ -121,6 +121,18 @@ def test_ccxt_take_profit_limit_trigger_and_cancel(server):
     assert canceled["info"] == {"algoId": int(stop["id"]), "clientAlgoId":
                                 stop["clientOrderId"], "code": "200", "msg": "success"}
     assert ex.fetch_order(stop["id"], E, {"trigger": True})["status"] == "canceled"
+    # ccxt's other spellings: `stopPrice` (the same STOP_MARKET) and `trailingPercent` (a
+    # TRAILING_STOP_MARKET with Binance's callbackRate and activatePrice)
+    legacy = ex.create_order(E, "market", "buy", 1, None, {"stopPrice": 2100})
+    trailing = ex.create_order(E, "market", "buy", 1, None,
+                               {"trailingPercent": 1.5, "trailingTriggerPrice": 1950})
+    assert (legacy["info"]["orderType"], legacy["info"]["triggerPrice"]) == \
+        ("STOP_MARKET", "2100")
+    assert (trailing["info"]["orderType"], trailing["info"]["callbackRate"],
+            trailing["info"]["activatePrice"]) == ("TRAILING_STOP_MARKET", "1.5", "1950")
+    for o in (legacy, trailing):
+        assert ex.cancel_order(o["id"], E, {"trigger": True})["info"]["code"] == "200"
+    assert [o["id"] for o in ex.fetch_open_orders(E, params={"trigger": True})] == [tp["id"]]
     # another account's trade at 1900 moves the last price: the take-profit becomes a LIMIT
     # buy at 1900 that rests (nobody sells at 1900 any more)
     other = server.newkey("100000")
