@@ -45,7 +45,6 @@ import nats.errors
 import nats.js.errors
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
 
-from engine.eventlog.source import is_nats
 from engine.eventlog.frames import (LogFormatError, decode_header, encode, frame, frame_decoder,
                                     read_frame)
 from proto.records import LOG_FORMAT_VERSION, LogHeader, LogRecord
@@ -87,7 +86,7 @@ class NatsSpec:
 
 def parse_spec(spec: str) -> NatsSpec:
     """nats://HOST:PORT[,HOST:PORT...]/STREAM[?replicas=N]"""
-    if not is_nats(spec):
+    if not spec.startswith("nats://"):
         raise LogSpecError(f"not a nats:// log: {spec}")
     parts = urlsplit(spec)
     stream = parts.path.strip("/")
@@ -156,7 +155,7 @@ class JetStreamLog:
     def max_payload(self) -> int:
         return self.nc.max_payload
 
-    async def _api(self, fn, *args, retry_s: float = RETRY_S, **kw):
+    async def api(self, fn, *args, retry_s: float = RETRY_S, **kw):
         """A JetStream API call, retried while the stream has no leader (an election)."""
         deadline = time.monotonic() + retry_s
         while True:
@@ -183,7 +182,7 @@ class JetStreamLog:
     async def ensure_stream(self) -> None:
         """Create the stream if missing (file storage, the spec's replicas)."""
         try:
-            await self._api(self.jsm.stream_info, self.spec.stream)
+            await self.api(self.jsm.stream_info, self.spec.stream)
             return
         except nats.js.errors.NotFoundError:
             pass
@@ -191,26 +190,26 @@ class JetStreamLog:
                               storage=StorageType.FILE, num_replicas=self.spec.replicas,
                               duplicate_window=120.0, max_msg_size=-1)
         try:
-            await self._api(self.jsm.add_stream, config)
+            await self.api(self.jsm.add_stream, config)
         except nats.js.errors.APIError as exc:
             if exc.err_code != 10058:  # created meanwhile by another process: fine
                 raise
 
     async def exists(self) -> bool:
         try:
-            await self._api(self.jsm.stream_info, self.spec.stream)
+            await self.api(self.jsm.stream_info, self.spec.stream)
             return True
         except nats.js.errors.NotFoundError:
             return False
 
     async def last_seq(self) -> int:
-        info = await self._api(self.jsm.stream_info, self.spec.stream)
+        info = await self.api(self.jsm.stream_info, self.spec.stream)
         return info.state.last_seq
 
     async def message(self, seq: int):
         """The stored message at a stream sequence (None: none there)."""
         try:
-            return await self._api(self.jsm.get_msg, self.spec.stream, seq)
+            return await self.api(self.jsm.get_msg, self.spec.stream, seq)
         except nats.js.errors.NotFoundError:
             return None
 
@@ -225,7 +224,7 @@ class JetStreamLog:
     async def write_header(self, header: LogHeader) -> LogHeader:
         """Write the header as seq 1 unless the stream has one; returns the stream's header."""
         try:
-            await self._api(self.js.publish, self.spec.subject, encode(header),
+            await self.api(self.js.publish, self.spec.subject, encode(header),
                             headers={KIND: "header", "Nats-Msg-Id": "header",
                                      "Nats-Expected-Last-Sequence": "0"})
         except nats.js.errors.APIError as exc:
@@ -243,14 +242,14 @@ class JetStreamLog:
         lo, hi = 2, last + 1  # the first message whose last record comes after record_seq
         while lo < hi:
             mid = (lo + hi) // 2
-            last_record = await self._last_record_at_or_before(mid, 2)
+            last_record = await self.last_record_at_or_before(mid, 2)
             if last_record is None or last_record <= record_seq:
                 lo = mid + 1
             else:
                 hi = mid
         return lo
 
-    async def _last_record_at_or_before(self, seq: int, floor: int) -> int | None:
+    async def last_record_at_or_before(self, seq: int, floor: int) -> int | None:
         """The last record seq of the batch message at `seq` (skipping fences backwards)."""
         while seq >= floor:
             msg = await self.message(seq)
@@ -437,7 +436,7 @@ class StreamFeed:
         spec = self.log.spec
         if self.durable:
             try:
-                await self.log._api(self.log.jsm.consumer_info, spec.stream, self.durable)
+                await self.log.api(self.log.jsm.consumer_info, spec.stream, self.durable)
                 return
             except nats.js.errors.NotFoundError:
                 pass
@@ -450,7 +449,7 @@ class StreamFeed:
                                     deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
                                     opt_start_seq=max(self.next_seq, 1), inactive_threshold=10.0,
                                     num_replicas=1, mem_storage=True, max_waiting=16)
-        info = await self.log._api(self.log.jsm.add_consumer, spec.stream, config)
+        info = await self.log.api(self.log.jsm.add_consumer, spec.stream, config)
         self.consumer = info.name
         self.outstanding = 0
 
@@ -468,7 +467,7 @@ class StreamFeed:
     async def position(self) -> int:
         """The durable's acknowledged floor (stream sequence; 0 if it is new)."""
         try:
-            info = await self.log._api(self.log.jsm.consumer_info, self.log.spec.stream,
+            info = await self.log.api(self.log.jsm.consumer_info, self.log.spec.stream,
                                        self.durable)
         except nats.js.errors.NotFoundError:
             return 0
@@ -644,7 +643,7 @@ class JetStreamReader:
     def read_header(self, data: bytes | None = None) -> int:
         from engine.eventlog.reader import Problem
         try:
-            self.header = _run(self._header())
+            self.header = run_sync(self._header())
         except (ConnectionError, LogFormatError, msgspec.DecodeError) as exc:
             self.problem = Problem(0, 0, f"header: {exc}")
             return 0
@@ -745,7 +744,7 @@ class _Runner:
             self.loop.close()
 
 
-def _run(coro):
+def run_sync(coro):
     runner = _Runner()
     try:
         return runner.run(coro)

@@ -95,7 +95,10 @@ class Server(BatchListener):
         try:
             if self.nats:
                 from engine.server import natslog
-                self.recovered = natslog.recover(self)
+                try:
+                    self.recovered = natslog.recover(self)
+                except (natslog.StreamUnreadable, ConnectionError) as exc:
+                    raise ServerStartError(str(exc)) from None
             else:
                 self.recovered = self._recover()
         except ServerStartError:

@@ -31,7 +31,8 @@ from typing import Any
 import structlog
 
 from engine.eventlog.jetstream import (HEARTBEAT_S, Fenced, JetStreamLog, JetStreamReader,
-                                       JetStreamWriter, StreamFeed, new_header, parse_spec)
+                                       JetStreamWriter, StreamFeed, new_header, parse_spec,
+                                       run_sync)
 from engine.eventlog.frames import frame_decoder
 from engine import recovery as snapshots
 
@@ -40,6 +41,21 @@ log = structlog.get_logger("natslog")
 
 class ActiveElsewhere(RuntimeError):
     """Another server's heartbeat is heard on the stream."""
+
+
+class StreamUnreadable(RuntimeError):
+    """The stream cannot be read to its end (the server refuses to start)."""
+
+
+def set_aside_beyond(directory: str, last_seq: int, facts: dict) -> None:
+    """Snapshots the stream does not reach would put a gap into it: never use them."""
+    ahead = snapshots.beyond(directory, last_seq)
+    if ahead:
+        moved = snapshots.set_aside(ahead)
+        print(f"perpengine: {len(moved)} snapshot(s) beyond the stream's last record (seq "
+              f"{last_seq:,}) moved aside to {moved[0].parent}, not used", file=sys.stderr,
+              flush=True)
+        facts["set_aside"] = [m.name for m in moved]
 
 
 def recover(server) -> dict:
@@ -52,18 +68,16 @@ def recover(server) -> dict:
     if not reader.read_header():
         if reader.problem is not None and "no stream" not in reader.problem.what and \
                 "no log" not in reader.problem.what:
-            from engine.server.app import ServerStartError
-            raise ServerStartError(f"{config.log_path}: {reader.problem.what}")
-        server._set_aside_snapshots(0, facts)
+            raise StreamUnreadable(f"{config.log_path}: {reader.problem.what}")
+        set_aside_beyond(config.snapshots(), 0, facts)
         return facts  # a new stream: the header is written when the server starts
     last_record, stream_seq = _last_record(config.log_path)
-    server._set_aside_snapshots(last_record, facts)
+    set_aside_beyond(config.snapshots(), last_record, facts)
     server.engine, restored = snapshots.restore(server.catalogue, config.log_path,
                                                 config.snapshots(), server.engine.config,
                                                 max_seq=last_record)
     if restored["log_problem"]:
-        from engine.server.app import ServerStartError
-        raise ServerStartError(f"{config.log_path}: {restored['log_problem']}")
+        raise StreamUnreadable(f"{config.log_path}: {restored['log_problem']}")
     facts.update(records=server.engine.seq, snapshot=restored["snapshot"],
                  stream_seq=max(stream_seq, 1))
     return facts
@@ -76,12 +90,11 @@ def _last_record(spec: str) -> tuple[int, int]:
         await jlog.connect()
         try:
             last = await jlog.last_seq()
-            record = await jlog._last_record_at_or_before(last, 2) if last >= 2 else None
+            record = await jlog.last_record_at_or_before(last, 2) if last >= 2 else None
             return record or 0, last
         finally:
             await jlog.close()
-    from engine.eventlog.jetstream import _run
-    return _run(find())
+    return run_sync(find())
 
 
 class NatsRole:
@@ -134,7 +147,7 @@ class NatsRole:
         last = await self.log.last_seq()
         expected = server.recovered.get("stream_seq", 1)
         if last != expected:
-            stored = await self.log._last_record_at_or_before(last, 2) if last >= 2 else 0
+            stored = await self.log.last_record_at_or_before(last, 2) if last >= 2 else 0
             if (stored or 0) != server.engine.seq:
                 raise ActiveElsewhere(
                     f"{self.spec.stream} moved on while this server recovered (stream seq "
