@@ -17,12 +17,31 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 
 class NatsServerMissing(RuntimeError):
     pass
+
+
+def _sync(coro):
+    """Run `coro` to its end on a loop of its own, in a thread (callers may be inside one)."""
+    out: dict = {}
+
+    def run() -> None:
+        try:
+            out["value"] = asyncio.run(coro)
+        except BaseException as exc:  # handed to the caller
+            out["error"] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    if "error" in out:
+        raise out["error"]
+    return out.get("value")
 
 
 def nats_server_binary() -> str:
@@ -101,7 +120,7 @@ class NatsServers:
                     if time.monotonic() > deadline:
                         raise TimeoutError(f"nats-server n{i} not listening on {port}")
                     time.sleep(0.05)
-        asyncio.run(self._jetstream_ready(deadline))
+        _sync(self._jetstream_ready(deadline))
 
     async def _jetstream_ready(self, deadline: float) -> None:
         import nats
@@ -129,7 +148,7 @@ class NatsServers:
 
     def leader(self, stream: str, timeout: float = 10.0) -> int:
         """The index of the node leading `stream` (R3)."""
-        return asyncio.run(self._leader(stream, timeout))
+        return _sync(self._leader(stream, timeout))
 
     async def _leader(self, stream: str, timeout: float) -> int:
         import nats

@@ -332,14 +332,18 @@ class Server(BatchListener):
         self.clock = make_clock(self.config.clock, self.config.speed, self.config.start,
                                 self.engine.time)
         self.loop.clock = self.clock
-        deadline = time.monotonic() + 10  # the old active's process may still hold the keys
+        deadline = time.monotonic() + 1  # the old active's process may still hold the keys
         while True:
             try:
                 keys = KeyStore(self.config.keys_path, lock=True)
                 break
             except KeyStoreLocked:
-                if time.monotonic() > deadline:
-                    raise
+                if time.monotonic() > deadline:  # a stalled old active on this host: it is
+                    keys = KeyStore(self.config.keys_path)  # fenced, and exits when it wakes
+                    print(f"perpengine: {self.config.keys_path} is still locked by the old "
+                          "active's process; opened without the lock", file=sys.stderr,
+                          flush=True)
+                    break
                 await asyncio.sleep(0.1)
         self.keys.close()
         self.keys = self.gateway.keys = keys
