@@ -10,14 +10,17 @@
     gateway                     a request's bytes to its command (engine.bench.gateway)
     conditional                 the core with and without conditional orders
     market                      the market simulator's own CPU (engine.bench.market)
+    nats                        the log on NATS JetStream: durable throughput, ack latency,
+                                failover (engine.bench.nats; needs nats-server)
 """
 import sys
 
-from engine.bench import conditional, core, funding, gateway, market, replay, risk, suite, tokens
+from engine.bench import (conditional, core, funding, gateway, market, nats, replay, risk, suite,
+                          tokens)
 
 SUITES = {"risk": risk.main, "funding": funding.main, "tokens": tokens.main,
           "replay": replay.main, "gateway": gateway.main, "conditional": conditional.main,
-          "market": market.main}
+          "market": market.main, "nats": nats.main}
 
 args = sys.argv[1:]
 if not args or args[0] == "all":
