@@ -348,3 +348,12 @@ async def test_durable_consumers_liquidate_and_a_replica_serves_and_resumes(tmp_
             assert {"MarginCallIssued", "LiquidationStarted"} <= kinds
         finally:
             reap(server, replica, again)
+
+
+async def test_the_shard_simulation_runs_real_cores_on_loopback():
+    from engine.sim.shards import paced, saturated
+    for k in (1, 2):
+        sat = await saturated(k, 6000, CAT)
+        assert sat["commands"] == 6000 and sat["rejected"] == 0 and sat["trades"] > 1000
+    lat = await paced(2, 2000, 1.0, CAT)
+    assert lat["achieved_per_s"] > 1000 and 0 < lat["p50_ms"] <= lat["p99_ms"]

@@ -113,8 +113,18 @@ async def _jetstream(spec: str, cat) -> tuple[JetStreamLog, JetStreamWriter]:
     return log, writer
 
 
-async def throughput(spec: str, cat, flow: list) -> dict:
-    log, writer = await _jetstream(spec, cat)
+async def throughput(spec: str | None, cat, flow: list) -> dict:
+    """`spec` None: the same loop with no log at all (what the core and the loop cost)."""
+    if spec is None:
+        log = None
+        writer = JetStreamWriter.__new__(JetStreamWriter)
+        writer.ack_ns, writer.retries = [], 0
+
+        async def nothing(records) -> None:
+            writer.ack_ns.append(0)
+        writer.append = nothing
+    else:
+        log, writer = await _jetstream(spec, cat)
     engine, seqr = _engine(cat)
     setup = Loop(seqr, writer.append)
     for cmd in setup_commands(100):
@@ -129,7 +139,8 @@ async def throughput(spec: str, cat, flow: list) -> dict:
     loop.queue.put_nowait(None)
     await loop.run()
     elapsed = (time.perf_counter_ns() - t0) / 1e9
-    await log.close()
+    if log is not None:
+        await log.close()
     outcomes = Outcomes()
     for batch in loop.records:
         for r in batch:
@@ -297,6 +308,7 @@ async def run(args) -> int:
     flow = HonestFlow(cat, 100).take(max(args.n, int(args.rate * args.seconds)))
     results: dict = {}
     tmp = Path(tempfile.mkdtemp(prefix="perpbench-nats-"))
+    bare = [await throughput(None, cat, flow[:args.n]) for _ in range(args.runs)]
     for name, nodes in (("single node", 1), ("R3", 3)):
         with NatsServers(nodes) as servers:
             tp = []
@@ -320,6 +332,8 @@ async def run(args) -> int:
     print(f"outcomes of the {args.n:,} flow commands: {outcomes.line()}")
     print(f"\ndurable throughput (saturated; batches as the loop forms them, at most "
           f"{BATCH_MAX:,}):")
+    print(f"  {'no log':12s} {_summary([t['commands_per_s'] for t in bare], 'commands/s')} "
+          f"(the same loop and core, nothing written: the ceiling)")
     for name, (tp, _) in results.items():
         print(f"  {name:12s} {_summary([t['commands_per_s'] for t in tp], 'commands/s')}; "
               f"mean batch {tp[0]['batch_mean']:,} commands; PubAck per message p50 "
