@@ -29,7 +29,8 @@ ALLOWED = {
                "engine.riskconsumer", "engine.sequencer", "engine.recovery", "proto"),
     "engine.sim": ("engine.sim", "engine.client", "engine.core", "proto"),
     "engine.bench": ("engine.bench", "engine.core", "engine.eventlog", "engine.sequencer",
-                     "engine.riskconsumer", "engine.recovery", "engine.sim", "replay", "proto"),
+                     "engine.riskconsumer", "engine.recovery", "engine.sim", "replay", "proto",
+                     "engine.client"),  # (the failover benchmark is a native client)
     "engine.cli": ("engine.cli", "engine.core", "engine.server", "proto"),
     "engine": ("engine",),  # engine/__init__ and __main__
 }
