@@ -128,19 +128,21 @@ class JetStreamLog:
         self.jsm: Any = None
 
     async def connect(self, timeout: float = 5.0) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self.nc = await nats.connect(list(self.spec.servers), name=self.name,
-                                             connect_timeout=2, max_reconnect_attempts=-1,
-                                             reconnect_time_wait=0.2,
-                                             allow_reconnect=True)
-                break
-            except (nats.errors.NoServersError, OSError, asyncio.TimeoutError) as exc:
-                if time.monotonic() > deadline:
-                    raise ConnectionError(f"no NATS server answers at "
-                                          f"{', '.join(self.spec.servers)}: {exc}") from None
-                await asyncio.sleep(0.2)
+        """Connect (reconnecting for ever afterwards, through every server of the spec);
+        ConnectionError if no server answers within `timeout`."""
+        async def error(exc: Exception) -> None:  # reconnects are retried, not printed
+            self.last_error = exc
+
+        self.last_error: Exception | None = None
+        try:
+            self.nc = await asyncio.wait_for(
+                nats.connect(list(self.spec.servers), name=self.name, connect_timeout=2,
+                             max_reconnect_attempts=-1, reconnect_time_wait=0.2,
+                             allow_reconnect=True, error_cb=error), timeout)
+        except (asyncio.TimeoutError, nats.errors.NoServersError, OSError) as exc:
+            why = self.last_error or exc
+            raise ConnectionError(f"no NATS server answers at {', '.join(self.spec.servers)} "
+                                  f"within {timeout:g} s ({type(why).__name__}: {why})") from None
         self.js = self.nc.jetstream(timeout=PUBLISH_TIMEOUT_S)
         self.jsm = self.nc.jsm(timeout=PUBLISH_TIMEOUT_S)
 
