@@ -99,9 +99,12 @@ async def _run_nats(spec: str, durable: str, host: str, port: int, api_key: str,
                 wire = to_wire(cmd)
                 client.submit(wire.pop("op"), **wire).add_done_callback(
                     lambda f: f.cancelled() or f.exception())
-    await feed.close()
-    await log.close()
     await client.close()
+    try:  # NATS may be gone too (the whole host): never hang on the way out
+        await asyncio.wait_for(feed.close(), 2)
+        await asyncio.wait_for(log.close(), 2)
+    except asyncio.TimeoutError:
+        pass
     return 0
 
 

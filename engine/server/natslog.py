@@ -188,7 +188,10 @@ class NatsRole:
     async def close(self) -> None:
         for t in self.tasks:
             t.cancel()
-        await self.log.close()
+        try:  # NATS may be gone: never hang on the way out
+            await asyncio.wait_for(self.log.close(), 2)
+        except asyncio.TimeoutError:
+            pass
 
     # -- the standby ------------------------------------------------------------------------------
     async def follow(self, takeover_ms: int) -> JetStreamWriter:

@@ -152,9 +152,12 @@ class Replica:
         if self.gateway is not None:
             self.gateway.close()
             await self.gateway.close_connections()
-        if self.feed is not None:
-            await self.feed.close()
-        await self.log.close()
+        try:  # NATS may be gone too: never hang on the way out
+            if self.feed is not None:
+                await asyncio.wait_for(self.feed.close(), 2)
+            await asyncio.wait_for(self.log.close(), 2)
+        except asyncio.TimeoutError:
+            pass
 
 
 async def _main(a) -> int:
