@@ -108,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--json", action="store_true", help="full JSON (exchangeInfo-like shape)")
     sub.add_parser("serve", help="the TCP server (see python -m engine serve --help)",
                    add_help=False)
+    sub.add_parser("replica", help="a read-only replica of a JetStream log (queries, streams)",
+                   add_help=False)
     if argv is None:
         argv = sys.argv[1:]
     sub.add_parser("newkey", help="an account, a deposit and an API key on a running server "
@@ -118,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["serve"]:
         from engine.server.app import main as serve_main
         return serve_main(argv[1:])
+    if argv[:1] == ["replica"]:  # a read-only replica of a JetStream log
+        from engine.server.replica import main as replica_main
+        return replica_main(argv[1:])
     args = parser.parse_args(argv)
     cat = catalogue_mod.load()
     enc = msgspec.json.Encoder()

@@ -8,7 +8,8 @@ Restoring takes the newest snapshot whose CRC is good and whose sequence number 
 reaches, and applies the log's records after it: restored state == live state, hash for hash.
 A damaged snapshot is skipped (reported), never trusted; a snapshot beyond the log's last
 record (the log lost its tail, or was repaired) is never used, since going on from it would
-leave a gap in the log: the server moves such snapshots aside (set_aside).
+leave a gap in the log: the server moves such snapshots aside (set_aside). The log is a file or a JetStream stream
+(`nats://...`; its tail is read from the batch after the snapshot's record).
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from engine.core import Engine, EngineConfig, snapshot
 from engine.core.catalogue import Catalogue
-from engine.eventlog import LogReader
+from engine.eventlog import is_nats, open_reader
 
 MAGIC = b"PERPSNAP"
 _HEAD = struct.Struct("<II")
@@ -109,8 +110,8 @@ def set_aside(paths: list[Path]) -> list[Path]:
 def last_seq(log_path: str | Path) -> int:
     """The seq of the log's last readable record (0: none)."""
     seq = 0
-    if Path(log_path).exists():
-        for _, record in LogReader(log_path).records():
+    if is_nats(log_path) or Path(log_path).exists():
+        for _, record in open_reader(log_path).records():
             seq = record.seq
     return seq
 
@@ -126,8 +127,8 @@ def restore(catalogue: Catalogue, log_path: str | Path, directory: str | Path | 
     engine = snapshot.restore(catalogue, blob, config) if blob else Engine(catalogue, config)
     start = engine.seq
     applied = 0
-    reader = LogReader(log_path)
-    if Path(log_path).exists():
+    reader = open_reader(log_path, after=start)  # a file, or JetStream from the batch after it
+    if is_nats(log_path) or Path(log_path).exists():
         for _, record in reader.records():
             if record.seq <= start:
                 continue

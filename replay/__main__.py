@@ -1,5 +1,8 @@
 """python -m replay feed|verify|redrive|whatif|restore|upgrade ...
 
+A log is a file or a JetStream stream (nats://HOST:PORT/STREAM) for verify, redrive, whatif and
+restore.
+
 Exit status: 0 intact (or done), 1 a problem was found, 2 bad usage or an unreadable file.
 Every command takes --json for a machine-readable report on stdout.
 """
@@ -46,6 +49,8 @@ def cmd_verify(args, cat) -> int:
                  f"good before it: {r.records:,} records (seq 1-{r.last_seq}), "
                  f"{r.checkpoints} checkpoints matched"]
     lines += [f"warning: {w}" for w in r.warnings]
+    if r.stream:  # a JetStream log: who wrote it, and where writers took over
+        lines.append(r.stream)
     _print(d, args.json, lines)
     if r.unreadable:
         return 2
@@ -96,8 +101,8 @@ def cmd_whatif(args, cat) -> int:
 def cmd_restore(args, cat) -> int:
     from replay.common import config_from_header
     from engine.recovery import restore
-    from engine.eventlog import LogReader
-    reader = LogReader(args.log)
+    from engine.eventlog import open_reader
+    reader = open_reader(args.log)
     reader.read_header()
     engine, facts = restore(cat, args.log, args.snapshots, config_from_header(reader.header))
     facts.update(seq=engine.seq, state_hash=engine.state_hash())
@@ -165,8 +170,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.cmd == "feed":
         return cmd_feed(args, cat)
+    from engine.eventlog import log_exists
     log = getattr(args, "log", None)
-    if log is not None and not Path(log).is_file():
+    if log is not None and not log_exists(log):
         print(f"error: {log}: no such file", file=sys.stderr)
         return 2
     handler = {"verify": cmd_verify, "redrive": cmd_redrive, "re-drive": cmd_redrive,

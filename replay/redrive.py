@@ -16,7 +16,7 @@ import msgspec
 
 from engine.core.catalogue import Catalogue
 from engine.core import Engine
-from engine.eventlog import LogReader
+from engine.eventlog import open_reader
 from engine.core.gcpause import without_gc
 from proto import events as V
 from proto.json_edge import to_wire
@@ -52,7 +52,7 @@ class RedriveReport:
 @without_gc
 def redrive(path: str | Path, catalogue: Catalogue, progress: bool = True) -> RedriveReport:
     report = RedriveReport(path=str(path))
-    reader = LogReader(path)
+    reader = open_reader(path)
     engine = None
     meter = None
     for offset, record in reader.records():

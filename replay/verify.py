@@ -9,7 +9,7 @@ from pathlib import Path
 
 from engine.core.catalogue import Catalogue
 from engine.core import Engine
-from engine.eventlog import LogReader, Problem
+from engine.eventlog import LogReader, Problem, open_reader
 from engine.core.gcpause import without_gc
 from proto import events as V
 from replay.common import Progress, config_from_header
@@ -33,6 +33,7 @@ class VerifyReport:
     catalogue_version: str = ""
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    stream: str = ""  # a JetStream log: its writers and fences
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -42,7 +43,7 @@ class VerifyReport:
 def verify(path: str | Path, catalogue: Catalogue, progress: bool = True,
            engine_out: list | None = None) -> VerifyReport:
     report = VerifyReport(path=str(path))
-    reader = LogReader(path)
+    reader = open_reader(path)
     engine: Engine | None = None
     expected = 1
     meter = None
@@ -89,6 +90,10 @@ def verify(path: str | Path, catalogue: Catalogue, progress: bool = True,
     report.resting_orders = sum(len(s.book.orders) for s in engine.symbols.values())
     report.insurance_fund = engine.ledger.insurance_fund
     report.seconds = round(meter.done(), 4) if meter else 0.0
+    if hasattr(reader, "fences"):  # JetStream: positions are stream sequences
+        report.stream = (f"stream: {reader.good_end} messages read; writers "
+                         f"{', '.join(reader.writers) or '-'}; fences at stream seq "
+                         f"{', '.join(str(s) for s, _ in reader.fences) or '-'}")
     if engine_out is not None:
         engine_out.append(engine)
     return report

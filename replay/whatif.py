@@ -18,7 +18,7 @@ from pathlib import Path
 from engine.core import catalogue as catalogue_mod
 from engine.core.catalogue import Catalogue
 from engine.core import Engine
-from engine.eventlog import LogReader
+from engine.eventlog import open_reader
 from engine.core.fixed import SCALE, fmt
 from engine.sequencer import Pipeline
 from engine.core.timeutil import iso
@@ -115,7 +115,7 @@ def whatif(path: str | Path, catalogue_doc_overrides: dict,
            base: Catalogue | None = None) -> dict:
     base = base or catalogue_mod.load()
     changed = catalogue_mod.load(overrides=catalogue_doc_overrides)
-    reader = LogReader(path)
+    reader = open_reader(path)
     records = [r for _, r in reader.records()]
     if reader.problem is not None:
         raise ValueError(f"log problem at record {reader.problem.record_number}, byte "

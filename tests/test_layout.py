@@ -35,7 +35,7 @@ ALLOWED = {
     "engine.sim": ("engine.sim", "engine.client", "engine.core", "proto"),
     "engine.bench": ("engine.bench", "engine.core", "engine.eventlog", "engine.sequencer",
                      "engine.riskconsumer", "engine.recovery", "engine.sim", "engine.client",
-                     "replay", "proto"),
+                     "replay", "proto"),  # (the failover benchmark is a native client)
     "engine.cli": ("engine.cli", "engine.core", "engine.server", "engine.api", "proto"),
     "engine": ("engine",),  # engine/__init__ and __main__
 }

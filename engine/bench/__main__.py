@@ -11,15 +11,17 @@
     conditional                 the core with and without conditional orders
     market                      the market simulator's own CPU (engine.bench.market)
     api                         Binance's REST API against the native protocol (engine.bench.api)
+    nats                        the log on NATS JetStream: durable throughput, ack latency,
+                                failover (engine.bench.nats; needs nats-server)
 """
 import sys
 
-from engine.bench import (api, conditional, core, funding, gateway, market, replay, risk, suite,
-                          tokens)
+from engine.bench import (api, conditional, core, funding, gateway, market, nats, replay, risk,
+                          suite, tokens)
 
 SUITES = {"risk": risk.main, "funding": funding.main, "tokens": tokens.main,
           "replay": replay.main, "gateway": gateway.main, "conditional": conditional.main,
-          "market": market.main, "api": api.main}
+          "market": market.main, "api": api.main, "nats": nats.main}
 
 args = sys.argv[1:]
 if not args or args[0] == "all":

@@ -1,7 +1,12 @@
 """The risk consumer as its own process (`python -m engine.riskconsumer`): it follows the log
 file from its start with its own projection and sends liquidate/marginCall to the server over
 TCP with a key of the `risk` role (the only role allowed to send them; its secret comes in the
-environment, never on the command line). The server starts it with --risk-process."""
+environment, never on the command line). The server starts it with --risk-process.
+
+On a JetStream log (`--log nats://...`) it is a durable consumer (`--durable`, "risk" when the
+server starts it) and may run on another host: the stream keeps its acknowledged position. A
+restarted process rebuilds its projection from the stream up to that position (answers to
+those records were sent by its predecessor), then goes on from the durable, answering."""
 from __future__ import annotations
 
 import argparse
@@ -60,10 +65,55 @@ async def _run_process(log_path: str, host: str, port: int, api_key: str, secret
     return 0
 
 
+async def _run_nats(spec: str, durable: str, host: str, port: int, api_key: str,
+                    secret: str) -> int:
+    """Follow the stream through a durable consumer (engine.eventlog.jetstream.ResumingFeed)."""
+    from engine.eventlog.jetstream import JetStreamLog, ResumingFeed
+    log = JetStreamLog(spec, f"perpengine-risk-{durable}")
+    await log.connect()
+    feed = ResumingFeed(log, durable)
+    header = await feed.wait_header()
+    consumer = RiskConsumer(catalogue_mod.load(), EngineConfig.from_dict(header.engine_config))
+    client = Client(host, port)
+    await client.connect()
+    await client.login(api_key, secret)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await feed.start()
+    caught_up = False
+    while not stop.is_set() and not client.closed.is_set():
+        entries = await feed.next(0.05)
+        for entry in entries:
+            answering = not feed.replaying(entry)
+            for rec in entry.records:
+                for cmd in consumer.process(rec):
+                    if answering:
+                        wire = to_wire(cmd)
+                        reply = client.submit(wire.pop("op"), **wire)
+                        reply.add_done_callback(lambda f: f.cancelled() or f.exception())
+        if entries:
+            await feed.ack(entries[-1])
+        elif not caught_up and not feed.replaying_now():
+            caught_up = True  # after a restart: whoever the crash left under water
+            for cmd in consumer.evaluate_all():
+                wire = to_wire(cmd)
+                client.submit(wire.pop("op"), **wire).add_done_callback(
+                    lambda f: f.cancelled() or f.exception())
+    await client.close()
+    try:  # NATS may be gone too (the whole host): never hang on the way out
+        await asyncio.wait_for(feed.close(), 2)
+        await asyncio.wait_for(log.close(), 2)
+    except asyncio.TimeoutError:
+        pass
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m engine.riskconsumer",
                                 description="the risk consumer as its own process")
-    p.add_argument("--log", required=True)
+    p.add_argument("--log", required=True, help="a log file, or nats://HOST:PORT/STREAM")
+    p.add_argument("--durable", default="risk",
+                   help="on a JetStream log: the durable consumer's name (default risk)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--key", required=True, help="an API key with the risk role")
@@ -78,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         run = uvloop.run
     except ImportError:
         run = asyncio.run
+    if a.log.startswith("nats://"):
+        return run(_run_nats(a.log, a.durable, a.host, a.port, a.key, a.secret))
     return run(_run_process(a.log, a.host, a.port, a.key, a.secret, a.poll_ms))
 
 

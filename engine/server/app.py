@@ -26,6 +26,9 @@ assembled and run on uvloop (DESIGN.md's shape).
   are moved aside, never used: the log never gets a gap.
 * One server per log and key store: both are held with an exclusive flock; a second server
   is refused with a one-line reason (ServerStartError), as is a port already in use.
+* With `--log nats://HOST:PORT/STREAM` the log is a JetStream stream (engine.server.natslog:
+  replies after the PubAck, a heartbeat, fencing; `--standby` follows the stream and takes
+  over when the active goes quiet; a fenced server stops with exit status 3).
 """
 from __future__ import annotations
 
@@ -46,8 +49,8 @@ from engine.core import catalogue as catalogue_mod
 from engine.core.build import core_build_line
 from engine.core.fixed import fmt
 from engine.core.snapshot import restore, take
-from engine.eventlog import (LogDamaged, LogLocked, LogWriter, examine, lock_log, repair,
-                             truncate_to_good)
+from engine.eventlog import (LogDamaged, LogLocked, LogWriter, examine, is_nats, lock_log,
+                             repair, truncate_to_good)
 from engine.riskconsumer import RiskConsumer
 from engine.sequencer import Sequencer
 from engine.server import logsetup
@@ -74,30 +77,41 @@ class Server(BatchListener):
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         self.catalogue = catalogue_mod.load(config.catalogue_path)
-        Path(config.log_path).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._log_lock = lock_log(config.log_path)  # before anything reads or cuts the log
-        except LogLocked as exc:
-            raise ServerStartError(str(exc)) from None
-        try:
-            self.keys = KeyStore(config.keys_path, lock=True)
+        self.nats = is_nats(config.log_path)  # a JetStream log (engine.server.natslog)
+        self.following = False  # a standby applying the stream
+        self.role = None
+        self._log_lock = -1
+        if not self.nats:
+            Path(config.log_path).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self._log_lock = lock_log(config.log_path)  # before anything reads the log
+            except LogLocked as exc:
+                raise ServerStartError(str(exc)) from None
+        try:  # a standby opens its key store when it takes over (the active holds it)
+            self.keys = KeyStore(None if config.standby else config.keys_path, lock=True)
         except KeyStoreLocked as exc:
-            os.close(self._log_lock)
+            self._close_log_lock()
             raise ServerStartError(str(exc)) from None
         self.engine = Engine(self.catalogue, EngineConfig(checkpoint_every=config.checkpoint_every))
         try:
-            self.recovered = self._recover()
+            if self.nats:
+                from engine.server import natslog
+                try:
+                    self.recovered = natslog.recover(self)
+                except (natslog.StreamUnreadable, ConnectionError) as exc:
+                    raise ServerStartError(str(exc)) from None
+            else:
+                self.recovered = self._recover()
         except ServerStartError:
             self.keys.close()
-            os.close(self._log_lock)
+            self._close_log_lock()
             raise
         # the venue's clock; `clock.now()` is the time edges report (native `time` query, the
         # HTTP API's /fapi/v1/time); the header of a new log records it
         self.clock = make_clock(config.clock, config.speed, config.start, self.engine.time)
-        self.writer = LogWriter(config.log_path, self.catalogue.version,
-                                fsync=config.fsync == "batch",
-                                engine_config={**dataclasses.asdict(self.engine.config),
-                                               "clock": self.clock.describe()})
+        self.writer = None if self.nats else LogWriter(
+            config.log_path, self.catalogue.version, fsync=config.fsync == "batch",
+            engine_config=self.log_header_config())
         self.sequencer = Sequencer(self.engine, self.writer)
         self.loop = SequencingLoop(self.sequencer, self.clock, config.batch_max)
         self.consumer = None if config.risk_process else RiskConsumer(
@@ -131,6 +145,15 @@ class Server(BatchListener):
         self.market: MarketChild | None = None
         self._tasks: list[asyncio.Task] = []
         self.address: tuple[str, int] | None = None
+
+    def log_header_config(self) -> dict:
+        """The engine configuration a new log's header records (with the clock)."""
+        return {**dataclasses.asdict(self.engine.config), "clock": self.clock.describe()}
+
+    def _close_log_lock(self) -> None:
+        if self._log_lock >= 0:
+            os.close(self._log_lock)
+            self._log_lock = -1
 
     @property
     def fatal(self) -> asyncio.Event:
@@ -187,6 +210,8 @@ class Server(BatchListener):
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def start(self) -> None:
+        if self.nats:  # the stream's writer first: nothing is served before it is ours
+            await self._open_stream()
         if not self.keys.keys:
             self.keys.create(None, admin=True)
         await self.gateway.start(self.config.host, self.config.port)
@@ -205,15 +230,16 @@ class Server(BatchListener):
         if self.config.risk_process:  # the child catches up on the log and evaluates all
             key = next((k for k in self.keys.keys.values() if k.risk), None) or \
                 self.keys.create(None, risk=True)
+            durable = ["--durable", self.config.risk_durable] if self.nats else []
             self._risk_child = subprocess.Popen(
                 [sys.executable, "-m", "engine.riskconsumer", "--log", self.config.log_path,
-                 "--port", str(self.address[1]), "--key", key.apiKey],
+                 "--port", str(self.address[1]), "--key", key.apiKey, *durable],
                 stdin=subprocess.DEVNULL,  # the secret travels in the environment, not argv
                 env={**os.environ, "PERPENGINE_RISK_SECRET": key.secret})
         else:  # an account left under water by a crash is found now, not at its next event
             for cmd in self.consumer.evaluate_all():
                 self.loop.submit(cmd)
-        if self.config.fsync == "interval":
+        if self.config.fsync == "interval" and self.writer is not None:
             self._tasks.append(asyncio.create_task(self._fsync_loop(), name="fsync"))
 
     async def start_market(self) -> None:
@@ -249,13 +275,16 @@ class Server(BatchListener):
             await asyncio.get_running_loop().run_in_executor(None, self._risk_child.wait)
         for t in self._tasks[2:]:
             t.cancel()
-        self.writer.sync()
-        self.writer.close()
+        if self.writer is not None:
+            self.writer.sync()
+            self.writer.close()
+        if self.role is not None:
+            await self.role.close()
         if self._snapshot_child is not None:
             os.waitpid(self._snapshot_child, 0)
         await self.gateway.close_connections()
         self.keys.close()
-        os.close(self._log_lock)
+        self._close_log_lock()
 
     # -- the sequencing loop's listener ---------------------------------------------------------
     def after_flush(self, records: list[LogRecord]) -> None:
@@ -267,7 +296,7 @@ class Server(BatchListener):
                     stats["trades"] += 1
                 elif t is V.LiquidationStarted:
                     stats["liquidations"] += 1
-            if not self.config.risk_process:
+            if not self.config.risk_process and not self.following:
                 self.risk_queue.put_nowait(record)
         self._events_since_snapshot += sum(len(r.events) for r in records)
         every = self.config.snapshot_every
@@ -290,7 +319,8 @@ class Server(BatchListener):
         if pid == 0:  # the child: encode, write, leave without running any parent cleanup
             code = 1
             try:  # its copies of the locks' fds go (the parent's keep the locks)
-                os.close(self._log_lock)
+                if self._log_lock >= 0:
+                    os.close(self._log_lock)
                 if self.keys.fileno() >= 0:
                     os.close(self.keys.fileno())
                 snapshots.write(directory, seq, take(self.engine))
@@ -299,6 +329,69 @@ class Server(BatchListener):
                 os._exit(code)
         self._snapshot_child = pid
         log.info("snapshot started", seq=seq, child=pid)
+
+    # -- a JetStream log (engine.server.natslog) ------------------------------------------------
+    async def _open_stream(self) -> None:
+        from engine.server import natslog
+        if self.role is None:
+            self.role = natslog.NatsRole(self)
+        try:
+            writer = await self.role.open_active()
+        except (natslog.ActiveElsewhere, ConnectionError) as exc:
+            await self.role.close()
+            raise ServerStartError(str(exc)) from None
+        self.loop.log = writer
+        self.role.start_tasks()
+
+    async def follow(self) -> None:
+        """A standby: apply the stream until the active goes quiet, fence it, then own the
+        key store and the stream (start() serves)."""
+        from engine.server import natslog
+        self.role = natslog.NatsRole(self)
+        self.following = True
+        await self.role.follow(self.config.takeover_ms)
+        self.following = False
+        self.sequencer.seq = self.engine.seq
+        self.clock = make_clock(self.config.clock, self.config.speed, self.config.start,
+                                self.engine.time)
+        self.loop.clock = self.clock
+        deadline = time.monotonic() + 1  # the old active's process may still hold the keys
+        while True:
+            try:
+                keys = KeyStore(self.config.keys_path, lock=True)
+                break
+            except KeyStoreLocked:
+                if time.monotonic() > deadline:  # a stalled old active on this host: it is
+                    keys = KeyStore(self.config.keys_path)  # fenced, and exits when it wakes
+                    print(f"perpengine: {self.config.keys_path} is still locked by the old "
+                          "active's process; opened without the lock", file=sys.stderr,
+                          flush=True)
+                    break
+                await asyncio.sleep(0.1)
+        self.keys.close()
+        self.keys = self.gateway.keys = keys
+        natslog.report_takeover(self.role)
+
+    def apply_followed(self, records: list[LogRecord]) -> None:
+        """A standby applies records it read from the stream, as a restart would (the
+        appliers), and tells its listeners as the sequencing loop would."""
+        engine = self.engine
+        fresh = []
+        for record in records:
+            if record.seq <= engine.seq:
+                continue  # already in the state (a snapshot, or the batch read at recovery)
+            if record.seq != engine.seq + 1:
+                raise RuntimeError(f"the stream skips from seq {engine.seq} to {record.seq}")
+            engine.apply_record(record.seq, record.time, record.events)
+            for listener in self.loop.listeners:
+                listener.after_command(record)
+            if self.consumer is not None:  # inline risk: its projection only; no commands
+                self.consumer.process(record)
+            fresh.append(record)
+        if fresh:
+            for listener in self.loop.listeners:
+                listener.before_replies(fresh)
+                listener.after_flush(fresh)
 
     # -- background tasks -----------------------------------------------------------------------
     async def _risk(self) -> None:
@@ -352,12 +445,26 @@ async def serve(config: ServerConfig) -> int:
     except ServerStartError as exc:
         print(f"perpengine: not starting: {exc}", file=sys.stderr, flush=True)
         return 1
+    if config.standby:
+        print(f"perpengine: standby on {config.log_path}: following from record seq "
+              f"{server.engine.seq} (stream seq {server.recovered.get('stream_seq', 1)}); "
+              f"takes over after {config.takeover_ms} ms without the active's heartbeat",
+              flush=True)
+        try:
+            await server.follow()
+        except (ConnectionError, RuntimeError) as exc:
+            print(f"perpengine: standby stopped: {exc}", file=sys.stderr, flush=True)
+            return 1
     try:
         await server.start()
+    except ServerStartError as exc:
+        print(f"perpengine: not starting: {exc}", file=sys.stderr, flush=True)
+        return 1
     except OSError as exc:  # the port is taken, or the host is not ours
         print(f"perpengine: not starting: cannot listen on {config.host}:{config.port}: "
               f"{exc.strerror or exc}", file=sys.stderr, flush=True)
-        server.writer.close()
+        if server.writer is not None:
+            server.writer.close()
         return 1
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -365,8 +472,9 @@ async def serve(config: ServerConfig) -> int:
         loop.add_signal_handler(sig, stop.set)  # it must drain, not kill
     host, port = server.address
     rec = server.recovered
+    durability = "JetStream PubAck per batch" if server.nats else f"fsync per {config.fsync}"
     print(f"perpengine: serving on {host}:{port} (msgpack frames and JSON lines); "
-          f"log {config.log_path} (fsync per {config.fsync}; {rec['records']} records"
+          f"log {config.log_path} ({durability}; {rec['records']} records"
           f"{', from snapshot ' + rec['snapshot'] if rec.get('snapshot') else ''}"
           f"{'; cut a bad tail: ' + rec['truncated'] if rec['truncated'] else ''}"
           f"{'; repaired: ' + rec['repaired'] if rec.get('repaired') else ''}); "
@@ -382,6 +490,11 @@ async def serve(config: ServerConfig) -> int:
     stopped, fatal = asyncio.create_task(stop.wait()), asyncio.create_task(server.fatal.wait())
     await asyncio.wait({stopped, fatal}, return_when=asyncio.FIRST_COMPLETED)
     await server.stop()
+    if server.fatal.is_set() and server.role is not None and server.role.writer is not None \
+            and server.role.writer.fenced:
+        from engine.server import natslog
+        natslog.stop_line(server.role.writer.fenced)
+        return 3
     if server.fatal.is_set():
         print("perpengine: stopped after an internal error (see the log above); the event log "
               "holds every acknowledged command", flush=True)

@@ -50,9 +50,18 @@ class ServerConfig:
     api_weight_limit: int = 2400  # request weight per IP per minute
     api_order_limit: int = 1200  # new orders per account per minute (a quarter per 10 s)
     api_listen_key_minutes: float = 60  # a listen key lives this long after its last keepalive
+    # a JetStream log (--log nats://...): follow it and take over when the active goes quiet
+    standby: bool = False
+    takeover_ms: int = 750  # without the active's heartbeat (every 100 ms) before taking over
+    risk_durable: str = "risk"  # the risk consumer process's durable consumer on the stream
 
     def snapshots(self) -> str:
-        return self.snapshot_dir or self.log_path + ".snapshots"
+        if self.snapshot_dir:
+            return self.snapshot_dir
+        if self.log_path.startswith("nats://"):  # local, beside the keys
+            stream = self.log_path.split("?")[0].rstrip("/").rpartition("/")[2]
+            return f"var/{stream}.snapshots"
+        return self.log_path + ".snapshots"
 
 
 def parse_args(argv: list[str] | None = None) -> ServerConfig:
@@ -111,6 +120,15 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
                                                     "real second (e.g. 60)")
     c.add_argument("--start", help="with --clock sim: ISO-8601 start, e.g. 2022-09-12T00:00:00Z "
                                    "(default: now)")
+    n = p.add_argument_group("a JetStream log (--log nats://HOST:PORT[,HOST:PORT]/STREAM"
+                             "[?replicas=3])")
+    n.add_argument("--standby", action="store_true",
+                   help="follow the stream and take over (fence the active, then serve) when "
+                        "the active's heartbeat stops")
+    n.add_argument("--takeover-ms", type=int, default=d.takeover_ms,
+                   help="how long without a heartbeat before a standby takes over")
+    n.add_argument("--risk-durable", default=d.risk_durable,
+                   help="the risk consumer's durable consumer name")
     m = p.add_argument_group("the market simulator (make run turns it on)")
     m.add_argument("--market", action=argparse.BooleanOptionalAction, default=d.market,
                    help="start the market simulator as a child process (--no-market: an "
@@ -128,6 +146,16 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         p.error(str(exc))
     if not a.market and (a.symbols or a.prices or a.scenario):
         p.error("--symbols, --prices and --scenario are the market simulator's: add --market")
+    if a.log.startswith("nats://"):
+        from engine.eventlog.jetstream import LogSpecError, parse_spec
+        try:
+            parse_spec(a.log)
+        except LogSpecError as exc:
+            p.error(str(exc))
+        if a.repair:
+            p.error("--repair is for a log file; JetStream keeps its own replicas")
+    elif a.standby:
+        p.error("--standby follows a JetStream log: give --log nats://HOST:PORT/STREAM")
     return ServerConfig(host=a.host, port=a.port, log_path=a.log, keys_path=a.keys,
                         fsync=a.fsync, fsync_interval_ms=a.fsync_interval_ms,
                         max_frame=a.max_frame, outbound_limit=a.outbound_limit,
@@ -139,7 +167,8 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
                         market_symbols=a.symbols, market_seed=a.seed, market_prices=a.prices,
                         market_scenario=a.scenario, outbound_bytes=a.outbound_bytes,
                         weight_per_min=a.weight_per_min, max_connections=a.max_connections,
-                        idle_timeout_s=a.idle_timeout, repair=a.repair,
+                        idle_timeout_s=a.idle_timeout, repair=a.repair, standby=a.standby,
+                        takeover_ms=a.takeover_ms, risk_durable=a.risk_durable,
                         api_host=a.api_host, api_port=a.api_port,
                         api_weight_limit=a.api_weight_limit, api_order_limit=a.api_order_limit,
                         api_listen_key_minutes=a.api_listen_key_minutes)

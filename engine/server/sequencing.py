@@ -16,6 +16,8 @@
 * Time is stamped here by `clock()` (wall-clock ms, never backwards), never read by the core.
 * An exception in the core or a failed log write stops the loop and sets `fatal`: serving a
   state the log does not hold is worse than stopping (a restart rebuilds from the log).
+* The log is the sequencer's file writer, or (`log`) JetStream: the batch is one message and
+  its replies wait for the PubAck; a writer fenced off by a standby stops the loop likewise.
 """
 from __future__ import annotations
 
@@ -49,6 +51,11 @@ class BatchListener:
 class SequencingLoop:
     def __init__(self, sequencer: Sequencer, clock: Callable[[], int],
                  batch_max: int = 4096) -> None:
+        # an asynchronous log (JetStream: engine.eventlog.jetstream.JetStreamWriter), set
+        # before `run`: `await log.append(records)` returns once the batch is acknowledged;
+        # None: the sequencer's file writer
+        self.log: Any = None
+        self.fatal_reason = ""
         self.sequencer = sequencer
         self.clock = clock
         self.batch_max = batch_max
@@ -104,7 +111,15 @@ class SequencingLoop:
                         replies.append((done, record))
                 else:
                     replies.append((done, fn()))
-            if records:
+            if records and self.log is not None:
+                try:
+                    await self.log.append(records)  # one message per batch; its PubAck
+                except Exception as exc:  # fenced, or JetStream lost: acknowledge nothing more
+                    self.fatal_reason = str(exc) or type(exc).__name__
+                    log.error("log append failed; stopping", reason=self.fatal_reason)
+                    self.fatal.set()
+                    raise
+            elif records:
                 try:
                     if sequencer.writer is not None and not sequencer.writer.fsync:
                         sequencer.flush()  # a write alone (fsync on an interval): no thread hop
@@ -114,6 +129,7 @@ class SequencingLoop:
                     log.exception("log write failed; stopping")
                     self.fatal.set()
                     raise
+            if records:
                 self.commands += len(records)
                 for listener in listeners:
                     listener.before_replies(records)
