@@ -254,12 +254,21 @@ def test_a_live_symbols_book_equals_the_rest_depth(venue, browser, shots):
     b = browser
     b.go("#/symbol/BTCUSDT")
     b.wait(lambda: page_book(b)[1] and page_book(b)[2], message="a two-sided BTCUSDT book")
+    # responsive while the market runs: frames keep coming and no task blocks the page long
+    b.js("window.__frames = 0; window.__longest = 0;"
+         "const tick = () => { window.__frames++; requestAnimationFrame(tick); };"
+         "requestAnimationFrame(tick);"
+         "new PerformanceObserver((list) => { for (const e of list.getEntries())"
+         "  window.__longest = Math.max(window.__longest, e.duration); })"
+         ".observe({type: 'longtask', buffered: false});")
     ids = set()
     for _ in range(3):  # three moments of a book the simulator keeps changing
         rest = book_matches_rest(b, venue, "BTCUSDT")
         ids.add(rest["lastUpdateId"])
         time.sleep(1.2)
     assert len(ids) >= 2  # the book moved and the page followed it
+    frames, longest = b.js("return [window.__frames, window.__longest]")
+    assert frames >= 60 and longest < 500, (frames, longest)  # over the ~5 s above
     b.shot(shots, "symbol-BTCUSDT-book")
     assert b.errors() == []
 

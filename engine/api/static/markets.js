@@ -154,6 +154,7 @@ export class Markets {
       if (!row || !d) continue;
       const c = row.cells;
       setText(c.mark, d.mark);
+      row.tr.classList.toggle("idle", !d.mark || d.mark === "0");  // no mark yet: dimmed
       setText(c.index, d.index);
       setText(c.last, d.last);
       if (d.change !== undefined) {

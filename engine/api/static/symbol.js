@@ -178,7 +178,16 @@ export class SymbolView {
     this.liqs.replaceChildren();
     this.book = new LocalBook(symbol, this.stream, this.paintBook);
     this.offs.push(() => this.book.close());
-    this.offs.push(this.stream.on(`${low}@trade`, (t) => this.addTrade(t.t, t.T, t.p, t.q, t.m)));
+    this.offs.push(this.stream.on(`${low}@trade`, (t) => {
+      this.addTrade(t.t, t.T, t.p, t.q, t.m);
+      this.markets.merge(symbol, { last: t.p });  // at once, not at the next ticker
+      if (!this.oiTimer) {  // open interest again soon after trades (at most every 2 s)
+        this.oiTimer = setTimeout(() => {
+          this.oiTimer = null;
+          this.markets.openInterest([symbol]);
+        }, 2000);
+      }
+    }));
     this.offs.push(this.stream.on(`${low}@forceOrder`, (f) => this.addLiquidation(f.o)));
     this.loadTrades(symbol);
     this.setInterval(this.interval, true);
@@ -351,13 +360,16 @@ function drawDepth(canvas, bids, asks) {
   };
   const cb = cum(b);
   const ca = cum(a);
-  const lo = b.length ? cb[cb.length - 1][0] : ca[0][0];
-  const hi = a.length ? ca[ca.length - 1][0] : cb[0][0];
+  const worstBid = b.length ? cb[cb.length - 1][0] : ca[0][0];
+  const worstAsk = a.length ? ca[ca.length - 1][0] : cb[0][0];
+  const margin = (worstAsk - worstBid) * 0.06 || Math.abs(worstAsk) * 0.001 || 1;
+  const lo = worstBid - margin;  // each side's last level reaches the edge
+  const hi = worstAsk + margin;
   const top = Math.max(cb.length ? cb[cb.length - 1][1] : 0, ca.length ? ca[ca.length - 1][1] : 0);
   const pad = 18;
   const x = (p) => (hi > lo ? ((p - lo) / (hi - lo)) * (w - 2) + 1 : w / 2);
   const y = (q) => h - pad - (top > 0 ? (q / top) * (h - pad - 6) : 0);
-  const area = (points, stroke, fill) => {  // a step line from the best level outwards
+  const area = (points, edge, stroke, fill) => {  // a step line from the best level outwards
     if (!points.length) return;
     ctx.beginPath();
     ctx.moveTo(x(points[0][0]), y(0));
@@ -367,15 +379,16 @@ function drawDepth(canvas, bids, asks) {
       ctx.lineTo(x(p), y(q));
       prev = q;
     }
-    ctx.lineTo(x(points[points.length - 1][0]), y(0));
+    ctx.lineTo(x(edge), y(prev));
+    ctx.lineTo(x(edge), y(0));
     ctx.closePath();
     ctx.fillStyle = fill;
     ctx.fill();
     ctx.strokeStyle = stroke;
     ctx.stroke();
   };
-  area(cb, "#26a69a", "rgba(38,166,154,0.25)");
-  area(ca, "#ef5350", "rgba(239,83,80,0.25)");
+  area(cb, lo, "#26a69a", "rgba(38,166,154,0.25)");
+  area(ca, hi, "#ef5350", "rgba(239,83,80,0.25)");
   ctx.fillStyle = "#8a91a0";
   ctx.textBaseline = "bottom";
   if (b.length) {
