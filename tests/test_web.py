@@ -97,11 +97,16 @@ def venue(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def shots(tmp_path_factory):
+def shots(tmp_path_factory, request):
     where = os.environ.get("PERPENGINE_ARTEFACTS")
     path = Path(where) / "web" if where else tmp_path_factory.mktemp("web-screenshots")
     path.mkdir(parents=True, exist_ok=True)
-    print(f"\nweb page screenshots: {path}")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if capture is not None:  # printed past pytest's output capture
+        with capture.global_and_fixture_disabled():
+            print(f"\nweb page screenshots: {path}", flush=True)
+    else:
+        print(f"web page screenshots: {path}")
     return path
 
 
