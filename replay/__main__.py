@@ -1,4 +1,4 @@
-"""python -m replay feed|verify|redrive|whatif|restore|upgrade ...
+"""python -m replay feed|verify|redrive|whatif|timeline|restore|upgrade ...
 
 A log is a file or a JetStream stream (nats://HOST:PORT/STREAM) for verify, redrive, whatif and
 restore.
@@ -90,11 +90,58 @@ def cmd_whatif(args, cat) -> int:
         print(f"error: {args.rules}: {exc}", file=sys.stderr)
         return 2
     try:
-        report = whatif(args.log, overrides, cat)
+        if args.html:
+            from replay.whatif import affected_accounts, write_html
+            r = write_html(args.log, overrides, args.html, cat)
+            report = r.report
+        else:
+            report = whatif(args.log, overrides, cat)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    _print(report, args.json, summary_lines(report))
+    lines = summary_lines(report)
+    if args.html:
+        shown = sorted(r.traces[0])
+        lines.append(f"wrote {args.html}: " + (
+            f"account{'s' if len(shown) > 1 else ''} {', '.join(map(str, shown))}, original and "
+            f"what-if side by side" if shown else "no account treated differently"))
+    _print(report, args.json, lines)
+    return 0
+
+
+def cmd_timeline(args, cat) -> int:
+    from replay.timeline import trace_log, write_timeline
+    out = Path(args.out)
+    if out.suffix.lower() not in (".html", ".htm", ".png"):
+        print(f"error: --out {out}: a .html or .png file", file=sys.stderr)
+        return 2
+    other = None
+    try:
+        if args.whatif:
+            from replay.whatif import load_overrides, run
+            try:
+                overrides = load_overrides(args.whatif)
+            except (OSError, ValueError) as exc:
+                print(f"error: {args.whatif}: {exc}", file=sys.stderr)
+                return 2
+            r = run(args.log, overrides, cat, trace=(args.account,))
+            line, other = r.traces[0][args.account], r.traces[1][args.account]
+        else:
+            line = trace_log(args.log, [args.account], cat)[args.account]
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if not line.times:
+        print(f"error: account {args.account} does not appear in {args.log}", file=sys.stderr)
+        return 1
+    text = write_timeline(line, out, args.log, other)
+    if args.json:
+        data = {"out": str(out), **line.as_dict()}
+        if other is not None:
+            data["whatIf"] = other.as_dict()
+        print(json.dumps(data, indent=1))
+    else:
+        print(f"wrote {out}: {text}")
     return 0
 
 
@@ -155,6 +202,16 @@ def main(argv: list[str] | None = None) -> int:
     w.add_argument("log")
     w.add_argument("rules", help="JSON: 'tables', 'symbols' (catalogue format), 'engineConfig'")
     w.add_argument("--json", action="store_true")
+    w.add_argument("--html", metavar="FILE",
+                   help="also write a page: each affected account's timeline in both runs")
+    tl = sub.add_parser("timeline", help="an account's mark, liquidation price and margin "
+                        "ratio over time, with its fills, margin calls, liquidations and ADL")
+    tl.add_argument("log")
+    tl.add_argument("--account", type=int, required=True)
+    tl.add_argument("--out", required=True, help="FILE.html (with the data) or FILE.png")
+    tl.add_argument("--whatif", metavar="RULES.json",
+                    help="the account in the log and under these rules, side by side")
+    tl.add_argument("--json", action="store_true", help="print the data as JSON")
     r = sub.add_parser("restore", help="state from the newest good snapshot plus the log tail")
     r.add_argument("log")
     r.add_argument("--snapshots", help="the snapshot directory")
@@ -176,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {log}: no such file", file=sys.stderr)
         return 2
     handler = {"verify": cmd_verify, "redrive": cmd_redrive, "re-drive": cmd_redrive,
-               "whatif": cmd_whatif, "restore": cmd_restore, "upgrade": cmd_upgrade}[args.cmd]
+               "whatif": cmd_whatif, "restore": cmd_restore, "upgrade": cmd_upgrade,
+               "timeline": cmd_timeline}[args.cmd]
     return handler(args, cat)
 
 

@@ -39,6 +39,7 @@ class RunFacts:
     adl_quantity: int = 0
     liquidation_fees: int = 0
     insurance_paid: int = 0
+    adl_accounts: set = field(default_factory=set)  # accounts on either side of an ADL trade
 
     def observe(self, engine: Engine, record, wallets_before: dict[int, dict[str, int]]) -> None:
         for ev in record.events:
@@ -58,6 +59,7 @@ class RunFacts:
             elif t is V.AdlTrade:
                 self.adl_trades += 1
                 self.adl_quantity += ev.quantity
+                self.adl_accounts.update((ev.account, ev.counterparty))
             elif t is V.LiquidationFeeCharged:
                 self.liquidation_fees += ev.amount
             elif t is V.InsuranceCovered:
@@ -111,8 +113,23 @@ def load_overrides(path: str | Path) -> dict:
     return doc
 
 
+@dataclass
+class WhatIfRun:
+    report: dict
+    original: RunFacts
+    alternative: RunFacts
+    traces: tuple[dict, dict]  # account -> AccountTimeline, in the original and the what-if
+
+
 def whatif(path: str | Path, catalogue_doc_overrides: dict,
            base: Catalogue | None = None) -> dict:
+    return run(path, catalogue_doc_overrides, base).report
+
+
+def run(path: str | Path, catalogue_doc_overrides: dict, base: Catalogue | None = None,
+        trace: tuple[int, ...] = ()) -> WhatIfRun:
+    """Both runs; `trace`: accounts whose timelines (replay.timeline) are kept in each."""
+    from replay.timeline import Tracer
     base = base or catalogue_mod.load()
     changed = catalogue_mod.load(overrides=catalogue_doc_overrides)
     reader = open_reader(path)
@@ -124,11 +141,14 @@ def whatif(path: str | Path, catalogue_doc_overrides: dict,
     what_config = config_from_header(reader.header, checkpoint_every=0,
                                      **catalogue_doc_overrides.get("engineConfig", {}))
     original = RunFacts()
+    traced = Tracer(trace), Tracer(trace)
     replica = Engine(base, config)
     for record in records:  # the original run, rebuilt from its events
         before = _wallets(replica)
         replica.apply_record(record.seq, record.time, record.events)
         original.observe(replica, record, before)
+        if trace:
+            traced[0].observe(replica, record)
     alternative = RunFacts()
     engine = Engine(changed, what_config)
     pipeline = Pipeline(engine)
@@ -139,7 +159,63 @@ def whatif(path: str | Path, catalogue_doc_overrides: dict,
         for produced in pipeline.stream(record.command, record.time):
             alternative.observe(engine, produced, before)
             before = _wallets(engine)
-    return compare(original, alternative, str(path))
+            if trace:
+                traced[1].observe(engine, produced)
+    for tracer in traced:
+        for line in tracer.lines.values():
+            line.thin()
+    return WhatIfRun(compare(original, alternative, str(path)), original, alternative,
+                     (traced[0].lines, traced[1].lines))
+
+
+MAX_PICTURES = 12  # accounts drawn in a what-if page (the summary names them all)
+
+
+def affected_accounts(r: WhatIfRun) -> list[int]:
+    """Accounts the changed rules treated differently: margin-called or liquidated in one run
+    only or at another time, or on either side of an ADL trade in one run only."""
+    out: set[int] = set()
+    for x, y in ((r.original.liquidations, r.alternative.liquidations),
+                 (r.original.margin_calls, r.alternative.margin_calls)):
+        for key in x.keys() ^ y.keys():
+            out.add(key[0])
+        for key in x.keys() & y.keys():
+            if x[key]["time"] != y[key]["time"]:
+                out.add(key[0])
+    out |= r.original.adl_accounts ^ r.alternative.adl_accounts
+    return sorted(out)
+
+
+def write_html(path: str | Path, catalogue_doc_overrides: dict, out: str | Path,
+               base: Catalogue | None = None) -> WhatIfRun:
+    """The what-if as a page: per affected account, its timeline in the original and in the
+    what-if side by side, above the text summary; the data as JSON in the page."""
+    import html as html_mod
+    from engine.plots import html_page, svg_text
+    from replay.timeline import summary, whatif_figure
+    first = run(path, catalogue_doc_overrides, base)
+    accounts = affected_accounts(first)
+    shown = accounts[:MAX_PICTURES]
+    r = run(path, catalogue_doc_overrides, base, trace=tuple(shown)) if shown else first
+    parts = []
+    data: dict = {"report": r.report, "affectedAccounts": accounts, "timelines": {}}
+    for account in shown:
+        a, b = r.traces[0][account], r.traces[1][account]
+        fig = whatif_figure(a, b)
+        parts += [f"<h2>account {account}</h2>", f"<figure>{svg_text(fig)}</figure>",
+                  f"<p>original: {html_mod.escape(summary(a))}<br>what-if: "
+                  f"{html_mod.escape(summary(b))}</p>"]
+        data["timelines"][str(account)] = {"original": a.as_dict(), "whatIf": b.as_dict()}
+    if not accounts:
+        parts.append("<p>No account was treated differently.</p>")
+    elif len(accounts) > len(shown):
+        parts.append(f"<p>{len(accounts) - len(shown)} more affected accounts are not drawn: "
+                     f"{html_mod.escape(', '.join(map(str, accounts[len(shown):])))}</p>")
+    parts += ["<h2>Summary</h2>",
+              f"<pre>{html_mod.escape(chr(10).join(summary_lines(r.report)))}</pre>"]
+    Path(out).write_text(html_page(f"what-if on {Path(path).name}", parts, data,
+                                   data_id="whatif-data"))
+    return r
 
 
 def _key(k: tuple[int, str]) -> str:

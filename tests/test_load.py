@@ -36,6 +36,13 @@ def test_a_short_load_run_reports_acks_latencies_trades_and_a_clean_server_stop(
     assert errors["connect_failures"] == 0 and errors["unanswered_at_end"] == 0
     assert report["connections"]["opened"] == 20 and report["connections"]["held_at_end"] == 20
     assert report["server"]["exit_code"] == 0
+    # the picture, always: latency per second from the same acknowledgements
+    picture = tmp_path / "report.png"
+    assert report["picture"] == str(picture) and f"picture {picture}" in proc.stdout
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    per_second = report["latency_timeline"]
+    assert per_second and sum(r["n"] for r in per_second) <= lat["count"]
+    assert all(r["p50"] <= r["p99"] <= r["p99.9"] <= lat["max"] for r in per_second)
 
 
 @pytest.mark.slow

@@ -33,6 +33,7 @@ from aiohttp import web
 
 from engine.api import errors as E
 from engine.api import rest_account, rest_market, rest_trade, ws
+from engine.api import web as webpage
 from engine.api.endpoint import COINM, NONE, SIGNED, USDM, Endpoint, Request, product_of
 from engine.api.http import HttpProtocol
 from engine.api import signing
@@ -42,6 +43,7 @@ from engine.api.weights import Limits
 from engine.core import Engine
 from engine.eventlog import LogReader
 from engine.views.history import History
+from engine.views.venue import VenueEvents
 from proto.records import LogRecord
 
 log = structlog.get_logger("api")
@@ -75,6 +77,7 @@ class ApiServer:
             self.config.keep,
             sizes={n: s.contract_size for n, s in engine.symbols.items() if s.contract_size},
             assets={n: s.asset for n, s in engine.symbols.items()})
+        self.venue = VenueEvents()  # insurance funds and ADL trades, for the web page
         self.limits = Limits(self.config.weight_per_minute, self.config.orders_per_10s,
                              self.config.orders_per_minute)
         self.listen_keys = ListenKeys(self.config.listen_key_ttl_ms)
@@ -83,7 +86,7 @@ class ApiServer:
             USDM: {n: s for n, s in engine.symbols.items() if not s.spec.inverse},
             COINM: {n: s for n, s in engine.symbols.items() if s.spec.inverse}}
         self.routes: dict[tuple[str, str], Endpoint] = {}
-        for module in (rest_market, rest_trade, rest_account):
+        for module in (rest_market, rest_trade, rest_account, webpage):
             for ep in module.ROUTES:
                 self.routes[(ep.method, ep.path)] = ep
         self.ws = ws.Streams(self)
@@ -111,6 +114,7 @@ class ApiServer:
                     break
                 self.ws.market.note_depth(record, build=False)
                 self.history.apply(record)
+                self.venue.apply(record)
                 n += 1
         except FileNotFoundError:
             return 0
@@ -161,6 +165,7 @@ class ApiServer:
     # -- the sequencing loop's listener -----------------------------------------------------------
     def after_command(self, record: LogRecord) -> None:
         try:
+            self.venue.apply(record)
             self.ws.before_projection(record)
             self.history.apply(record, self.ws.user.observer(record))
             self.ws.after_projection(record)
@@ -237,6 +242,8 @@ class ApiServer:
         when it was refused for its size before it was read. An endpoint with a `command`
         function (new order, cancel) runs without a coroutine: parse, submit, answer from the
         loop's callback, as the native gateway does."""
+        if webpage.is_page(method, path):  # the web page's static files: no weight
+            return respond(*webpage.serve(path))
         self.requests += 1
         now = self.now()
         headers: dict[str, str] = {}
@@ -326,7 +333,7 @@ class ApiServer:
             request.method, request.path, request.raw_path.partition("?")[2], body,
             request.headers.get("X-MBX-APIKEY", ""), ip)
         return web.Response(body=payload, status=status, headers=headers,
-                            content_type="application/json")
+                            content_type=headers.pop("Content-Type", "application/json"))
 
     async def _body(self, request: web.BaseRequest) -> str:
         """The raw body (a form), at most `max_body` bytes (-1101 and HTTP 413 beyond)."""

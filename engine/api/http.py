@@ -186,7 +186,9 @@ class HttpProtocol(asyncio.Protocol):
 
 def _response(status: int, payload: bytes, headers: dict[str, str], close: bool) -> bytes:
     head = [f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n"]
+            f"Content-Length: {len(payload)}\r\n"]
+    if "Content-Type" not in headers:  # the web page's static files name their own
+        head.append("Content-Type: application/json\r\n")
     for k, v in headers.items():
         head.append(f"{k}: {v}\r\n")
     if close:

@@ -25,7 +25,8 @@ counts liquidations on !forceOrder and trades on trade@SYMBOL.
 This is an edge tool: it uses floats for its random walk and its statistics, but every price and
 quantity it sends is a decimal string made from integer ticks and steps of the instrument.
 Progress goes to stderr once a second; the report to stdout, as JSON to --report, and as a
-latency histogram PNG next to it when matplotlib is importable.
+picture next to it (FILE.png: latency percentiles over time and a histogram, orders/s and CPU
+over time).
 """
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ from engine.sim.connections import (LoadClient, ServerInfo, log, raise_nofile, s
 from engine.sim.pricefeed import feed
 from engine.sim import flowload
 from engine.sim.report import (ORDER_OPS, CpuMeter, ProcessCpu, Stats, build_report,
-                               print_report, print_sweep, write_png)
+                               print_report, print_sweep, write_picture)
 from engine.sim.traders import (CONN_ROLES, ROLES, Canceler, Gambler, Maker, Market, Taker,
                                 Trader, Watcher, plan_roles)
 from proto import wire
@@ -421,12 +422,11 @@ async def amain(args) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     png = path.with_suffix(".png")
     rep["report"] = str(path)
-    rep["histogram_png"] = str(png) if write_png(run.stats.lat, png) else None
+    rep["picture"] = str(write_picture(rep, run.stats.lat, png))
     path.write_text(json.dumps(rep, indent=1))
     args.result = rep
     print_report(rep)
-    print(f"  report     {path}" + (f" (histogram {png})" if rep["histogram_png"] else ""),
-          flush=True)
+    print(f"  report     {path} (picture {png})", flush=True)
     return 0 if failure is None else 1  # 1: the run broke off (the report says why)
 
 
@@ -541,8 +541,10 @@ def main(argv: list[str] | None = None) -> int:
     rows, code = [], 0
     for fsync in ("batch", "interval"):
         for rate in (2_000, 5_000, 10_000):
+            report = Path(args.report).with_name(f"{Path(args.report).stem}-{fsync}-{rate}.json") \
+                if args.report else Path.cwd() / f"load-report-{fsync}-{rate}.json"
             one = argparse.Namespace(**{**vars(args), "flow": "honest", "rate": float(rate),
-                                        "fsync": fsync, "sweep": False, "report": None})
+                                        "fsync": fsync, "sweep": False, "report": str(report)})
             log(f"load: sweep: fsync {fsync}, offered {rate:,} orders/s")
             code = run(amain(one)) or code
             rows.append(one.result)

@@ -252,6 +252,7 @@ def build_report(run: Any, nofile: dict) -> dict:
                                          (("p50", 0.5), ("p99", 0.99), ("max", 1.0))),
         "nofile": nofile,
         "timeline": run.timeline,
+        "latency_timeline": latency_timeline(run.timeline, st.lat),
     }
 
 
@@ -307,37 +308,109 @@ def print_report(rep: dict) -> None:
     print("\n".join(lines), flush=True)
 
 
-def write_png(lat_ns, path: Path) -> bool:
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except Exception:
-        return False
-    try:
-        data = [x / 1e6 for x in lat_ns]
-        if not data:
-            return False
-        lo, hi = max(min(data), 1e-3), max(data)
+def latency_timeline(timeline: list[dict], lat_ns) -> list[dict]:
+    """Ack latency percentiles per progress interval (ms): the latencies are kept in the order
+    their acknowledgements came, and each progress row counts the acknowledgements so far, so
+    the slice between two rows is one interval's."""
+    out = []
+    prev = 0
+    for row in timeline:
+        n = min(row["acked"], len(lat_ns))
+        part = sorted(lat_ns[prev:n])
+        prev = n
+        if not part:
+            continue
+        q = quantiles(part, (("p50", 0.5), ("p99", 0.99), ("p99.9", 0.999)))
+        out.append({"t": row["t"], "n": len(part), **q})
+    return out
+
+
+def write_picture(rep: dict, lat_ns, path: Path) -> Path:
+    """The report's picture as PNG at `path` (always: matplotlib is a dependency)."""
+    from engine.plots import save_png
+    save_png(report_figure(rep, lat_ns), path)
+    return path
+
+
+def report_figure(rep: dict, lat_ns):
+    """The run as a picture: ack latency percentiles over time, the latency histogram with
+    p50 / p99 / p99.9 marked, orders/s over time and CPU over time (the server, this load
+    generator, everything else). Labels never overlap (engine.plots.place_labels)."""
+    from engine.plots import figure, place_labels
+    fig, axes = figure(12, 8, rows=2, cols=2)
+    (a_lat, a_hist), (a_rate, a_cpu) = axes
+    lt = rep.get("latency_timeline") or []
+    tl = rep.get("timeline") or []
+    empty = {"ha": "center", "va": "center", "color": "#777"}
+    if lt:
+        t = [r["t"] for r in lt]
+        for name, colour in (("p50", "#1f6fd1"), ("p99", "#d1731f"), ("p99.9", "#c0392b")):
+            a_lat.plot(t, [r[name] for r in lt], marker=".", color=colour, label=name,
+                       gid=f"latency {name}")
+        a_lat.set_ylim(bottom=0)
+        a_lat.legend(fontsize=8, loc="upper left")
+    else:
+        a_lat.text(0.5, 0.5, "no interval with acknowledgements", transform=a_lat.transAxes,
+                   **empty)
+    a_lat.set_title("ack latency per second", fontsize=10)
+    a_lat.set_xlabel("time since start (s)")
+    a_lat.set_ylabel("ms")
+    data = [x / 1e6 for x in lat_ns]  # drawing and statistics: not money
+    marks = []
+    if data:
+        lo, hi = max(min(data), 1e-3), max(max(data), 1e-3)
         bins = [lo * (hi / lo) ** (i / 80) for i in range(81)] if hi > lo else 80
-        fig, ax = plt.subplots(figsize=(8, 4.5))
-        ax.hist(data, bins=bins)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("ack latency (ms)")
-        ax.set_ylabel("orders")
-        s = sorted(lat_ns)
-        for name, q in (("p50", 0.5), ("p99", 0.99), ("p99.9", 0.999)):
-            v = s[min(len(s) - 1, int(q * len(s)))] / 1e6
-            ax.axvline(v, linestyle="--", linewidth=1)
-            ax.text(v, ax.get_ylim()[1] * 0.5, f" {name} {v:.2f}", fontsize=8)
-        ax.set_title("perpengine load: ack latency")
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        return True
-    except Exception:
-        return False
+        a_hist.hist(data, bins=bins, color="#5b8bd6", gid="histogram")
+        a_hist.set_xscale("log")
+        a_hist.set_yscale("log")
+        lat = rep.get("latency_ms") or {}
+        for name, colour in (("p50", "#1f6fd1"), ("p99", "#d1731f"), ("p99.9", "#c0392b")):
+            v = lat.get(name)
+            if v:
+                a_hist.axvline(v, linestyle="--", linewidth=1, color=colour, gid=f"line {name}")
+                marks.append((v, name, colour))
+    else:
+        a_hist.text(0.5, 0.5, "no acknowledged orders", transform=a_hist.transAxes, **empty)
+    a_hist.set_title("ack latency histogram", fontsize=10)
+    a_hist.set_xlabel("ack latency (ms)")
+    a_hist.set_ylabel("orders")
+    if tl:
+        t = [r["t"] for r in tl]
+        a_rate.plot(t, [r["acked_per_s"] for r in tl], color="#2e9e4f", label="acknowledged/s",
+                    gid="acked per s")
+        a_rate.legend(fontsize=8, loc="lower right")
+        cpu_keys = [(k, label, c) for k, label, c in (
+            ("server_cpu", "server", "#c0392b"), ("loadgen_cpu", "load generator", "#1f6fd1"),
+            ("other_cpu", "other processes", "#7f8c8d")) if all(k in r for r in tl)]
+        for k, label, colour in cpu_keys:
+            a_cpu.plot(t, [r[k] for r in tl], color=colour, label=label, gid=f"cpu {label}")
+        if cpu_keys:
+            a_cpu.legend(fontsize=8, loc="lower right")
+        else:
+            a_cpu.text(0.5, 0.5, "no CPU samples (/proc)", transform=a_cpu.transAxes, **empty)
+    else:
+        for ax in (a_rate, a_cpu):
+            ax.text(0.5, 0.5, "no progress samples (a run under a second)",
+                    transform=ax.transAxes, **empty)
+    a_rate.set_title("orders per second", fontsize=10)
+    a_rate.set_xlabel("time since start (s)")
+    a_rate.set_ylabel("orders/s")
+    per = (rep.get("cpu_per_ack") or {}).get("server")
+    a_cpu.set_title("CPU (% of one core)" + (f"; server {per['us_per_ack']} µs per acknowledged "
+                                             f"order" if per else ""), fontsize=10)
+    a_cpu.set_xlabel("time since start (s)")
+    a_cpu.set_ylabel("% of one core")
+    o = rep.get("orders") or {}
+    fig.suptitle(f"perpengine load: {rep.get('duration_s', 0):.1f} s, "
+                 f"{o.get('acknowledged', 0):,} orders acknowledged "
+                 f"({o.get('acknowledged_per_s', 0):,.0f}/s), offered {o.get('offered_rate')}",
+                 fontsize=11)
+    if marks:
+        top = a_hist.get_ylim()[1]
+        place_labels(a_hist, [(v, top, f"{name} {v:.2f} ms",
+                               {"color": c, "fontsize": 8, "va": "top", "gid": f"label {name}"})
+                              for v, name, c in marks], offset=(3, -3))
+    return fig
 
 
 def print_sweep(reports: list[dict]) -> None:
