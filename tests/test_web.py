@@ -211,9 +211,13 @@ def test_every_view_loads_without_console_errors(venue, browser, shots):
     b = browser
     info = venue.rest("GET", "/fapi/v1/exchangeInfo")
     symbols = {s["symbol"] for s in info["symbols"]}
-    rows = b.wait(lambda: b.js("return [...document.querySelectorAll('#view-markets tbody tr')]"
-                                ".map((tr) => tr.dataset.symbol)"))
-    assert set(rows) == symbols  # every USD-M symbol, once
+    coinm = {s["symbol"] for s in venue.rest("GET", "/dapi/v1/exchangeInfo")["symbols"]}
+    assert coinm and not coinm & symbols
+    listed = "return [...document.querySelectorAll('#view-markets tbody tr')]" \
+        ".map((tr) => tr.dataset.symbol)"
+    b.wait(lambda: coinm <= set(b.js(listed) or ()), message="the COIN-M rows (polled)")
+    rows = b.js(listed)
+    assert sorted(rows) == sorted(symbols | coinm)  # every USD-M and COIN-M symbol, once
     # the simulated symbols are live: a mark, an index, a last price, a countdown, open interest
     for sym in ("BTCUSDT", "ETHUSDT", "ALLUSDT"):
         cells = b.wait(lambda: b.js(
