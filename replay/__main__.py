@@ -74,7 +74,7 @@ def cmd_redrive(args, cat) -> int:
                  f"  recorded: {json.dumps(dv['recorded'])}",
                  f"  produced: {json.dumps(dv['produced'])}"]
     else:
-        lines = [f"PROBLEM reading the log: " + _problem_line(r.problem) if r.problem
+        lines = ["PROBLEM reading the log: " + _problem_line(r.problem) if r.problem
                  else "PROBLEM: no records"]
     _print(r.as_dict(), args.json, lines)
     if r.problem and r.problem["record_number"] == 0:
@@ -91,7 +91,7 @@ def cmd_whatif(args, cat) -> int:
         return 2
     try:
         if args.html:
-            from replay.whatif import affected_accounts, write_html
+            from replay.whatif import write_html
             r = write_html(args.log, overrides, args.html, cat)
             report = r.report
         else:

@@ -6,10 +6,8 @@ stream's ALGO_UPDATE / CONDITIONAL_ORDER_TRIGGER_REJECT and the triggered order'
 ORDER_TRADE_UPDATE; and GTD, priceMatch and selfTradePreventionMode on ordinary orders."""
 from __future__ import annotations
 
-import asyncio
 import time
 
-import aiohttp
 import ccxt
 import pytest
 from binance.client import Client as BinanceClient

@@ -12,8 +12,6 @@ cluster of three on 127.0.0.1), real server processes, SIGKILL and SIGSTOP.
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import signal
 import time
 from collections import Counter
@@ -252,7 +250,6 @@ async def test_the_stream_leader_killed_under_load_loses_and_duplicates_nothing(
             before = len(load.acked)
             leader = await asyncio.get_running_loop().run_in_executor(None, cluster.leader, "R3")
             cluster.kill(leader)  # SIGKILL the stream's leader
-            killed = time.monotonic()
             await asyncio.wait_for(runner, 90)
             assert not load.unknown and server.proc.poll() is None  # the server rode it out
             times = sorted(t for t, _ in load.ack_times)

@@ -146,7 +146,7 @@ def test_a_flipped_byte_inside_a_batch_loses_the_batch_and_names_its_first_recor
 def test_format_3_is_positional_and_smaller_than_maps(tmp_path):
     """A batch is a msgpack array of [seq, time, [op, ...], [[e, ...], ...]]."""
     import msgspec
-    from engine.eventlog.frames import FRAME, MAGIC
+    from engine.eventlog.frames import FRAME
     from proto.positional import as_map
     _, _, log = feed(synthetic_lines(300), tmp_path)
     data = log.read_bytes()

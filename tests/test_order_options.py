@@ -11,7 +11,7 @@ from engine.core import funding as F
 from engine.core.fixed import SCALE
 from proto import commands as C
 from proto import events as V
-from tests.harness import Harness, d, kinds, rejection, trades
+from tests.harness import Harness, d, kinds, rejection
 
 BTC = "BTCUSDT"
 MIN = 60_000

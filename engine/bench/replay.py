@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import gc
 import os
-import sys
 import tempfile
 import time
 from dataclasses import asdict

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import sys
 import time
 
 from engine.bench.common import machine_line

@@ -765,5 +765,5 @@ def read_stream_records(spec: str, after: int = 0) -> list[LogRecord]:
 
 
 __all__ = ["NatsSpec", "LogSpecError", "Fenced", "JetStreamLog", "JetStreamWriter",
-           "JetStreamReader", "StreamFeed", "ResumingFeed", "Entry", "is_nats", "parse_spec", "new_header",
+           "JetStreamReader", "StreamFeed", "ResumingFeed", "Entry", "parse_spec", "new_header",
            "HEARTBEAT_S", "read_stream_records"]
