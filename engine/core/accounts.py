@@ -33,12 +33,17 @@ and open loss are per contract in the coin (1e-8 coin per contract, the same 1e-
 """
 from __future__ import annotations
 
-from engine.core import inverse
-from engine.core.fixed import SCALE
+from typing import Final
 
-CROSSED = "CROSSED"
-ISOLATED = "ISOLATED"
-BOTH, LONG, SHORT = "BOTH", "LONG", "SHORT"
+from engine.core import inverse
+from engine.core.fixed import SCALE, mul_down
+
+# Final: inlined by mypyc where the core uses them
+CROSSED: Final = "CROSSED"
+ISOLATED: Final = "ISOLATED"
+BOTH: Final = "BOTH"
+LONG: Final = "LONG"
+SHORT: Final = "SHORT"
 
 
 def position_key(symbol: str, side: str) -> str:
@@ -48,7 +53,7 @@ def position_key(symbol: str, side: str) -> str:
 
 def fill_result(qty: int, cost: int, dq: int, price: int) -> tuple[int, int, int]:
     """Position (qty, cost) trades signed dq at price -> (new qty, new cost, realized PnL)."""
-    notional = (dq if dq > 0 else -dq) * price // SCALE
+    notional = mul_down(dq if dq > 0 else -dq, price)
     if qty == 0 or (qty > 0) == (dq > 0):
         return qty + dq, cost + (notional if dq > 0 else -notional), 0
     size = qty if qty > 0 else -qty
@@ -58,7 +63,7 @@ def fill_result(qty: int, cost: int, dq: int, price: int) -> tuple[int, int, int
         closing_value = notional if qty > 0 else -notional
         return qty + dq, cost - removed, closing_value - removed
     # closes fully, maybe flips: the closing part is `size` of the trade
-    closing_notional = size * price // SCALE
+    closing_notional = mul_down(size, price)
     realized = (closing_notional if qty > 0 else -closing_notional) - cost
     rest = trade - size
     if rest == 0:
@@ -93,10 +98,11 @@ class OpenOrders:
 class Position:
     """An account's state in one symbol (or one leg in hedge mode): position, leverage,
     margin mode, resting orders. `order_margin` is derived (a cache of `compute_order_margin()`
-    kept by the appliers)."""
+    kept by the appliers), as the sum of `buy_margin` and `sell_margin`, each side's share,
+    so that a change to one side's orders recomputes that side only (Account.refresh_*)."""
     __slots__ = ("symbol", "side", "taker_fee", "rules", "qty", "cost", "leverage",
                  "margin_type", "isolated_margin", "buys", "sells", "open_orders",
-                 "order_margin", "asset", "contract_size")
+                 "order_margin", "asset", "contract_size", "buy_margin", "sell_margin")
 
     def __init__(self, symbol: str, leverage: int, taker_fee: int, rules: int = 2,
                  side: str = BOTH, asset: str = "USDT", contract_size: int = 0) -> None:
@@ -115,6 +121,8 @@ class Position:
         self.sells = OpenOrders()
         self.open_orders = 0
         self.order_margin = 0
+        self.buy_margin = 0
+        self.sell_margin = 0
 
     @property
     def key(self) -> str:
@@ -123,26 +131,37 @@ class Position:
     def margin_for(self, buys: OpenOrders, sells: OpenOrders) -> int:
         """Initial margin held by open orders of these sizes: for each side, the part that
         would open (not close) the position, at its cost (module doc), rounded up."""
-        total = 0
-        qty = self.qty
-        if buys.qty > 0:
-            opening = buys.qty + qty if qty < 0 else buys.qty  # a short absorbs buys first
-            if opening > 0:
-                total += self._side_margin(buys, opening)
-        if sells.qty > 0:
-            opening = sells.qty - qty if qty > 0 else sells.qty
-            if opening > 0:
-                total += self._side_margin(sells, opening)
-        return total
+        return self.side_margin(True, buys.qty, buys.notional, buys.cost, buys.loss) + \
+            self.side_margin(False, sells.qty, sells.notional, sells.cost, sells.loss)
 
-    def _side_margin(self, side: OpenOrders, opening: int) -> int:
+    def side_margin(self, buy: bool, side_qty: int, notional: int, cost: int,
+                    loss: int) -> int:
+        """The margin one side's orders hold with these sums (the buys if `buy`): the part
+        that would open rather than close the position (a short absorbs buys first, a long
+        sells), rounded up."""
+        if side_qty <= 0:
+            return 0
+        qty = self.qty
+        if buy:
+            opening = side_qty + qty if qty < 0 else side_qty
+        else:
+            opening = side_qty - qty if qty > 0 else side_qty
+        if opening <= 0:
+            return 0
         lev = self.leverage
         if self.rules < 2:  # notional / leverage + taker fee on the opening part
-            n = side.notional * opening // side.qty
+            n = notional if opening == side_qty else notional * opening // side_qty
             return -(-n // lev) - (-(n * self.taker_fee) // SCALE)
-        # (cost / leverage + loss) x opening / qty, from 1e-16 sums to 1e-8 USDT, rounded up
-        num = (side.cost + side.loss * lev) * opening
-        return -(-num // (side.qty * lev * SCALE))
+        # (cost / leverage + loss) x opening / qty, from 1e-16 sums to 1e-8 USDT, rounded up:
+        # ceil(a / (b x c)) == ceil(ceil(a / b) / c) for positive b, c, so it is divided in
+        # steps (the first by SCALE: a one-digit divisor for Python's long division), and
+        # the whole side opens more often than not (opening == qty: nothing to scale)
+        num = cost + loss * lev
+        if opening == side_qty:
+            up = -(-num // SCALE)
+            return -(-up // lev)
+        up = -(-(num * opening) // SCALE)
+        return -(-up // (side_qty * lev))
 
     def compute_order_margin(self) -> int:
         return self.margin_for(self.buys, self.sells) if self.open_orders else 0
@@ -173,7 +192,7 @@ class Position:
             return
         size0 = abs(qty0)
         if qty0 == 0 or (qty0 > 0) == (dq > 0):
-            opened = inverse.coin_value(dq, size, price) if size else abs(dq) * price // SCALE
+            opened = inverse.coin_value(dq, size, price) if size else mul_down(abs(dq), price)
             self.isolated_margin += -(-opened // self.leverage)
         elif abs(dq) < size0:
             self.isolated_margin -= self.isolated_margin * abs(dq) // size0
@@ -227,9 +246,44 @@ class Account:
 
     def refresh_order_margin(self, pos: Position) -> None:
         """Re-derive a position's order margin after its orders, size or leverage changed."""
-        new = pos.compute_order_margin()
+        b = pos.buys
+        s = pos.sells
+        buy = pos.side_margin(True, b.qty, b.notional, b.cost, b.loss)
+        sell = pos.side_margin(False, s.qty, s.notional, s.cost, s.loss)
+        pos.buy_margin = buy
+        pos.sell_margin = sell
+        new = buy + sell
         self.order_margin += new - pos.order_margin
         pos.order_margin = new
+
+    def refresh_side(self, pos: Position, buy: bool) -> None:
+        """Re-derive one side's share after only that side's orders changed (the position's
+        size and leverage did not)."""
+        if buy:
+            o = pos.buys
+            new = pos.side_margin(True, o.qty, o.notional, o.cost, o.loss)
+            delta = new - pos.buy_margin
+            pos.buy_margin = new
+        else:
+            o = pos.sells
+            new = pos.side_margin(False, o.qty, o.notional, o.cost, o.loss)
+            delta = new - pos.sell_margin
+            pos.sell_margin = new
+        if delta:
+            pos.order_margin += delta
+            self.order_margin += delta
+
+    def refresh_after_fill(self, pos: Position, qty0: int, buys: bool = True,
+                           sells: bool = True) -> None:
+        """Re-derive after the position's size changed from `qty0` (its orders did not): a
+        side's opening part depends on the size only through min(qty, 0) for the buys and
+        max(qty, 0) for the sells. `buys` or `sells` False: the caller refreshes that side
+        itself."""
+        qty = pos.qty
+        if buys and pos.buys.qty and (qty0 if qty0 < 0 else 0) != (qty if qty < 0 else 0):
+            self.refresh_side(pos, True)
+        if sells and pos.sells.qty and (qty0 if qty0 > 0 else 0) != (qty if qty > 0 else 0):
+            self.refresh_side(pos, False)
 
     def forget_client_id(self, order_id: int, client_id: str) -> None:
         """An order left the engine (filled, canceled, expired): its client id is free again."""

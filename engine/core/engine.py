@@ -106,7 +106,13 @@ class Engine:
             self.pricing.run_due(time)
         if self.orders.gtd and time >= self.orders.next_expiry():  # good-till-date orders
             self.orders.expire_due(time)
-        self._handlers[type(cmd)](cmd)
+        kind = type(cmd)
+        if kind is C.NewOrder:  # the hot commands by a direct (native) call
+            self.orders.new_order(cmd)
+        elif kind is C.CancelOrder:
+            self.orders.cancel_order(cmd)
+        else:
+            self._handlers[kind](cmd)
         conditional = self.conditional
         if conditional.moved or ledger.closed:  # triggers, and orders a closed position frees
             conditional.after_command()

@@ -73,11 +73,12 @@ def restore(catalogue: Catalogue, blob: bytes, config: EngineConfig | None = Non
                               reduce_only, client_id, stp, False, position_side, cost_price,
                               loss_unit, good_till)
                 order.remaining = remaining
+                pos = engine.accounts[account].positions[position_key(name, position_side)]
+                order.pos = pos
                 loaded.append(order)
                 if good_till:
                     gtd.add((good_till, oid, name))
                 if cost_price or loss_unit:
-                    pos = engine.accounts[account].positions[position_key(name, position_side)]
                     totals = pos.buys if side == BUY else pos.sells
                     totals.cost += remaining * cost_price
                     totals.loss += remaining * loss_unit
