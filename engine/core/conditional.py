@@ -624,6 +624,8 @@ class ConditionalOrders:
     def _on_price(self, symbol: str, source: int, price: int) -> None:
         """A price event was applied: note the move for the trigger check, and let trailing
         stops activate and follow their extreme (derived state, the same in a rebuild)."""
+        if not self.books:  # no conditional order waits on any price: nothing to note
+            return
         key = (symbol, source)
         book = self.books.get(key)
         if book is None:

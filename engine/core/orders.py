@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Callable, Final, Protocol
 
+from msgspec.structs import astuple
 from sortedcontainers import SortedList
 
 from engine.core import errors as E
@@ -296,24 +297,23 @@ class Orders:
         """Every check of a new order; the OrderAccepted to emit, or Rejected. (The command's
         fields are read once each: they are attributes of a msgspec struct.)"""
         ledger = self.ledger
-        symbol = cmd.symbol
-        account = cmd.account
+        # the command's fields in one call (a struct's attributes are generic reads for
+        # compiled code); in the order of proto.commands.NewOrder
+        fields: tuple[int, str, str, str, int, int, str | None, bool | None, str, str | None,
+                      str | None, str | None, int] = astuple(cmd)
+        (account, symbol, side, type_, qty, sent_price, sent_tif, sent_reduce_only, cid,
+         sent_stp, sent_position_side, price_match, good_till_date) = fields
         sym = ledger.symbol(symbol)
         acct = ledger.account(account)
         spec = sym.spec
         book = sym.book
-        side = cmd.side
-        type_ = cmd.type
         if type_ in CONDITIONAL_TYPES:
             raise Rejected(E.STOP_ORDER_SWITCH_ALGO, f"{type_} is placed with newAlgoOrder")
-        position_side, reduce_only = self.position_side(acct, side, cmd.position_side,
-                                                        cmd.reduce_only)
-        price_match = cmd.price_match
+        position_side, reduce_only = self.position_side(acct, side, sent_position_side,
+                                                        sent_reduce_only)
         if price_match == "NONE":
             price_match = None
         rules = ledger.config.rules
-        sent_price = cmd.price
-        sent_tif = cmd.time_in_force
         if type_ == "LIMIT":
             if sent_tif is None and rules >= 2:
                 raise Rejected(E.MANDATORY_PARAM, arg="timeInForce")
@@ -341,14 +341,12 @@ class Orders:
             price = 0
             best = book.ask if side == BUY else book.bid
             ref = sym.mark or best or 0
-        gtd = self.good_till(tif, cmd.good_till_date)
+        gtd = self.good_till(tif, good_till_date)
         pos = ledger.position(acct, symbol, position_side)
-        qty = cmd.quantity
         notional = self._check_price_qty(spec, sym, side, type_, price, qty, reduce_only, ref,
                                          rules)
         if reduce_only:
             self._check_reduce_only(pos, side, qty)
-        cid = cmd.new_client_order_id
         if cid and cid in acct.client_ids:
             raise Rejected(E.CLIENT_ID_DUPLICATED, repr(cid))
         # one-way mode: `pos` is the symbol's one position (or a fresh one, without orders)
@@ -371,7 +369,7 @@ class Orders:
             raise Rejected(E.GTX_WOULD_TAKE)
         if tif == "FOK" and fillable(book, side, price, qty) < qty:
             raise Rejected(E.FOK_UNFILLABLE)
-        stp = cmd.self_trade_prevention_mode or ledger.config.default_stp
+        stp = sent_stp or ledger.config.default_stp
         rest = (tif == "GTC" or tif == "GTX" or tif == "GTD") and not crosses(book, side, price)
         # positional, in the event's field order (proto/events.py): the fastest construction
         return V.OrderAccepted(ledger.next_order_id, account, symbol, side, type_, tif, price,
@@ -604,23 +602,42 @@ class Orders:
             self.match(order)
 
     # == appliers: the only code here that mutates state ==========================================
+    def apply(self, ev: V.Event) -> bool:
+        """Apply `ev` if it is one of the order events that make up most of a log (a direct
+        call: Engine.apply_record's fast path); False if it is not one of them."""
+        kind = type(ev)
+        if kind is V.OrderAccepted:
+            self._accept(ev)
+        elif kind is V.Trade:
+            self._on_trade(ev)
+        elif kind is V.OrderCanceled:
+            self._on_order_canceled(ev)
+        elif kind is V.OrderRested:
+            self._on_order_rested(ev)
+        elif kind is V.OrderExpired:
+            self._on_order_expired(ev)
+        else:
+            return False
+        return True
+
     def _on_order_accepted(self, ev: V.OrderAccepted) -> None:
         self._accept(ev)
 
     def _accept(self, ev: V.OrderAccepted) -> Order:
         """The applier of OrderAccepted; returns the order (resting, or pending to match)."""
         ledger = self.ledger
-        order_id = ev.order_id
-        cid = ev.client_order_id
-        order = Order(order_id, ev.account, ev.symbol, ev.side, ev.price, ev.quantity,
-                      ev.time_in_force, ev.type, ev.reduce_only, cid, ev.stp_mode,
-                      ev.liquidation, ev.position_side, ev.cost_price, ev.loss_unit,
-                      ev.good_till_date)
+        # the event's fields in one call, in the order of proto.events.OrderAccepted
+        fields: tuple[int, int, str, str, str, str, int, int, bool, str, str, bool, bool, str,
+                      int, int, int] = astuple(ev)
+        (order_id, account, symbol, side, type_, tif, price, quantity, reduce_only, cid, stp,
+         rest, liquidation, position_side, cost_price, loss_unit, gtd) = fields
+        order = Order(order_id, account, symbol, side, price, quantity, tif, type_, reduce_only,
+                      cid, stp, liquidation, position_side, cost_price, loss_unit, gtd)
         ledger.next_order_id = order_id + 1
-        acct = ledger.accounts[order.account]
+        acct = ledger.accounts[account]
         if cid:
             acct.client_ids[cid] = order_id
-        if ev.rest:
+        if rest:
             self._rest(order, acct)
         else:
             ledger.pending[order_id] = order
@@ -688,33 +705,33 @@ class Orders:
 
     def _on_trade(self, ev: V.Trade) -> None:
         ledger = self.ledger
-        symbol = ev.symbol
+        # the event's fields in one call, in the order of proto.events.Trade
+        fields: tuple[int, str, int, int, str, int, int, int, int, int, int, int, int] = \
+            astuple(ev)
+        (trade_id, symbol, price, qty, taker_side, maker_order_id, taker_order_id, maker_account,
+         taker_account, maker_fee, taker_fee, maker_pnl, taker_pnl) = fields
         sym = ledger.symbols[symbol]
-        maker = sym.book.orders[ev.maker_order_id]
-        taker = ledger.pending[ev.taker_order_id]
-        qty = ev.quantity
-        price = ev.price
-        dq = qty if ev.taker_side == BUY else -qty
-        maker_fee = ev.maker_fee
-        taker_fee = ev.taker_fee
-        taker_acct = ledger.accounts[ev.taker_account]
-        maker_acct = ledger.accounts[ev.maker_account]
+        maker = sym.book.orders[maker_order_id]
+        taker = ledger.pending[taker_order_id]
+        dq = qty if taker_side == BUY else -qty
+        taker_acct = ledger.accounts[taker_account]
+        maker_acct = ledger.accounts[maker_account]
         tp = self._position_of(taker, taker_acct)
         taker_qty = tp.qty
         tp.apply_fill(dq, price)
         asset = sym.asset
         if asset == "USDT":
-            taker_acct.wallet += ev.taker_realized_pnl - taker_fee
+            taker_acct.wallet += taker_pnl - taker_fee
         else:
-            taker_acct.credit(asset, ev.taker_realized_pnl - taker_fee)
+            taker_acct.credit(asset, taker_pnl - taker_fee)
         mp = self._position_of(maker, maker_acct)
         maker_qty = mp.qty
         mp.apply_fill(-dq, price)
         if asset == "USDT":
-            maker_acct.wallet += ev.maker_realized_pnl - maker_fee
+            maker_acct.wallet += maker_pnl - maker_fee
             ledger.fees_collected += maker_fee + taker_fee
         else:
-            maker_acct.credit(asset, ev.maker_realized_pnl - maker_fee)
+            maker_acct.credit(asset, maker_pnl - maker_fee)
             ledger.add_fee(asset, maker_fee + taker_fee)
         # the positions moved: the opening part of their orders may have changed
         if tp.open_orders:
@@ -728,7 +745,7 @@ class Orders:
             del ledger.pending[taker.order_id]
             taker_acct.forget_client_id(taker.order_id, taker.client_id)
         sym.last_price = price
-        ledger.next_trade_id = ev.trade_id + 1
+        ledger.next_trade_id = trade_id + 1
         if tp.qty == 0:
             ledger.filled(taker_acct, tp)
         if mp.qty == 0:
