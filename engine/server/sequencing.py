@@ -24,6 +24,7 @@ from typing import Any, Callable
 
 import structlog
 
+from engine.core.gcpause import serving_gc
 from engine.sequencer import Sequencer
 from proto.commands import Command
 from proto.records import LogRecord
@@ -73,6 +74,7 @@ class SequencingLoop:
         self.inbox.put_nowait(None)
 
     async def run(self) -> None:
+        serving_gc()  # the state is built: keep it out of the collector's way
         loop = asyncio.get_running_loop()
         inbox = self.inbox
         sequencer = self.sequencer
