@@ -71,6 +71,29 @@ class Harness:
         return self.engine.accounts[account].wallet
 
 
+def check_derived(engine: Engine) -> None:
+    """The figures the appliers keep running (each side's order margin, an account's order
+    margin, what it holds per asset, its cross positions with a quantity) equal a fresh
+    computation from the positions."""
+    for a in engine.accounts.values():
+        held: dict[str, int] = {}
+        for p in a.positions.values():
+            b, s = p.buys, p.sells
+            assert (p.buy_margin, p.sell_margin) == \
+                (p.side_margin(True, b.qty, b.notional, b.cost, b.loss),
+                 p.side_margin(False, s.qty, s.notional, s.cost, s.loss)), \
+                f"stale side margin of {a.account_id} {p.symbol} {p.side}"
+            assert p.order_margin == p.buy_margin + p.sell_margin == p.compute_order_margin()
+            held[p.asset] = held.get(p.asset, 0) + p.order_margin + \
+                (p.isolated_margin if p.margin_type == "ISOLATED" else 0)
+        assert a.order_margin == sum(p.order_margin for p in a.positions.values())
+        assert {k: v for k, v in a.held.items() if v} == {k: v for k, v in held.items() if v}, \
+            f"held margin of account {a.account_id}: {a.held} != {held}"
+        assert sorted(map(id, a.open_cross)) == sorted(
+            id(p) for p in a.positions.values() if p.qty and p.margin_type != "ISOLATED"), \
+            f"open cross positions of account {a.account_id}"
+
+
 def kinds(events) -> list[str]:
     return [type(e).__name__ for e in events]
 

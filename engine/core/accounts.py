@@ -201,8 +201,15 @@ class Position:
 
 
 class Account:
+    """An account: wallets, positions (by position_key), open client order ids, modes.
+    Derived, kept by the appliers so that the available balance needs no pass over every
+    position: `order_margin` (all its positions' open-order margin), `held` (per margin asset:
+    the open-order margin of its positions plus the isolated margin of its isolated ones) and
+    `open_cross` (its cross positions with a quantity, the only ones valued at the mark).
+    Positions change size through `fill` and isolated margin through `set_isolated`;
+    `rederive` recomputes all of it (a restore, a change of margin type or position mode)."""
     __slots__ = ("account_id", "registered_at", "wallet", "positions", "client_ids",
-                 "order_margin", "dual_side", "balances", "multi_assets")
+                 "order_margin", "dual_side", "balances", "multi_assets", "held", "open_cross")
 
     def __init__(self, account_id: int, registered_at: int) -> None:
         self.account_id = account_id
@@ -214,6 +221,8 @@ class Account:
         self.client_ids: dict[str, int] = {}  # newClientOrderId of open orders -> order id
         self.order_margin = 0  # derived: sum of its positions' order_margin
         self.dual_side = False  # hedge mode (dualSidePosition)
+        self.held: dict[str, int] = {}  # derived: asset -> order margin + isolated margin
+        self.open_cross: list[Position] = []  # derived: cross positions with a quantity
 
     def balance(self, asset: str) -> int:
         """The wallet balance in `asset`."""
@@ -253,7 +262,10 @@ class Account:
         pos.buy_margin = buy
         pos.sell_margin = sell
         new = buy + sell
-        self.order_margin += new - pos.order_margin
+        delta = new - pos.order_margin
+        if delta:
+            self.order_margin += delta
+            self.hold(pos.asset, delta)
         pos.order_margin = new
 
     def refresh_side(self, pos: Position, buy: bool) -> None:
@@ -272,6 +284,49 @@ class Account:
         if delta:
             pos.order_margin += delta
             self.order_margin += delta
+            self.hold(pos.asset, delta)
+
+    def hold(self, asset: str, delta: int) -> None:
+        """`held` in `asset` changes by `delta`."""
+        held = self.held
+        held[asset] = held.get(asset, 0) + delta
+
+    def fill(self, pos: Position, dq: int, price: int) -> None:
+        """For appliers: `pos` (stored) trades signed `dq` at `price` (Position.apply_fill),
+        keeping `held` and `open_cross`."""
+        qty0 = pos.qty
+        if pos.margin_type == ISOLATED:
+            margin0 = pos.isolated_margin
+            pos.apply_fill(dq, price)
+            if pos.isolated_margin != margin0:
+                self.hold(pos.asset, pos.isolated_margin - margin0)
+            return
+        pos.apply_fill(dq, price)
+        if qty0 == 0:
+            if pos.qty != 0:
+                self.open_cross.append(pos)
+        elif pos.qty == 0:
+            self.open_cross.remove(pos)
+
+    def set_isolated(self, pos: Position, margin: int) -> None:
+        """For appliers: an isolated position's margin is now `margin`."""
+        if pos.margin_type == ISOLATED and margin != pos.isolated_margin:
+            self.hold(pos.asset, margin - pos.isolated_margin)
+        pos.isolated_margin = margin
+
+    def rederive(self) -> None:
+        """Recompute every derived figure from the positions (their order margins too)."""
+        self.order_margin = 0
+        self.held = {}
+        self.open_cross = []
+        for pos in self.positions.values():
+            pos.order_margin = 0
+            self.refresh_order_margin(pos)
+            if pos.margin_type == ISOLATED:
+                if pos.isolated_margin:
+                    self.hold(pos.asset, pos.isolated_margin)
+            elif pos.qty:
+                self.open_cross.append(pos)
 
     def refresh_after_fill(self, pos: Position, qty0: int, buys: bool = True,
                            sells: bool = True) -> None:

@@ -264,15 +264,12 @@ class Ledger:
         if acct.multi_assets:
             uni, _, _ = self.multi_assets_figures(acct)
             return collateral.in_asset(uni, self.rates(asset)[1])
+        # kept by the appliers (Account.held, open_cross): no pass over every position
         avail = acct.wallet if asset == "USDT" else acct.balances.get(asset, 0)
+        avail -= acct.held.get(asset, 0)
         symbols = self.symbols
-        for pos in acct.positions.values():
-            if pos.asset != asset:
-                continue
-            avail -= pos.order_margin
-            if pos.margin_type == ISOLATED:
-                avail -= pos.isolated_margin
-            elif pos.qty:
+        for pos in acct.open_cross:
+            if pos.asset == asset:
                 _, upnl, im = self.position_figures(pos, symbols[pos.symbol])
                 avail += upnl - im
         return avail

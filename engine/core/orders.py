@@ -718,7 +718,7 @@ class Orders:
         maker_acct = ledger.accounts[maker_account]
         tp = self._position_of(taker, taker_acct)
         taker_qty = tp.qty
-        tp.apply_fill(dq, price)
+        taker_acct.fill(tp, dq, price)
         asset = sym.asset
         if asset == "USDT":
             taker_acct.wallet += taker_pnl - taker_fee
@@ -726,7 +726,7 @@ class Orders:
             taker_acct.credit(asset, taker_pnl - taker_fee)
         mp = self._position_of(maker, maker_acct)
         maker_qty = mp.qty
-        mp.apply_fill(-dq, price)
+        maker_acct.fill(mp, -dq, price)
         if asset == "USDT":
             maker_acct.wallet += maker_pnl - maker_fee
             ledger.fees_collected += maker_fee + taker_fee

@@ -401,7 +401,7 @@ class Pricing:
         acct.credit(ev.asset, ev.amount)
         pos = acct.positions[position_key(ev.symbol, ev.position_side)]
         if pos.margin_type == ISOLATED:
-            pos.isolated_margin += ev.amount
+            acct.set_isolated(pos, pos.isolated_margin + ev.amount)
 
     def _on_symbol_listed(self, ev: V.SymbolListed) -> None:
         self.listings[ev.symbol] = ev.onboard_time

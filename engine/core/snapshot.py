@@ -84,8 +84,7 @@ def restore(catalogue: Catalogue, blob: bytes, config: EngineConfig | None = Non
                     totals.loss += remaining * loss_unit
             sym.book.load_side(side, loaded)
     for acct in engine.accounts.values():
-        for pos in acct.positions.values():
-            acct.refresh_order_margin(pos)
+        acct.rederive()  # order margins, what is held per asset, the cross positions
     engine.restored()
     ledger.fees_collected, ledger.insurance_fund = fees, insurance
     ledger.total_deposits, ledger.total_withdrawals = deposits, withdrawals
