@@ -25,6 +25,7 @@ The Engine is assembled from parts that share one Ledger (engine.core.ledger: th
 from __future__ import annotations
 
 import hashlib
+from typing import Final
 
 import msgspec
 
@@ -43,6 +44,11 @@ from proto import commands as C
 from proto import events as V
 
 __all__ = ["Engine", "EngineConfig"]
+
+# Final names: mypyc keeps them in C statics (V.Checkpoint would be two lookups on every use)
+_NEW_ORDER: Final = C.NewOrder
+_CANCEL_ORDER: Final = C.CancelOrder
+_CHECKPOINT: Final = V.Checkpoint
 
 
 class Engine:
@@ -107,9 +113,9 @@ class Engine:
         if self.orders.gtd and time >= self.orders.next_expiry():  # good-till-date orders
             self.orders.expire_due(time)
         kind = type(cmd)
-        if kind is C.NewOrder:  # the hot commands by a direct (native) call
+        if kind is _NEW_ORDER:  # the hot commands by a direct (native) call
             self.orders.new_order(cmd)
-        elif kind is C.CancelOrder:
+        elif kind is _CANCEL_ORDER:
             self.orders.cancel_order(cmd)
         else:
             self._handlers[kind](cmd)
@@ -136,7 +142,7 @@ class Engine:
             # the order events that make up most of a log by a direct call, the rest by type
             if not orders.apply(ev):
                 appliers[type(ev)](ev)
-                if type(ev) is V.Checkpoint:
+                if type(ev) is _CHECKPOINT:
                     checkpoint = ev
         # what a live command checks at its end was decided when it ran (its events say so)
         self.conditional.moved.clear()

@@ -38,6 +38,14 @@ CONDITIONAL_TYPES: Final = frozenset({"STOP", "STOP_MARKET", "TAKE_PROFIT", "TAK
 RESTING_TIF: Final = ("GTC", "GTX", "GTD")
 GTD_MIN_AHEAD_MS: Final = 600_000  # goodTillDate must be more than 600 s after the order
 GTD_MAX: Final = 253_402_300_799_000  # 9999-12-31 23:59:59 UTC
+# the hot event classes and astuple under Final names: mypyc keeps them in C statics (a module
+# attribute such as V.Trade costs a dictionary lookup and an attribute lookup on every use)
+_ACCEPTED: Final = V.OrderAccepted
+_TRADE: Final = V.Trade
+_CANCELED: Final = V.OrderCanceled
+_RESTED: Final = V.OrderRested
+_EXPIRED: Final = V.OrderExpired
+_astuple: Final = astuple
 SHORT_COST_FACTOR: Final = 100_150_000  # a sell's margin assumes at least last price x 1.0015 (1e-8)
 MARKET_BUY_FACTOR: Final = 100_050_000  # a market buy's assumed price: best ask x 1.0005 (1e-8)
 
@@ -300,7 +308,7 @@ class Orders:
         # the command's fields in one call (a struct's attributes are generic reads for
         # compiled code); in the order of proto.commands.NewOrder
         fields: tuple[int, str, str, str, int, int, str | None, bool | None, str, str | None,
-                      str | None, str | None, int] = astuple(cmd)
+                      str | None, str | None, int] = _astuple(cmd)
         (account, symbol, side, type_, qty, sent_price, sent_tif, sent_reduce_only, cid,
          sent_stp, sent_position_side, price_match, good_till_date) = fields
         sym = ledger.symbol(symbol)
@@ -372,7 +380,7 @@ class Orders:
         stp = sent_stp or ledger.config.default_stp
         rest = (tif == "GTC" or tif == "GTX" or tif == "GTD") and not crosses(book, side, price)
         # positional, in the event's field order (proto/events.py): the fastest construction
-        return V.OrderAccepted(ledger.next_order_id, account, symbol, side, type_, tif, price,
+        return _ACCEPTED(ledger.next_order_id, account, symbol, side, type_, tif, price,
                                qty, reduce_only, cid, stp, rest, False, position_side,
                                cost_price, loss_unit, gtd)
 
@@ -460,7 +468,7 @@ class Orders:
                                        price)[2]
             # positional, in the event's field order (proto/events.py); recorded and applied
             # as Ledger.emit does, with the applier called directly
-            trade = V.Trade(ledger.next_trade_id, taker.symbol, price, qty, taker.side,
+            trade = _TRADE(ledger.next_trade_id, taker.symbol, price, qty, taker.side,
                             maker.order_id, taker.order_id, maker.account, taker.account,
                             maker_fee, taker_fee, maker_pnl, taker_pnl)
             ledger.out.append(trade)
@@ -487,7 +495,7 @@ class Orders:
                     not taker.reduce_only or
                     reducible(ledger.position(taker_acct, taker.symbol, taker.position_side),
                               taker.side)):
-                ledger.emit(V.OrderRested(order_id=taker.order_id, quantity=taker.remaining))
+                ledger.emit(_RESTED(order_id=taker.order_id, quantity=taker.remaining))
             else:
                 reason = "reduceOnly" if taker.reduce_only and taker.tif in RESTING_TIF \
                     else taker.tif
@@ -530,7 +538,7 @@ class Orders:
             order = self._find_order(acct, sym, cmd.order_id, cmd.orig_client_order_id)
         except Rejected as r:
             return ledger.reject_command(cmd, r)
-        canceled = V.OrderCanceled(order.order_id, order.account, order.symbol,
+        canceled = _CANCELED(order.order_id, order.account, order.symbol,
                                    order.remaining)
         ledger.out.append(canceled)  # emitted: recorded, then applied by its applier
         self._unrest(order, order.remaining, acct)  # what _on_order_canceled does
@@ -606,15 +614,15 @@ class Orders:
         """Apply `ev` if it is one of the order events that make up most of a log (a direct
         call: Engine.apply_record's fast path); False if it is not one of them."""
         kind = type(ev)
-        if kind is V.OrderAccepted:
+        if kind is _ACCEPTED:
             self._accept(ev)
-        elif kind is V.Trade:
+        elif kind is _TRADE:
             self._on_trade(ev)
-        elif kind is V.OrderCanceled:
+        elif kind is _CANCELED:
             self._on_order_canceled(ev)
-        elif kind is V.OrderRested:
+        elif kind is _RESTED:
             self._on_order_rested(ev)
-        elif kind is V.OrderExpired:
+        elif kind is _EXPIRED:
             self._on_order_expired(ev)
         else:
             return False
@@ -628,7 +636,7 @@ class Orders:
         ledger = self.ledger
         # the event's fields in one call, in the order of proto.events.OrderAccepted
         fields: tuple[int, int, str, str, str, str, int, int, bool, str, str, bool, bool, str,
-                      int, int, int] = astuple(ev)
+                      int, int, int] = _astuple(ev)
         (order_id, account, symbol, side, type_, tif, price, quantity, reduce_only, cid, stp,
          rest, liquidation, position_side, cost_price, loss_unit, gtd) = fields
         order = Order(order_id, account, symbol, side, price, quantity, tif, type_, reduce_only,
@@ -707,7 +715,7 @@ class Orders:
         ledger = self.ledger
         # the event's fields in one call, in the order of proto.events.Trade
         fields: tuple[int, str, int, int, str, int, int, int, int, int, int, int, int] = \
-            astuple(ev)
+            _astuple(ev)
         (trade_id, symbol, price, qty, taker_side, maker_order_id, taker_order_id, maker_account,
          taker_account, maker_fee, taker_fee, maker_pnl, taker_pnl) = fields
         sym = ledger.symbols[symbol]
