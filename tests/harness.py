@@ -87,8 +87,9 @@ def check_derived(engine: Engine) -> None:
             held[p.asset] = held.get(p.asset, 0) + p.order_margin + \
                 (p.isolated_margin if p.margin_type == "ISOLATED" else 0)
         assert a.order_margin == sum(p.order_margin for p in a.positions.values())
-        assert {k: v for k, v in a.held.items() if v} == {k: v for k, v in held.items() if v}, \
-            f"held margin of account {a.account_id}: {a.held} != {held}"
+        assert {k: a.holding(k) for k in held} == held and \
+            not any(v for k, v in a.held.items() if k not in held), \
+            f"held margin of account {a.account_id}: {a.held_usdt} {a.held} != {held}"
         assert sorted(map(id, a.open_cross)) == sorted(
             id(p) for p in a.positions.values() if p.qty and p.margin_type != "ISOLATED"), \
             f"open cross positions of account {a.account_id}"

@@ -155,13 +155,13 @@ class Position:
         # (cost / leverage + loss) x opening / qty, from 1e-16 sums to 1e-8 USDT, rounded up:
         # ceil(a / (b x c)) == ceil(ceil(a / b) / c) for positive b, c, so it is divided in
         # steps (the first by SCALE: a one-digit divisor for Python's long division), and
-        # the whole side opens more often than not (opening == qty: nothing to scale)
-        num = cost + loss * lev
+        # the whole side opens more often than not (opening == qty: nothing to scale);
+        # ceil(n / d) is (n + d - 1) // d: the sums are longs, each operation a new one
+        num = cost + loss * lev if loss else cost
         if opening == side_qty:
-            up = -(-num // SCALE)
-            return -(-up // lev)
-        up = -(-(num * opening) // SCALE)
-        return -(-up // (side_qty * lev))
+            return ((num + SCALE - 1) // SCALE + lev - 1) // lev
+        den = side_qty * lev
+        return ((num * opening + SCALE - 1) // SCALE + den - 1) // den
 
     def compute_order_margin(self) -> int:
         return self.margin_for(self.buys, self.sells) if self.open_orders else 0
@@ -203,13 +203,15 @@ class Position:
 class Account:
     """An account: wallets, positions (by position_key), open client order ids, modes.
     Derived, kept by the appliers so that the available balance needs no pass over every
-    position: `order_margin` (all its positions' open-order margin), `held` (per margin asset:
-    the open-order margin of its positions plus the isolated margin of its isolated ones) and
+    position: `order_margin` (all its positions' open-order margin), what it holds per margin
+    asset (the open-order margin of its positions plus the isolated margin of its isolated
+    ones: `held_usdt` for USDT, the hot path, `held` for the others; `holding(asset)`) and
     `open_cross` (its cross positions with a quantity, the only ones valued at the mark).
     Positions change size through `fill` and isolated margin through `set_isolated`;
     `rederive` recomputes all of it (a restore, a change of margin type or position mode)."""
     __slots__ = ("account_id", "registered_at", "wallet", "positions", "client_ids",
-                 "order_margin", "dual_side", "balances", "multi_assets", "held", "open_cross")
+                 "order_margin", "dual_side", "balances", "multi_assets", "held_usdt", "held",
+                 "open_cross")
 
     def __init__(self, account_id: int, registered_at: int) -> None:
         self.account_id = account_id
@@ -221,7 +223,8 @@ class Account:
         self.client_ids: dict[str, int] = {}  # newClientOrderId of open orders -> order id
         self.order_margin = 0  # derived: sum of its positions' order_margin
         self.dual_side = False  # hedge mode (dualSidePosition)
-        self.held: dict[str, int] = {}  # derived: asset -> order margin + isolated margin
+        self.held_usdt = 0  # derived: order margin + isolated margin in USDT
+        self.held: dict[str, int] = {}  # derived: the same in every other asset
         self.open_cross: list[Position] = []  # derived: cross positions with a quantity
 
     def balance(self, asset: str) -> int:
@@ -287,9 +290,16 @@ class Account:
             self.hold(pos.asset, delta)
 
     def hold(self, asset: str, delta: int) -> None:
-        """`held` in `asset` changes by `delta`."""
-        held = self.held
-        held[asset] = held.get(asset, 0) + delta
+        """What the account holds in `asset` changes by `delta`."""
+        if asset == "USDT":
+            self.held_usdt += delta
+        else:
+            held = self.held
+            held[asset] = held.get(asset, 0) + delta
+
+    def holding(self, asset: str) -> int:
+        """Open-order margin plus isolated margin in `asset`."""
+        return self.held_usdt if asset == "USDT" else self.held.get(asset, 0)
 
     def fill(self, pos: Position, dq: int, price: int) -> None:
         """For appliers: `pos` (stored) trades signed `dq` at `price` (Position.apply_fill),
@@ -317,6 +327,7 @@ class Account:
     def rederive(self) -> None:
         """Recompute every derived figure from the positions (their order margins too)."""
         self.order_margin = 0
+        self.held_usdt = 0
         self.held = {}
         self.open_cross = []
         for pos in self.positions.values():

@@ -266,7 +266,7 @@ class Ledger:
             return collateral.in_asset(uni, self.rates(asset)[1])
         # kept by the appliers (Account.held, open_cross): no pass over every position
         avail = acct.wallet if asset == "USDT" else acct.balances.get(asset, 0)
-        avail -= acct.held.get(asset, 0)
+        avail -= acct.holding(asset)
         symbols = self.symbols
         for pos in acct.open_cross:
             if pos.asset == asset:
