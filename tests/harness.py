@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from engine.core import catalogue as catalogue_mod
 from engine.core import Engine, EngineConfig
-from engine.core.fixed import parse
+from engine.core.fixed import SCALE, parse
 from proto import commands as C
 from proto import events as V
 
@@ -78,10 +78,10 @@ def check_derived(engine: Engine) -> None:
     for a in engine.accounts.values():
         held: dict[str, int] = {}
         for p in a.positions.values():
-            b, s = p.buys, p.sells
+            for o in (p.buys, p.sells):
+                assert 0 <= o.cost_lo < SCALE and 0 <= o.loss_lo < SCALE, "parts not normal"
             assert (p.buy_margin, p.sell_margin) == \
-                (p.side_margin(True, b.qty, b.notional, b.cost, b.loss),
-                 p.side_margin(False, s.qty, s.notional, s.cost, s.loss)), \
+                (p.side_margin(True, p.buys), p.side_margin(False, p.sells)), \
                 f"stale side margin of {a.account_id} {p.symbol} {p.side}"
             assert p.order_margin == p.buy_margin + p.sell_margin == p.compute_order_margin()
             held[p.asset] = held.get(p.asset, 0) + p.order_margin + \

@@ -81,18 +81,66 @@ def trade_fill(size: int, qty: int, cost: int, dq: int, price: int) -> tuple[int
 
 class OpenOrders:
     """The sums over one side's resting orders of a position: quantity and notional (qty x
-    price) in 1e-8 units, cost (qty x assumed price) and open loss in 1e-16 units, all exact."""
-    __slots__ = ("qty", "notional", "cost", "loss")
+    price) in 1e-8 units; cost (qty x assumed price) and open loss, exact in 1e-16 units, each
+    kept as a whole part in 1e-8 units and a remainder in [0, SCALE) (`cost` is cost_hi x
+    SCALE + cost_lo): a few orders' 1e-16 amounts pass 2^63, where a compiled core's integers
+    stop being machine words; the parts do not."""
+    __slots__ = ("qty", "notional", "cost_hi", "cost_lo", "loss_hi", "loss_lo")
 
-    def __init__(self, qty: int = 0, notional: int = 0, cost: int = 0, loss: int = 0) -> None:
+    def __init__(self, qty: int = 0, notional: int = 0) -> None:
         self.qty = qty
         self.notional = notional
-        self.cost = cost
-        self.loss = loss
+        self.cost_hi = 0
+        self.cost_lo = 0
+        self.loss_hi = 0
+        self.loss_lo = 0
 
-    def plus(self, qty: int, notional: int, cost: int, loss: int) -> "OpenOrders":
-        return OpenOrders(self.qty + qty, self.notional + notional, self.cost + cost,
-                          self.loss + loss)
+    @property
+    def cost(self) -> int:
+        return self.cost_hi * SCALE + self.cost_lo
+
+    @property
+    def loss(self) -> int:
+        return self.loss_hi * SCALE + self.loss_lo
+
+    def add(self, qty: int, notional: int, cost_price: int, loss_unit: int) -> None:
+        """`qty` of orders (negative: taken away) with this notional, at these per-unit cost
+        and open loss (1e-8 per unit of quantity)."""
+        self.qty += qty
+        self.notional += notional
+        self.add_costs(qty, cost_price, loss_unit)
+
+    def add_costs(self, qty: int, cost_price: int, loss_unit: int) -> None:
+        """cost += qty x cost_price, loss += qty x loss_unit, in parts."""
+        if cost_price:
+            hi = self.cost_hi + qty * (cost_price // SCALE)
+            lo = self.cost_lo + qty * (cost_price % SCALE)
+            if lo < 0 or lo >= SCALE:
+                carry = lo // SCALE
+                hi += carry
+                lo -= carry * SCALE
+            self.cost_hi = hi
+            self.cost_lo = lo
+        if loss_unit:
+            hi = self.loss_hi + qty * (loss_unit // SCALE)
+            lo = self.loss_lo + qty * (loss_unit % SCALE)
+            if lo < 0 or lo >= SCALE:
+                carry = lo // SCALE
+                hi += carry
+                lo -= carry * SCALE
+            self.loss_hi = hi
+            self.loss_lo = lo
+
+    def with_order(self, qty: int, notional: int, cost_price: int,
+                   loss_unit: int) -> "OpenOrders":
+        """A copy with an order added (add's arguments): what the side would be."""
+        o = OpenOrders(self.qty, self.notional)
+        o.cost_hi = self.cost_hi
+        o.cost_lo = self.cost_lo
+        o.loss_hi = self.loss_hi
+        o.loss_lo = self.loss_lo
+        o.add(qty, notional, cost_price, loss_unit)
+        return o
 
 
 class Position:
@@ -131,14 +179,13 @@ class Position:
     def margin_for(self, buys: OpenOrders, sells: OpenOrders) -> int:
         """Initial margin held by open orders of these sizes: for each side, the part that
         would open (not close) the position, at its cost (module doc), rounded up."""
-        return self.side_margin(True, buys.qty, buys.notional, buys.cost, buys.loss) + \
-            self.side_margin(False, sells.qty, sells.notional, sells.cost, sells.loss)
+        return self.side_margin(True, buys) + self.side_margin(False, sells)
 
-    def side_margin(self, buy: bool, side_qty: int, notional: int, cost: int,
-                    loss: int) -> int:
-        """The margin one side's orders hold with these sums (the buys if `buy`): the part
+    def side_margin(self, buy: bool, o: OpenOrders) -> int:
+        """The margin one side's orders hold with the sums `o` (the buys if `buy`): the part
         that would open rather than close the position (a short absorbs buys first, a long
         sells), rounded up."""
+        side_qty = o.qty
         if side_qty <= 0:
             return 0
         qty = self.qty
@@ -150,28 +197,31 @@ class Position:
             return 0
         lev = self.leverage
         if self.rules < 2:  # notional / leverage + taker fee on the opening part
+            notional = o.notional
             n = notional if opening == side_qty else notional * opening // side_qty
             return -(-n // lev) - (-(n * self.taker_fee) // SCALE)
-        # (cost / leverage + loss) x opening / qty, from 1e-16 sums to 1e-8 USDT, rounded up:
-        # ceil(a / (b x c)) == ceil(ceil(a / b) / c) for positive b, c, so it is divided in
-        # steps (the first by SCALE: a one-digit divisor for Python's long division), and
-        # the whole side opens more often than not (opening == qty: nothing to scale);
-        # ceil(n / d) is (n + d - 1) // d: the sums are longs, each operation a new one
-        num = cost + loss * lev if loss else cost
+        # (cost / leverage + loss) x opening / qty, from 1e-16 sums to 1e-8 USDT, rounded up.
+        # With a = cost + loss x leverage = a_hi x SCALE + a_lo: ceil(a / SCALE) is a_hi +
+        # ceil(a_lo / SCALE), and ceil(x / (b c)) == ceil(ceil(x / b) / c) for positive b, c;
+        # ceil(n / d) is (n + d - 1) // d. The whole side opens more often than not (opening
+        # == qty: nothing to scale).
+        a_hi = o.cost_hi
+        a_lo = o.cost_lo
+        if o.loss_hi or o.loss_lo:
+            a_hi += o.loss_hi * lev
+            a_lo += o.loss_lo * lev
         if opening == side_qty:
-            return ((num + SCALE - 1) // SCALE + lev - 1) // lev
+            return (a_hi + (a_lo + SCALE - 1) // SCALE + lev - 1) // lev
         den = side_qty * lev
-        return ((num * opening + SCALE - 1) // SCALE + den - 1) // den
+        return (a_hi * opening + (a_lo * opening + SCALE - 1) // SCALE + den - 1) // den
 
     def compute_order_margin(self) -> int:
         return self.margin_for(self.buys, self.sells) if self.open_orders else 0
 
-    def add_open(self, side: str, qty: int, notional: int, cost: int, loss: int) -> None:
-        o = self.buys if side == "BUY" else self.sells
-        o.qty += qty
-        o.notional += notional
-        o.cost += cost
-        o.loss += loss
+    def add_open(self, side: str, qty: int, notional: int, cost_price: int = 0,
+                 loss_unit: int = 0) -> None:
+        """`qty` of orders of `side` (negative: taken away) at these per-unit figures."""
+        (self.buys if side == "BUY" else self.sells).add(qty, notional, cost_price, loss_unit)
 
     def entry_price(self) -> int:
         if self.contract_size:
@@ -258,10 +308,8 @@ class Account:
 
     def refresh_order_margin(self, pos: Position) -> None:
         """Re-derive a position's order margin after its orders, size or leverage changed."""
-        b = pos.buys
-        s = pos.sells
-        buy = pos.side_margin(True, b.qty, b.notional, b.cost, b.loss)
-        sell = pos.side_margin(False, s.qty, s.notional, s.cost, s.loss)
+        buy = pos.side_margin(True, pos.buys)
+        sell = pos.side_margin(False, pos.sells)
         pos.buy_margin = buy
         pos.sell_margin = sell
         new = buy + sell
@@ -275,13 +323,11 @@ class Account:
         """Re-derive one side's share after only that side's orders changed (the position's
         size and leverage did not)."""
         if buy:
-            o = pos.buys
-            new = pos.side_margin(True, o.qty, o.notional, o.cost, o.loss)
+            new = pos.side_margin(True, pos.buys)
             delta = new - pos.buy_margin
             pos.buy_margin = new
         else:
-            o = pos.sells
-            new = pos.side_margin(False, o.qty, o.notional, o.cost, o.loss)
+            new = pos.side_margin(False, pos.sells)
             delta = new - pos.sell_margin
             pos.sell_margin = new
         if delta:

@@ -156,37 +156,34 @@ class Orders:
         return cost, loss
 
     def check_leverage_and_margin(self, acct: Account, pos: Position, sym: SymbolState,
-                                  side: str, add: OpenOrders) -> None:
-        """The order adds `add` to `side`'s orders of `pos` (negative for a shrinking modify).
-        -2027 if the reachable notional exceeds the cap at the symbol's leverage (one-way: the
-        position plus that side's orders; hedge mode: both legs with their opening orders, as
-        the tiers count long and short together); -2019 if the extra order margin does not fit
-        the available balance."""
+                                  side: str, add_notional: int, trial: OpenOrders) -> None:
+        """The order adds `add_notional` to `side`'s orders of `pos` (negative for a shrinking
+        modify), whose sums become `trial` (OpenOrders.with_order). -2027 if the reachable
+        notional exceeds the cap at the symbol's leverage (one-way: the position plus that
+        side's orders; hedge mode: both legs with their opening orders, as the tiers count
+        long and short together); -2019 if the extra order margin does not fit the available
+        balance."""
         ledger = self.ledger
         table = sym.table_at(ledger.time)
         cap = sym.max_notional(table, pos.leverage)
         if acct.dual_side:
-            reach = add.notional
+            reach = add_notional
             for leg in acct.legs(sym.spec.symbol):
                 notional = abs(ledger.position_figures(leg, sym)[0])
                 reach += notional + (leg.buys.notional if leg.side == LONG else leg.sells.notional)
         elif side == BUY:
-            reach = ledger.position_figures(pos, sym)[0] + pos.buys.notional + add.notional
+            reach = ledger.position_figures(pos, sym)[0] + pos.buys.notional + add_notional
         else:
-            reach = -ledger.position_figures(pos, sym)[0] + pos.sells.notional + add.notional
+            reach = -ledger.position_figures(pos, sym)[0] + pos.sells.notional + add_notional
         if reach > cap:
             unit = sym.spec.base_asset if sym.contract_size else sym.spec.quote_asset
             raise Rejected(E.MAX_POSITION_AT_LEVERAGE, f"{fmt(reach)} > {fmt(cap)} {unit} at "
                                                        f"{pos.leverage}x")
         # only `side`'s share changes: its margin with the order, less what it holds now
         if side == BUY:
-            o = pos.buys
-            extra = pos.side_margin(True, o.qty + add.qty, o.notional + add.notional,
-                                    o.cost + add.cost, o.loss + add.loss) - pos.buy_margin
+            extra = pos.side_margin(True, trial) - pos.buy_margin
         else:
-            o = pos.sells
-            extra = pos.side_margin(False, o.qty + add.qty, o.notional + add.notional,
-                                    o.cost + add.cost, o.loss + add.loss) - pos.sell_margin
+            extra = pos.side_margin(False, trial) - pos.sell_margin
         if extra > 0:
             available = ledger.available_balance(acct, sym.asset)
             if extra > available:
@@ -370,9 +367,9 @@ class Orders:
                                f"accounts registered less than {config.new_account_days} days "
                                f"ago may not open or increase positions above "
                                f"{config.new_account_max_leverage}x; only reduce-only orders")
-            self.check_leverage_and_margin(acct, pos, sym, side,
-                                           OpenOrders(qty, notional, qty * cost_price,
-                                                      qty * loss_unit))
+            trial = (pos.buys if side == BUY else pos.sells).with_order(qty, notional,
+                                                                        cost_price, loss_unit)
+            self.check_leverage_and_margin(acct, pos, sym, side, notional, trial)
         if tif == "GTX" and crosses(book, side, price):
             raise Rejected(E.GTX_WOULD_TAKE)
         if tif == "FOK" and fillable(book, side, price, qty) < qty:
@@ -590,12 +587,13 @@ class Orders:
                 self._check_reduce_only(pos, order.side, new_remaining)
             else:
                 rem = order.remaining
-                self.check_leverage_and_margin(acct, pos, sym, order.side, OpenOrders(
-                    new_remaining - rem,
-                    sym.order_notional(new_remaining, cmd.price) -
-                    sym.order_notional(rem, order.price),
-                    new_remaining * cost_price - rem * order.cost_price,
-                    new_remaining * loss_unit - rem * order.loss_unit))
+                old_notional = sym.order_notional(rem, order.price)
+                new_notional = sym.order_notional(new_remaining, cmd.price)
+                trial = (pos.buys if order.side == BUY else pos.sells).with_order(
+                    -rem, -old_notional, order.cost_price, order.loss_unit)
+                trial.add(new_remaining, new_notional, cost_price, loss_unit)
+                self.check_leverage_and_margin(acct, pos, sym, order.side,
+                                               new_notional - old_notional, trial)
             if not keep and order.tif == "GTX" and crosses(sym.book, order.side, cmd.price):
                 raise Rejected(E.GTX_WOULD_TAKE)
         except Rejected as r:
@@ -675,11 +673,8 @@ class Orders:
         pos = self._position_of(order, acct)
         rem = order.remaining
         buy = order.side == BUY
-        o = pos.buys if buy else pos.sells
-        o.qty += rem
-        o.notional += sym.order_notional(rem, order.price)
-        o.cost += rem * order.cost_price
-        o.loss += rem * order.loss_unit
+        (pos.buys if buy else pos.sells).add(rem, sym.order_notional(rem, order.price),
+                                             order.cost_price, order.loss_unit)
         pos.open_orders += 1
         acct.refresh_side(pos, buy)
         if order.gtd:
@@ -694,11 +689,8 @@ class Orders:
         pos = self._position_of(order, acct)
         sym = self.ledger.symbols[order.symbol]
         buy = order.side == BUY
-        o = pos.buys if buy else pos.sells
-        o.qty -= qty
-        o.notional -= sym.order_notional(qty, order.price)
-        o.cost -= qty * order.cost_price
-        o.loss -= qty * order.loss_unit
+        (pos.buys if buy else pos.sells).add(-qty, -sym.order_notional(qty, order.price),
+                                             order.cost_price, order.loss_unit)
         book = sym.book
         if qty == order.remaining:
             pos.open_orders -= 1
@@ -786,14 +778,14 @@ class Orders:
         if ev.kept_priority:  # same price, quantity not larger: shrink in place
             shrink = order.remaining - new_remaining
             pos.add_open(order.side, -shrink, -sym.order_notional(shrink, order.price),
-                         -shrink * order.cost_price, -shrink * order.loss_unit)
+                         order.cost_price, order.loss_unit)
             book.reduce(order, shrink)
             order.quantity = ev.quantity
             acct.refresh_side(pos, buy)
             return
         rem = order.remaining
         pos.add_open(order.side, -rem, -sym.order_notional(rem, order.price),
-                     -rem * order.cost_price, -rem * order.loss_unit)
+                     order.cost_price, order.loss_unit)
         pos.open_orders -= 1
         book.remove(order)
         if order.gtd:

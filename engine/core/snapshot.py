@@ -80,8 +80,7 @@ def restore(catalogue: Catalogue, blob: bytes, config: EngineConfig | None = Non
                     gtd.add((good_till, oid, name))
                 if cost_price or loss_unit:
                     totals = pos.buys if side == BUY else pos.sells
-                    totals.cost += remaining * cost_price
-                    totals.loss += remaining * loss_unit
+                    totals.add_costs(remaining, cost_price, loss_unit)
             sym.book.load_side(side, loaded)
     for acct in engine.accounts.values():
         acct.rederive()  # order margins, what is held per asset, the cross positions
