@@ -55,30 +55,34 @@ def verify(path: str | Path, catalogue: Catalogue, progress: bool = True,
             engine = Engine(catalogue, config_from_header(reader.header, checkpoint_every=0))
             meter = Progress(reader.size, progress, "verify")
             _header_facts(report, reader, catalogue)
-        apply_record = engine.apply_record
-        for i, record in enumerate(batch):
-            n += 1
-            seq = record.seq
-            if seq != expected:
-                later = _find_later(_records_after(batch, i, batches), expected)
-                what = (f"record out of order (seq {expected} comes {later} records later)"
-                        if later else "missing record(s)")
-                problem = Problem(n, offset, f"{what}: expected seq {expected}, found seq {seq}")
-                break
-            evs = record.events
-            checkpoint = apply_record(seq, record.time, evs)
-            events += len(evs)
-            if checkpoint is not None:  # the record's checkpoint: its last event
+        i = 0
+        size = len(batch)
+        while i < size:  # the core applies records until a checkpoint or a gap in seq
+            applied, evs, checkpoint = engine.apply_records(batch, i, expected)
+            i += applied
+            n += applied
+            expected += applied
+            events += evs
+            if checkpoint is not None:  # the last record applied carried it
                 rebuilt = engine.state_hash()
                 if rebuilt != checkpoint.state_hash:
                     problem = Problem(n, offset, f"checkpoint at seq {checkpoint.seq}: expected "
                                                  f"state hash {checkpoint.state_hash}, rebuilt "
                                                  f"{rebuilt}")
+                    n -= 1
+                    expected -= 1
                     break
                 report.checkpoints += 1
-            expected += 1
+            elif i < size:  # batch[i] is out of sequence
+                seq = batch[i].seq
+                later = _find_later(_records_after(batch, i, batches), expected)
+                what = (f"record out of order (seq {expected} comes {later} records later)"
+                        if later else "missing record(s)")
+                problem = Problem(n + 1, offset, f"{what}: expected seq {expected}, found seq "
+                                                 f"{seq}")
+                break
         if problem:
-            report.records = n - 1
+            report.records = n
             report.last_seq = expected - 1
             break
         report.records = n

@@ -153,6 +153,30 @@ class Engine:
             self._switch_tables(time, announce=False)
         return checkpoint
 
+    def apply_records(self, records: list, start: int,
+                      expected: int) -> tuple[int, int, V.Checkpoint | None]:
+        """Rebuild from a batch of logged records (anything with seq, time and events):
+        apply records[start:] in order while their seq runs on from `expected`; stop after a
+        record that carries a checkpoint, or before one out of sequence. Returns (records
+        applied, their events, that checkpoint or None). The loop of a verify, compiled."""
+        applied = 0
+        events = 0
+        i = start
+        end = len(records)
+        while i < end:
+            record = records[i]
+            seq: int = record.seq
+            if seq != expected + applied:
+                break
+            evs: list = record.events
+            checkpoint = self.apply_record(seq, record.time, evs)
+            applied += 1
+            events += len(evs)
+            i += 1
+            if checkpoint is not None:
+                return applied, events, checkpoint
+        return applied, events, None
+
     # == effective-dated bracket tables ===========================================================
     def _earliest_switch(self) -> int | None:
         times = [s.table_until for s in self.symbols.values() if s.table_until is not None]
