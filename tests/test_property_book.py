@@ -370,6 +370,9 @@ def check_invariants(engine: Engine, symbols) -> None:
             f"stale order margin of account {a.account_id}"
     assert matched == len(totals), "a resting order's account has no position entry"
     check_derived(engine)
+    # the state hash puts each side together from the orders' cached rows: the same bytes
+    assert msgspec.msgpack.encode(engine.canonical_state()) == \
+        msgspec.msgpack.encode(engine.canonical_state(encoded_sides=True)), "stale order row"
     assert longs == shorts, f"long OI {longs} != short OI {shorts}"
     assert wallets + engine.ledger.fees_collected - costs == \
         engine.ledger.total_deposits - engine.ledger.total_withdrawals, "money not conserved"

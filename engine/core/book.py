@@ -26,11 +26,12 @@ class Order:
     """An accepted order. `cost_price` and `loss_unit` are its assumed price and open loss per
     unit for the open-order margin (engine.core.accounts; 0 under rules 1); `gtd` its
     goodTillDate (ms, 0: none). `pos` is the stored position it belongs to (set when it rests
-    or first fills; None before, and for spot orders), so appliers need no lookup by key."""
+    or first fills; None before, and for spot orders), so appliers need no lookup by key.
+    `row`: the order's row of the state hash, encoded (Engine.state_hash), until it changes."""
     __slots__ = ("order_id", "account", "symbol", "side", "price", "quantity", "remaining",
                  "tif", "type", "reduce_only", "client_id", "stp", "liquidation",
                  "position_side", "cost_price", "loss_unit", "gtd", "prev", "next", "level",
-                 "pos")
+                 "pos", "row")
 
     def __init__(self, order_id: int, account: int, symbol: str, side: str, price: int,
                  quantity: int, tif: str, type_: str, reduce_only: bool, client_id: str,
@@ -57,6 +58,7 @@ class Order:
         self.next: Order | None = None
         self.level: Level | None = None  # set while resting
         self.pos: Position | None = None
+        self.row: bytes | None = None
 
     @property
     def executed(self) -> int:
@@ -151,6 +153,7 @@ class OrderBook:
             level.tail = order
         order.next = None
         order.level = level
+        order.row = None
         level.total += order.remaining
         level.count += 1
         self.orders[order.order_id] = order
@@ -233,6 +236,7 @@ class OrderBook:
         level = order.level
         assert level is not None
         order.remaining -= qty
+        order.row = None
         level.total -= qty
         if self.touched is not None:
             self.touched.add((self.symbol, order.side, order.price))

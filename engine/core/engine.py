@@ -31,7 +31,7 @@ import msgspec
 
 from engine.core.accounting import Accounting
 from engine.core.accounts import BOTH
-from engine.core.book import BUY, SELL, Level
+from engine.core.book import BUY, SELL, Level, Order, OrderBook
 from engine.core.catalogue import Catalogue
 from engine.core.conditional import ConditionalOrders
 from engine.core.ledger import Applier, EngineConfig, Ledger
@@ -229,8 +229,10 @@ class Engine:
         self._next_collateral = self._collateral_change_after(self.ledger.time)
 
     # == state hash ===============================================================================
-    def canonical_state(self) -> list:
-        """Everything that defines the state, in a fixed order (for hashing and snapshots)."""
+    def canonical_state(self, encoded_sides: bool = False) -> list:
+        """Everything that defines the state, in a fixed order (for hashing and snapshots).
+        `encoded_sides`: each side of a book as its msgpack bytes (msgspec.Raw), put together
+        from the orders' cached rows (Order.row): the same bytes once encoded."""
         ledger = self.ledger
         accounts = []
         for aid in sorted(self.accounts):
@@ -256,6 +258,9 @@ class Engine:
                 continue
             sides: list = []
             for side in (BUY, SELL):
+                if encoded_sides:
+                    sides.append(_encoded_side(s.book, side))
+                    continue
                 # rows as tuples (encoded as the same arrays as lists, built with less work),
                 # the orders walked through their links
                 rows: list[tuple] = []
@@ -291,26 +296,56 @@ class Engine:
             [dict(rows) for rows in data]
 
     def state_hash(self) -> str:
-        blob = _encode(self.canonical_state())
+        """blake2b of the canonical state's msgpack; a resting order's row is encoded once
+        and kept until the order changes (most do not between two checkpoints)."""
+        blob = _encode(self.canonical_state(encoded_sides=True))
         return hashlib.blake2b(blob, digest_size=16).hexdigest()
 
 
 _encode: Final = msgspec.msgpack.Encoder().encode
+_Raw: Final = msgspec.Raw
+
+
+def _row(o: Order) -> tuple:
+    """An order's row of the canonical state (a tuple: encoded as the same array as a list,
+    built with less work)."""
+    if o.position_side != BOTH or o.cost_price or o.loss_unit or o.gtd:
+        return (o.order_id, o.account, o.price, o.quantity, o.remaining, o.tif, o.reduce_only,
+                o.client_id, o.stp, (o.position_side, o.cost_price, o.loss_unit, o.gtd))
+    return (o.order_id, o.account, o.price, o.quantity, o.remaining, o.tif, o.reduce_only,
+            o.client_id, o.stp)
 
 
 def _level_rows(level: Level, rows: list[tuple]) -> None:
-    """A level's orders as rows of the canonical state, in time priority, onto `rows` (tuples:
-    encoded as the same arrays as lists, built with less work)."""
+    """A level's orders as rows of the canonical state, in time priority, onto `rows`."""
     o = level.head
     while o is not None:
-        if o.position_side != BOTH or o.cost_price or o.loss_unit or o.gtd:
-            rows.append((o.order_id, o.account, o.price, o.quantity, o.remaining, o.tif,
-                         o.reduce_only, o.client_id, o.stp,
-                         (o.position_side, o.cost_price, o.loss_unit, o.gtd)))
-        else:
-            rows.append((o.order_id, o.account, o.price, o.quantity, o.remaining, o.tif,
-                         o.reduce_only, o.client_id, o.stp))
+        rows.append(_row(o))
         o = o.next
+
+
+def _array_header(n: int) -> bytes:
+    """msgpack's (smallest) header of an array of n items."""
+    if n < 16:
+        return bytes((0x90 | n,))
+    if n < 0x10000:
+        return b"\xdc" + n.to_bytes(2, "big")
+    return b"\xdd" + n.to_bytes(4, "big")
+
+
+def _encoded_side(book: OrderBook, side: str) -> msgspec.Raw:
+    """A side's rows as msgpack: the array header, then each order's encoded row, encoded
+    again only for an order that changed since (book.add and book.reduce drop it)."""
+    parts: list[bytes] = []
+    for level in book.levels(side):
+        o = level.head
+        while o is not None:
+            row = o.row
+            if row is None:
+                row = o.row = _encode(_row(o))
+            parts.append(row)
+            o = o.next
+    return _Raw(_array_header(len(parts)) + b"".join(parts))
 
 
 def _ignore(_ev: V.Event) -> None:

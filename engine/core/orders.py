@@ -781,6 +781,7 @@ class Orders:
                          order.cost_price, order.loss_unit)
             book.reduce(order, shrink)
             order.quantity = ev.quantity
+            order.row = None
             acct.refresh_side(pos, buy)
             return
         rem = order.remaining
