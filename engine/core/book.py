@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Final, Iterator
 
-from engine.core.accounts import Position
+from engine.core.accounts import Account, Position
 
 BUY: Final = "BUY"  # Final: inlined by mypyc where the core uses them
 SELL: Final = "SELL"
@@ -26,12 +26,13 @@ class Order:
     """An accepted order. `cost_price` and `loss_unit` are its assumed price and open loss per
     unit for the open-order margin (engine.core.accounts; 0 under rules 1); `gtd` its
     goodTillDate (ms, 0: none). `pos` is the stored position it belongs to (set when it rests
-    or first fills; None before, and for spot orders), so appliers need no lookup by key.
+    or first fills; None before, and for spot orders), so appliers need no lookup by key;
+    `acct` likewise its account (set when the core accepts it).
     `row`: the order's row of the state hash, encoded (Engine.state_hash), until it changes."""
     __slots__ = ("order_id", "account", "symbol", "side", "price", "quantity", "remaining",
                  "tif", "type", "reduce_only", "client_id", "stp", "liquidation",
                  "position_side", "cost_price", "loss_unit", "gtd", "prev", "next", "level",
-                 "pos", "row")
+                 "pos", "acct", "row")
 
     def __init__(self, order_id: int, account: int, symbol: str, side: str, price: int,
                  quantity: int, tif: str, type_: str, reduce_only: bool, client_id: str,
@@ -58,6 +59,7 @@ class Order:
         self.next: Order | None = None
         self.level: Level | None = None  # set while resting
         self.pos: Position | None = None
+        self.acct: Account | None = None
         self.row: bytes | None = None
 
     @property

@@ -406,7 +406,7 @@ class Orders:
                 else:
                     limit = -(-(sym.mark * spec.multiplier_down) // SCALE)
         stp = taker.stp if taker.tif not in ("FOK", "GTX") else "NONE"
-        taker_acct = ledger.accounts[taker.account]
+        taker_acct = self._account_of(taker)
         liquidation_free = ledger.config.rules >= 2
         expired_in_match = False
         while taker.remaining > 0:
@@ -473,7 +473,7 @@ class Orders:
             if budget is not None:
                 budget.spend(qty, price)
             if maker.reduce_only and maker.remaining and reducible(
-                    self._position_of(maker, ledger.accounts[maker.account]),
+                    self._position_of(maker, self._account_of(maker)),
                     maker.side) == 0:
                 ledger.emit(V.OrderExpired(order_id=maker.order_id, account=maker.account,
                                     symbol=maker.symbol, quantity=maker.remaining,
@@ -482,7 +482,7 @@ class Orders:
 
     def _settle_remainder(self, taker: Order, expired_in_match: bool) -> None:
         ledger = self.ledger
-        taker_acct = ledger.accounts[taker.account]
+        taker_acct = self._account_of(taker)
         if taker.remaining > 0:
             if expired_in_match:
                 ledger.emit(V.OrderExpired(order_id=taker.order_id, account=taker.account,
@@ -640,7 +640,7 @@ class Orders:
         order = Order(order_id, account, symbol, side, price, quantity, tif, type_, reduce_only,
                       cid, stp, liquidation, position_side, cost_price, loss_unit, gtd)
         ledger.next_order_id = order_id + 1
-        acct = ledger.accounts[account]
+        acct = order.acct = ledger.accounts[account]
         if cid:
             acct.client_ids[cid] = order_id
         if rest:
@@ -648,6 +648,13 @@ class Orders:
         else:
             ledger.pending[order_id] = order
         return order
+
+    def _account_of(self, order: Order) -> Account:
+        """The order's account: kept on the order (else looked up)."""
+        acct = order.acct
+        if acct is None:
+            acct = order.acct = self.ledger.accounts[order.account]
+        return acct
 
     def _stored_position(self, order: Order) -> Position:
         """The order's position without storing one: the order's own (a resting order, or a
@@ -682,7 +689,7 @@ class Orders:
 
     def _on_order_rested(self, ev: V.OrderRested) -> None:
         order = self.ledger.pending.pop(ev.order_id)
-        self._rest(order, self.ledger.accounts[order.account])
+        self._rest(order, self._account_of(order))
 
     def _unrest(self, order: Order, qty: int, acct: Account) -> None:
         """Take `qty` of a resting order off the book and out of its account's open totals."""
@@ -714,8 +721,8 @@ class Orders:
         maker = sym.book.orders[maker_order_id]
         taker = ledger.pending[taker_order_id]
         dq = qty if taker_side == BUY else -qty
-        taker_acct = ledger.accounts[taker_account]
-        maker_acct = ledger.accounts[maker_account]
+        taker_acct = self._account_of(taker)  # the accounts the event names
+        maker_acct = self._account_of(maker)
         tp = self._position_of(taker, taker_acct)
         taker_qty = tp.qty
         taker_acct.fill(tp, dq, price)
@@ -750,27 +757,28 @@ class Orders:
             ledger.filled(taker_acct, tp)
         if mp.qty == 0:
             ledger.filled(maker_acct, mp)
-        ledger.price_moved(symbol, LAST, price)
+        if ledger.price_listeners:
+            ledger.price_moved(symbol, LAST, price)
 
     def _on_order_canceled(self, ev: V.OrderCanceled) -> None:
         order = self.ledger.symbols[ev.symbol].book.orders[ev.order_id]
-        self._unrest(order, order.remaining, self.ledger.accounts[order.account])
+        self._unrest(order, order.remaining, self._account_of(order))
 
     def _on_order_expired(self, ev: V.OrderExpired) -> None:
         ledger = self.ledger
         order = ledger.pending.pop(ev.order_id, None)
         if order is not None:  # the taker's remainder
-            ledger.accounts[order.account].forget_client_id(order.order_id, order.client_id)
+            self._account_of(order).forget_client_id(order.order_id, order.client_id)
             return
         order = ledger.symbols[ev.symbol].book.orders[ev.order_id]
-        self._unrest(order, order.remaining, ledger.accounts[order.account])
+        self._unrest(order, order.remaining, self._account_of(order))
 
     def _on_order_modified(self, ev: V.OrderModified) -> None:
         ledger = self.ledger
         sym = ledger.symbols[ev.symbol]
         book = sym.book
         order = book.orders[ev.order_id]
-        acct = ledger.accounts[order.account]
+        acct = self._account_of(order)
         pos = self._position_of(order, acct)
         executed = order.quantity - order.remaining
         new_remaining = ev.quantity - executed

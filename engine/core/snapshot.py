@@ -73,7 +73,8 @@ def restore(catalogue: Catalogue, blob: bytes, config: EngineConfig | None = Non
                               reduce_only, client_id, stp, False, position_side, cost_price,
                               loss_unit, good_till)
                 order.remaining = remaining
-                pos = engine.accounts[account].positions[position_key(name, position_side)]
+                order.acct = engine.accounts[account]
+                pos = order.acct.positions[position_key(name, position_side)]
                 order.pos = pos
                 loaded.append(order)
                 if good_till:
