@@ -33,4 +33,22 @@ class LogRecord(msgspec.Struct, frozen=True, rename="camel", array_like=True):
     events: list[AnyEvent]
 
 
-__all__ = ["LOG_FORMAT_VERSION", "LogHeader", "LogRecord"]
+class EventsRecord(msgspec.Struct, frozen=True, array_like=True):
+    """A format-3 record read for its events only (verify, rebuilds): the command is left as
+    its msgpack bytes, not decoded."""
+    seq: int
+    time: int
+    command: msgspec.Raw
+    events: list[AnyEvent]
+
+
+class CommandRecord(msgspec.Struct, frozen=True, array_like=True):
+    """A format-3 record read for its command (re-drive): the events are left as their
+    msgpack bytes, which is what a re-drive compares its own events' encoding with."""
+    seq: int
+    time: int
+    command: AnyCommand
+    events: msgspec.Raw
+
+
+__all__ = ["LOG_FORMAT_VERSION", "LogHeader", "LogRecord", "EventsRecord", "CommandRecord"]

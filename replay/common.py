@@ -28,9 +28,10 @@ class Progress:
         self.start = self.last = time.perf_counter()
         self.count = 0
 
-    def tick(self, offset: int) -> None:
-        self.count += 1
-        if not self.enabled or self.count & 1023:
+    def tick(self, offset: int, records: int = 1) -> None:
+        before = self.count
+        self.count += records
+        if not self.enabled or (self.count >> 10) == (before >> 10):  # every 1,024 records
             return
         now = time.perf_counter()
         if now - self.last >= 1.0:

@@ -11,7 +11,7 @@ from engine.core.catalogue import Catalogue
 from engine.core import Engine
 from engine.eventlog import LogReader, Problem, open_reader
 from engine.core.gcpause import without_gc
-from proto import events as V
+from proto.records import EventsRecord
 from replay.common import Progress, config_from_header
 
 
@@ -48,35 +48,48 @@ def verify(path: str | Path, catalogue: Catalogue, progress: bool = True,
     expected = 1
     meter = None
     problem: Problem | None = None
-    records = reader.records()
-    for offset, record in records:
+    n = 0  # the number of the record at hand
+    events = 0
+    batches = reader.batches(EventsRecord)  # the commands stay undecoded: not needed here
+    for offset, batch in batches:  # a frame's records at a time
         if engine is None:
             engine = Engine(catalogue, config_from_header(reader.header, checkpoint_every=0))
             meter = Progress(reader.size, progress, "verify")
             _header_facts(report, reader, catalogue)
-        n = reader.count
-        if record.seq != expected:
-            later = _find_later(records, expected)
-            what = (f"record out of order (seq {expected} comes {later} records later)"
-                    if later else "missing record(s)")
-            problem = Problem(n, offset, f"{what}: expected seq {expected}, found seq {record.seq}")
-            break
-        engine.apply_record(record.seq, record.time, record.events)
-        report.events += len(record.events)
-        for ev in record.events:
-            if type(ev) is V.Checkpoint:
+        i = 0
+        size = len(batch)
+        while i < size:  # the core applies records until a checkpoint or a gap in seq
+            applied, evs, checkpoint = engine.apply_records(batch, i, expected)
+            i += applied
+            n += applied
+            expected += applied
+            events += evs
+            if checkpoint is not None:  # the last record applied carried it
                 rebuilt = engine.state_hash()
-                if rebuilt != ev.state_hash:
-                    problem = Problem(n, offset, f"checkpoint at seq {ev.seq}: expected state "
-                                                 f"hash {ev.state_hash}, rebuilt {rebuilt}")
+                if rebuilt != checkpoint.state_hash:
+                    problem = Problem(n, offset, f"checkpoint at seq {checkpoint.seq}: expected "
+                                                 f"state hash {checkpoint.state_hash}, rebuilt "
+                                                 f"{rebuilt}")
+                    n -= 1
+                    expected -= 1
                     break
                 report.checkpoints += 1
+            elif i < size:  # batch[i] is out of sequence
+                seq = batch[i].seq
+                later = _find_later(_records_after(batch, i, batches), expected)
+                what = (f"record out of order (seq {expected} comes {later} records later)"
+                        if later else "missing record(s)")
+                problem = Problem(n + 1, offset, f"{what}: expected seq {expected}, found seq "
+                                                 f"{seq}")
+                break
         if problem:
+            report.records = n
+            report.last_seq = expected - 1
             break
         report.records = n
-        report.last_seq = record.seq
-        expected += 1
-        meter.tick(offset)
+        report.last_seq = expected - 1
+        meter.tick(offset, len(batch))
+    report.events = events
     if engine is None:  # no good record at all
         _header_facts(report, reader, catalogue)
         engine = Engine(catalogue)
@@ -99,9 +112,16 @@ def verify(path: str | Path, catalogue: Catalogue, progress: bool = True,
     return report
 
 
+def _records_after(batch: list, i: int, batches):
+    """The records after batch[i]: the rest of its batch, then the later batches'."""
+    yield from batch[i + 1:]
+    for _, later in batches:
+        yield from later
+
+
 def _find_later(records, seq: int, horizon: int = 1000) -> int:
     """How many records further on `seq` appears (0: not within the horizon)."""
-    for i, (_, record) in enumerate(records, start=1):
+    for i, record in enumerate(records, start=1):
         if record.seq == seq:
             return i
         if i >= horizon:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from engine.core import catalogue as catalogue_mod
 from engine.core import Engine, EngineConfig
-from engine.core.fixed import parse
+from engine.core.fixed import SCALE, parse
 from proto import commands as C
 from proto import events as V
 
@@ -69,6 +69,30 @@ class Harness:
 
     def wallet(self, account: int) -> int:
         return self.engine.accounts[account].wallet
+
+
+def check_derived(engine: Engine) -> None:
+    """The figures the appliers keep running (each side's order margin, an account's order
+    margin, what it holds per asset, its cross positions with a quantity) equal a fresh
+    computation from the positions."""
+    for a in engine.accounts.values():
+        held: dict[str, int] = {}
+        for p in a.positions.values():
+            for o in (p.buys, p.sells):
+                assert 0 <= o.cost_lo < SCALE and 0 <= o.loss_lo < SCALE, "parts not normal"
+            assert (p.buy_margin, p.sell_margin) == \
+                (p.side_margin(True, p.buys), p.side_margin(False, p.sells)), \
+                f"stale side margin of {a.account_id} {p.symbol} {p.side}"
+            assert p.order_margin == p.buy_margin + p.sell_margin == p.compute_order_margin()
+            held[p.asset] = held.get(p.asset, 0) + p.order_margin + \
+                (p.isolated_margin if p.margin_type == "ISOLATED" else 0)
+        assert a.order_margin == sum(p.order_margin for p in a.positions.values())
+        assert {k: a.holding(k) for k in held} == held and \
+            not any(v for k, v in a.held.items() if k not in held), \
+            f"held margin of account {a.account_id}: {a.held_usdt} {a.held} != {held}"
+        assert sorted(map(id, a.open_cross)) == sorted(
+            id(p) for p in a.positions.values() if p.qty and p.margin_type != "ISOLATED"), \
+            f"open cross positions of account {a.account_id}"
 
 
 def kinds(events) -> list[str]:

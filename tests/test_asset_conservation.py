@@ -23,7 +23,7 @@ from engine.core.fixed import SCALE
 from engine.core.timeutil import parse_iso_ms
 from proto import commands as C
 from proto import events as V
-from tests.harness import PipelineHarness
+from tests.harness import PipelineHarness, check_derived
 
 T0 = parse_iso_ms("2024-03-01T05:00:00Z")
 ASSETS = ("USDT", "BUSD", "BTC", "ETH")
@@ -73,6 +73,7 @@ def check(engine: Engine, events: list[V.Event]) -> None:
             acct = engine.accounts[ev.account]
             assets = acct.assets() if ev.asset == "USD" else [ev.asset]
             assert all(acct.balance(a) >= 0 for a in assets), (ev, acct.balances)
+    check_derived(engine)
     longs: dict[str, int] = {}
     shorts: dict[str, int] = {}
     for acct in engine.accounts.values():

@@ -12,7 +12,7 @@ from engine.core.snapshot import restore, take
 from engine.views import positions as views
 from proto import commands as C
 from proto import events as V
-from tests.harness import Harness, d, kinds, rejection, trades
+from tests.harness import Harness, check_derived, d, kinds, rejection, trades
 
 BTC = "BTCUSDT"
 
@@ -264,6 +264,7 @@ def test_a_random_session_of_hedge_and_one_way_accounts_with_conditional_orders(
         shorts = -sum(p.qty for acct in e.accounts.values() for p in acct.positions.values()
                       if p.qty < 0)
         assert longs == shorts, f"open interest at step {step}"
+        check_derived(e)
         wallets = sum(acct.wallet for acct in e.accounts.values())
         costs = sum(p.cost for acct in e.accounts.values() for p in acct.positions.values())
         ledger = e.ledger

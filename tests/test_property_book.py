@@ -34,6 +34,7 @@ from hypothesis import strategies as st
 from engine.core import catalogue
 from engine.core import Engine, EngineConfig
 from engine.core.fixed import SCALE
+from tests.harness import check_derived
 from proto import commands as C
 from proto import events as V
 
@@ -368,6 +369,10 @@ def check_invariants(engine: Engine, symbols) -> None:
         assert a.order_margin == sum(p.order_margin for p in a.positions.values()), \
             f"stale order margin of account {a.account_id}"
     assert matched == len(totals), "a resting order's account has no position entry"
+    check_derived(engine)
+    # the state hash puts each side together from the orders' cached rows: the same bytes
+    assert msgspec.msgpack.encode(engine.canonical_state()) == \
+        msgspec.msgpack.encode(engine.canonical_state(encoded_sides=True)), "stale order row"
     assert longs == shorts, f"long OI {longs} != short OI {shorts}"
     assert wallets + engine.ledger.fees_collected - costs == \
         engine.ledger.total_deposits - engine.ledger.total_withdrawals, "money not conserved"

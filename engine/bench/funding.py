@@ -188,6 +188,7 @@ def bench_settle(positions: int) -> dict:
         acct.wallet = 1_000_000 * SCALE
         pos = acct.positions[s] = Position(s, 20, taker_fee)
         pos.qty, pos.cost = qty, qty * 30_000
+        acct.rederive()
     engine.handle(C.SetIndexPrices(prices={s: 30_017 * SCALE}), 2, START + 1)
     gc.collect()
     gc.disable()

@@ -290,11 +290,12 @@ class Accounting:
         acct = self.ledger.accounts[ev.account]
         for pos in self._legs_for_update(acct, ev.symbol):
             pos.margin_type = ev.margin_type
+        acct.rederive()  # what counts as held and as cross moved
 
     def _on_isolated(self, ev: V.IsolatedMarginChanged) -> None:
         acct = self.ledger.accounts[ev.account]
-        acct.positions[position_key(ev.symbol, ev.position_side)].isolated_margin = \
-            ev.isolated_margin
+        acct.set_isolated(acct.positions[position_key(ev.symbol, ev.position_side)],
+                          ev.isolated_margin)
 
     def _on_position_mode(self, ev: V.PositionModeChanged) -> None:
         """The switch: the account holds no position and no order, so its positions are only
@@ -308,6 +309,7 @@ class Accounting:
             for side in sides:
                 pos = self.ledger.position_for_update(acct, symbol, side)
                 pos.leverage, pos.margin_type = old.leverage, old.margin_type
+        acct.rederive()
 
 
 def _ignore(_ev: V.Event) -> None:

@@ -271,7 +271,8 @@ class ConditionalOrders:
         # per command: the price each (symbol, source) had before the command first moved it
         self.moved: dict[tuple[str, int], int] = {}
         self.prices: dict[tuple[str, int], int] = {}  # the latest price per (symbol, source)
-        ledger.price_listeners.append(self._on_price)
+        # it listens to price moves only while some order waits on a price (_book, _on_closed):
+        # a venue without conditional orders pays nothing per trade or mark
 
     def handlers(self) -> dict[type, Applier]:
         return {C.NewAlgoOrder: self._new_algo_order, C.CancelAlgoOrder: self._cancel,
@@ -554,6 +555,8 @@ class ConditionalOrders:
         key = (algo.symbol, algo.source)
         book = self.books.get(key)
         if book is None:
+            if not self.books:
+                self.ledger.price_listeners.append(self._on_price)
             book = self.books[key] = TriggerBook()
             self.prices[key] = self.working_price(algo.symbol, algo.source)
         return book
@@ -620,6 +623,8 @@ class ConditionalOrders:
         if not book:  # nothing waits on this price any more: stop following it
             del self.books[book_key]
             del self.prices[book_key]
+            if not self.books:
+                self.ledger.price_listeners.remove(self._on_price)
 
     def _on_price(self, symbol: str, source: int, price: int) -> None:
         """A price event was applied: note the move for the trigger check, and let trailing

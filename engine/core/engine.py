@@ -25,12 +25,13 @@ The Engine is assembled from parts that share one Ledger (engine.core.ledger: th
 from __future__ import annotations
 
 import hashlib
+from typing import Final
 
 import msgspec
 
 from engine.core.accounting import Accounting
 from engine.core.accounts import BOTH
-from engine.core.book import BUY, SELL
+from engine.core.book import BUY, SELL, Level, Order, OrderBook
 from engine.core.catalogue import Catalogue
 from engine.core.conditional import ConditionalOrders
 from engine.core.ledger import Applier, EngineConfig, Ledger
@@ -43,6 +44,11 @@ from proto import commands as C
 from proto import events as V
 
 __all__ = ["Engine", "EngineConfig"]
+
+# Final names: mypyc keeps them in C statics (V.Checkpoint would be two lookups on every use)
+_NEW_ORDER: Final = C.NewOrder
+_CANCEL_ORDER: Final = C.CancelOrder
+_CHECKPOINT: Final = V.Checkpoint
 
 
 class Engine:
@@ -106,7 +112,13 @@ class Engine:
             self.pricing.run_due(time)
         if self.orders.gtd and time >= self.orders.next_expiry():  # good-till-date orders
             self.orders.expire_due(time)
-        self._handlers[type(cmd)](cmd)
+        kind = type(cmd)
+        if kind is _NEW_ORDER:  # the hot commands by a direct (native) call
+            self.orders.new_order(cmd)
+        elif kind is _CANCEL_ORDER:
+            self.orders.cancel_order(cmd)
+        else:
+            self._handlers[kind](cmd)
         conditional = self.conditional
         if conditional.moved or ledger.closed:  # triggers, and orders a closed position frees
             conditional.after_command()
@@ -117,14 +129,21 @@ class Engine:
             ledger.emit(V.Checkpoint(seq=seq, state_hash=self.state_hash()))
         return out
 
-    def apply_record(self, seq: int, time: int, events: list[V.Event]) -> None:
-        """Rebuild: apply a logged command's events without running the command."""
+    def apply_record(self, seq: int, time: int, events: list[V.Event]) -> V.Checkpoint | None:
+        """Rebuild: apply a logged command's events without running the command. Returns its
+        Checkpoint event, if it has one (the caller may compare the state hash)."""
         ledger = self.ledger
         ledger.seq = seq
         ledger.time = time
         appliers = ledger.appliers
+        orders = self.orders
+        checkpoint: V.Checkpoint | None = None
         for ev in events:
-            appliers[type(ev)](ev)
+            # the order events that make up most of a log by a direct call, the rest by type
+            if not orders.apply(ev):
+                appliers[type(ev)](ev)
+                if type(ev) is _CHECKPOINT:
+                    checkpoint = ev
         # what a live command checks at its end was decided when it ran (its events say so)
         self.conditional.moved.clear()
         ledger.closed.clear()
@@ -132,6 +151,31 @@ class Engine:
         # silently on a first command): a rebuilt core must not announce it again
         if self._next_switch is not None and time >= self._next_switch:
             self._switch_tables(time, announce=False)
+        return checkpoint
+
+    def apply_records(self, records: list, start: int,
+                      expected: int) -> tuple[int, int, V.Checkpoint | None]:
+        """Rebuild from a batch of logged records (anything with seq, time and events):
+        apply records[start:] in order while their seq runs on from `expected`; stop after a
+        record that carries a checkpoint, or before one out of sequence. Returns (records
+        applied, their events, that checkpoint or None). The loop of a verify, compiled."""
+        applied = 0
+        events = 0
+        i = start
+        end = len(records)
+        while i < end:
+            record = records[i]
+            seq: int = record.seq
+            if seq != expected + applied:
+                break
+            evs: list = record.events
+            checkpoint = self.apply_record(seq, record.time, evs)
+            applied += 1
+            events += len(evs)
+            i += 1
+            if checkpoint is not None:
+                return applied, events, checkpoint
+        return applied, events, None
 
     # == effective-dated bracket tables ===========================================================
     def _earliest_switch(self) -> int | None:
@@ -185,8 +229,10 @@ class Engine:
         self._next_collateral = self._collateral_change_after(self.ledger.time)
 
     # == state hash ===============================================================================
-    def canonical_state(self) -> list:
-        """Everything that defines the state, in a fixed order (for hashing and snapshots)."""
+    def canonical_state(self, encoded_sides: bool = False) -> list:
+        """Everything that defines the state, in a fixed order (for hashing and snapshots).
+        `encoded_sides`: each side of a book as its msgpack bytes (msgspec.Raw), put together
+        from the orders' cached rows (Order.row): the same bytes once encoded."""
         ledger = self.ledger
         accounts = []
         for aid in sorted(self.accounts):
@@ -210,16 +256,16 @@ class Engine:
             s = self.symbols[name]
             if not s.book.orders and not s.mark and not s.last_price:
                 continue
-            sides = []
+            sides: list = []
             for side in (BUY, SELL):
-                rows = []
+                if encoded_sides:
+                    sides.append(_encoded_side(s.book, side))
+                    continue
+                # rows as tuples (encoded as the same arrays as lists, built with less work),
+                # the orders walked through their links
+                rows: list[tuple] = []
                 for level in s.book.levels(side):
-                    for o in level.orders():
-                        order = [o.order_id, o.account, o.price, o.quantity, o.remaining, o.tif,
-                                 o.reduce_only, o.client_id, o.stp]
-                        if o.position_side != BOTH or o.cost_price or o.loss_unit or o.gtd:
-                            order.append([o.position_side, o.cost_price, o.loss_unit, o.gtd])
-                        rows.append(order)
+                    _level_rows(level, rows)
                 sides.append(rows)
             books.append([name, s.mark, s.index, s.last_price, sides])
         state: list = [accounts, books, ledger.fees_collected, ledger.insurance_fund,
@@ -250,8 +296,56 @@ class Engine:
             [dict(rows) for rows in data]
 
     def state_hash(self) -> str:
-        blob = msgspec.msgpack.encode(self.canonical_state())
+        """blake2b of the canonical state's msgpack; a resting order's row is encoded once
+        and kept until the order changes (most do not between two checkpoints)."""
+        blob = _encode(self.canonical_state(encoded_sides=True))
         return hashlib.blake2b(blob, digest_size=16).hexdigest()
+
+
+_encode: Final = msgspec.msgpack.Encoder().encode
+_Raw: Final = msgspec.Raw
+
+
+def _row(o: Order) -> tuple:
+    """An order's row of the canonical state (a tuple: encoded as the same array as a list,
+    built with less work)."""
+    if o.position_side != BOTH or o.cost_price or o.loss_unit or o.gtd:
+        return (o.order_id, o.account, o.price, o.quantity, o.remaining, o.tif, o.reduce_only,
+                o.client_id, o.stp, (o.position_side, o.cost_price, o.loss_unit, o.gtd))
+    return (o.order_id, o.account, o.price, o.quantity, o.remaining, o.tif, o.reduce_only,
+            o.client_id, o.stp)
+
+
+def _level_rows(level: Level, rows: list[tuple]) -> None:
+    """A level's orders as rows of the canonical state, in time priority, onto `rows`."""
+    o = level.head
+    while o is not None:
+        rows.append(_row(o))
+        o = o.next
+
+
+def _array_header(n: int) -> bytes:
+    """msgpack's (smallest) header of an array of n items."""
+    if n < 16:
+        return bytes((0x90 | n,))
+    if n < 0x10000:
+        return b"\xdc" + n.to_bytes(2, "big")
+    return b"\xdd" + n.to_bytes(4, "big")
+
+
+def _encoded_side(book: OrderBook, side: str) -> msgspec.Raw:
+    """A side's rows as msgpack: the array header, then each order's encoded row, encoded
+    again only for an order that changed since (book.add and book.reduce drop it)."""
+    parts: list[bytes] = []
+    for level in book.levels(side):
+        o = level.head
+        while o is not None:
+            row = o.row
+            if row is None:
+                row = o.row = _encode(_row(o))
+            parts.append(row)
+            o = o.next
+    return _Raw(_array_header(len(parts)) + b"".join(parts))
 
 
 def _ignore(_ev: V.Event) -> None:

@@ -14,14 +14,29 @@ their parser and formatter live in proto.decimals, re-exported here.
 """
 from __future__ import annotations
 
-from proto.decimals import DECIMALS, SCALE, DecimalFormatError, fmt, parse
+from typing import Final
+
+from proto import decimals
+from proto.decimals import DECIMALS, DecimalFormatError, fmt, parse
+
+# a literal here, not proto's name: mypyc inlines a Final literal wherever the core uses it
+# (an imported module global would be a dictionary lookup on every use)
+SCALE: Final = 100_000_000
+assert SCALE == decimals.SCALE
 
 # the most money the venue holds in total (deposits and insurance funding), so that every sum
 # the core keeps (wallets, totals, the insurance fund) stays within the log's 64-bit integers
-MAX_TOTAL = (1 << 63) - 1
+MAX_TOTAL: Final = (1 << 63) - 1
 
 __all__ = ["SCALE", "MAX_TOTAL", "DECIMALS", "DecimalFormatError", "parse", "fmt", "mul_floor",
-           "mul_ceil", "ceil_div", "div_trunc", "round_half_up"]
+           "mul_down", "mul_ceil", "ceil_div", "div_trunc", "round_half_up"]
+
+
+def mul_down(qty: int, price: int) -> int:
+    """qty x price // SCALE, exactly (a notional), computed as qty x whole units + qty x
+    fraction // SCALE: for everyday sizes the operands stay within 63 bits, where a compiled
+    core's integers are machine words, instead of a 1e-16 product that needs a long."""
+    return qty * (price // SCALE) + qty * (price % SCALE) // SCALE
 
 
 def mul_floor(a: int, b: int) -> int:

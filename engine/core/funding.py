@@ -68,12 +68,9 @@ def impact_price(book: OrderBook, side: str, notional: int) -> int:
     the bids, giving the impact bid; SELL: the asks, the impact ask); 0 if too thin."""
     target = notional * SCALE  # in 1e-16 (quantity unit x price unit)
     cum_qty = cum = 0
-    if side == BUY:
-        prices, levels = reversed(book.bid_prices), book.bids
-    else:
-        prices, levels = book.ask_prices, book.asks
-    for price in prices:
-        qty = levels[price].total
+    for level in book.levels(side):
+        price = level.price
+        qty = level.total
         value = qty * price
         if cum + value >= target:
             den = cum_qty * price + target - cum  # total quantity x price, 1e-16
@@ -86,11 +83,7 @@ def impact_price(book: OrderBook, side: str, notional: int) -> int:
 
 def impact_price_coin(book: OrderBook, side: str, usd_notional: int, size: int) -> int:
     """impact_price for a COIN-M book (contracts of `size` USD): engine.core.inverse."""
-    if side == BUY:
-        prices, levels = reversed(book.bid_prices), book.bids
-    else:
-        prices, levels = book.ask_prices, book.asks
-    walked = ((p, levels[p].total) for p in prices)
+    walked = [(level.price, level.total) for level in book.levels(side)]
     return inverse.impact_price(walked, usd_notional, size, side == BUY)
 
 

@@ -22,7 +22,7 @@ insurance fund, deposits, withdrawals): USDT's in the original fields, the other
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Final
 
 from engine.core import collateral
 from engine.core import errors as E
@@ -32,16 +32,18 @@ from engine.core.accounts import BOTH, ISOLATED, Account, Position, position_key
 from engine.core.book import Order
 from engine.core.catalogue import Catalogue
 from engine.core.errors import Rejected
-from engine.core.fixed import SCALE
+from engine.core.fixed import SCALE, mul_down
 from engine.core.markets import SymbolState
 from proto import commands as C
 from proto import events as V
 
-DAY_MS = 86_400_000
+DAY_MS: Final = 86_400_000
 
 Applier = Callable[[Any], None]
 PriceListener = Callable[[str, int, int], None]  # (symbol, source, price)
-MARK, LAST = 0, 1  # the prices a conditional order can work on: mark, last trade ("contract")
+# the prices a conditional order can work on: mark, last trade ("contract")
+MARK: Final = 0
+LAST: Final = 1
 
 
 @dataclass(frozen=True)
@@ -249,7 +251,7 @@ class Ledger:
             notional = inverse.notional_at(pos.qty, pos.cost, size, ref)
             upnl = inverse.value_at(pos.qty, pos.cost, size, ref) - pos.cost
         else:
-            notional = pos.qty * ref // SCALE if ref else pos.cost
+            notional = mul_down(pos.qty, ref) if ref else pos.cost
             upnl = notional - pos.cost
         im = -(-abs(notional) // pos.leverage)
         return notional, upnl, im
@@ -262,15 +264,12 @@ class Ledger:
         if acct.multi_assets:
             uni, _, _ = self.multi_assets_figures(acct)
             return collateral.in_asset(uni, self.rates(asset)[1])
+        # kept by the appliers (Account.held, open_cross): no pass over every position
         avail = acct.wallet if asset == "USDT" else acct.balances.get(asset, 0)
+        avail -= acct.holding(asset)
         symbols = self.symbols
-        for pos in acct.positions.values():
-            if pos.asset != asset:
-                continue
-            avail -= pos.order_margin
-            if pos.margin_type == ISOLATED:
-                avail -= pos.isolated_margin
-            elif pos.qty:
+        for pos in acct.open_cross:
+            if pos.asset == asset:
                 _, upnl, im = self.position_figures(pos, symbols[pos.symbol])
                 avail += upnl - im
         return avail

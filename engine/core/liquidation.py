@@ -388,7 +388,7 @@ class Liquidator:
                 (other, ev.counterparty_position_side, -sign * ev.quantity,
                  ev.counterparty_realized_pnl)):
             p = a.positions[position_key(ev.symbol, side)]
-            p.apply_fill(dq, ev.price)
+            a.fill(p, dq, ev.price)
             a.credit(p.asset, pnl)
             if p.open_orders:
                 a.refresh_order_margin(p)

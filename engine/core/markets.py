@@ -4,7 +4,7 @@ from __future__ import annotations
 from engine.core import inverse
 from engine.core.book import OrderBook
 from engine.core.catalogue import BracketTable, SymbolSpec
-from engine.core.fixed import SCALE
+from engine.core.fixed import mul_down
 
 
 class SymbolState:
@@ -51,11 +51,11 @@ class SymbolState:
         size = self.contract_size
         if size:
             return inverse.order_notional(qty, size, price)
-        return qty * price // SCALE
+        return mul_down(qty, price)
 
     def trade_value(self, qty: int, price: int) -> int:
         """A fill's value in the margin asset: qty x price, or its coin value rounded down."""
         size = self.contract_size
         if size:
             return inverse.coin_value(qty, size, price)
-        return qty * price // SCALE
+        return mul_down(qty, price)

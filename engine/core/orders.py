@@ -16,8 +16,9 @@ is reduce-only (it can never flip a leg), and reduceOnly itself may not be sent 
 """
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from typing import Callable, Final, Protocol
 
+from msgspec.structs import astuple
 from sortedcontainers import SortedList
 
 from engine.core import errors as E
@@ -32,13 +33,21 @@ from engine.core.markets import SymbolState
 from proto import commands as C
 from proto import events as V
 
-CONDITIONAL_TYPES = frozenset({"STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET",
+CONDITIONAL_TYPES: Final = frozenset({"STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET",
                                "TRAILING_STOP_MARKET"})
-RESTING_TIF = ("GTC", "GTX", "GTD")
-GTD_MIN_AHEAD_MS = 600_000  # goodTillDate must be more than 600 s after the order
-GTD_MAX = 253_402_300_799_000  # 9999-12-31 23:59:59 UTC
-SHORT_COST_FACTOR = 100_150_000  # a sell's margin assumes at least last price x 1.0015 (1e-8)
-MARKET_BUY_FACTOR = 100_050_000  # a market buy's assumed price: best ask x 1.0005 (1e-8)
+RESTING_TIF: Final = ("GTC", "GTX", "GTD")
+GTD_MIN_AHEAD_MS: Final = 600_000  # goodTillDate must be more than 600 s after the order
+GTD_MAX: Final = 253_402_300_799_000  # 9999-12-31 23:59:59 UTC
+# the hot event classes and astuple under Final names: mypyc keeps them in C statics (a module
+# attribute such as V.Trade costs a dictionary lookup and an attribute lookup on every use)
+_ACCEPTED: Final = V.OrderAccepted
+_TRADE: Final = V.Trade
+_CANCELED: Final = V.OrderCanceled
+_RESTED: Final = V.OrderRested
+_EXPIRED: Final = V.OrderExpired
+_astuple: Final = astuple
+SHORT_COST_FACTOR: Final = 100_150_000  # a sell's margin assumes at least last price x 1.0015 (1e-8)
+MARKET_BUY_FACTOR: Final = 100_050_000  # a market buy's assumed price: best ask x 1.0005 (1e-8)
 
 
 class FillBudget(Protocol):
@@ -83,7 +92,7 @@ class Orders:
         self.cancel_conditional: Callable[[Account, str], None] | None = None
 
     def handlers(self) -> dict[type, Applier]:
-        return {C.NewOrder: self._new_order, C.CancelOrder: self._cancel_order,
+        return {C.NewOrder: self.new_order, C.CancelOrder: self.cancel_order,
                 C.CancelAllOrders: self._cancel_all, C.ModifyOrder: self._modify_order}
 
     def appliers(self) -> dict[type, Applier]:
@@ -110,12 +119,14 @@ class Orders:
                 assumed = -(-(ask * MARKET_BUY_FACTOR) // SCALE) if ask is not None else mark
             else:
                 assumed = price
-            loss = max(0, assumed - mark) if mark else 0
+            loss = assumed - mark if mark and assumed > mark else 0
         else:
             reference = price if type_ != "MARKET" else (book.bid or mark)
             last = -(-(sym.last_price * SHORT_COST_FACTOR) // SCALE)
-            assumed = max(last, mark, reference)
-            loss = max(0, mark - reference) if mark else 0
+            assumed = last if last > mark else mark  # max(last, mark, reference)
+            if reference > assumed:
+                assumed = reference
+            loss = mark - reference if mark and mark > reference else 0
         return assumed, loss
 
     def _coin_order_cost(self, sym: SymbolState, side: str, type_: str,
@@ -145,34 +156,34 @@ class Orders:
         return cost, loss
 
     def check_leverage_and_margin(self, acct: Account, pos: Position, sym: SymbolState,
-                                  side: str, add: OpenOrders) -> None:
-        """The order adds `add` to `side`'s orders of `pos` (negative for a shrinking modify).
-        -2027 if the reachable notional exceeds the cap at the symbol's leverage (one-way: the
-        position plus that side's orders; hedge mode: both legs with their opening orders, as
-        the tiers count long and short together); -2019 if the extra order margin does not fit
-        the available balance."""
+                                  side: str, add_notional: int, trial: OpenOrders) -> None:
+        """The order adds `add_notional` to `side`'s orders of `pos` (negative for a shrinking
+        modify), whose sums become `trial` (OpenOrders.with_order). -2027 if the reachable
+        notional exceeds the cap at the symbol's leverage (one-way: the position plus that
+        side's orders; hedge mode: both legs with their opening orders, as the tiers count
+        long and short together); -2019 if the extra order margin does not fit the available
+        balance."""
         ledger = self.ledger
         table = sym.table_at(ledger.time)
         cap = sym.max_notional(table, pos.leverage)
         if acct.dual_side:
-            reach = add.notional
+            reach = add_notional
             for leg in acct.legs(sym.spec.symbol):
                 notional = abs(ledger.position_figures(leg, sym)[0])
                 reach += notional + (leg.buys.notional if leg.side == LONG else leg.sells.notional)
         elif side == BUY:
-            reach = ledger.position_figures(pos, sym)[0] + pos.buys.notional + add.notional
+            reach = ledger.position_figures(pos, sym)[0] + pos.buys.notional + add_notional
         else:
-            reach = -ledger.position_figures(pos, sym)[0] + pos.sells.notional + add.notional
+            reach = -ledger.position_figures(pos, sym)[0] + pos.sells.notional + add_notional
         if reach > cap:
             unit = sym.spec.base_asset if sym.contract_size else sym.spec.quote_asset
             raise Rejected(E.MAX_POSITION_AT_LEVERAGE, f"{fmt(reach)} > {fmt(cap)} {unit} at "
                                                        f"{pos.leverage}x")
+        # only `side`'s share changes: its margin with the order, less what it holds now
         if side == BUY:
-            extra = pos.margin_for(pos.buys.plus(add.qty, add.notional, add.cost, add.loss),
-                                   pos.sells) - pos.order_margin
+            extra = pos.side_margin(True, trial) - pos.buy_margin
         else:
-            extra = pos.margin_for(pos.buys, pos.sells.plus(add.qty, add.notional, add.cost,
-                                                            add.loss)) - pos.order_margin
+            extra = pos.side_margin(False, trial) - pos.sell_margin
         if extra > 0:
             available = ledger.available_balance(acct, sym.asset)
             if extra > available:
@@ -272,72 +283,83 @@ class Orders:
         return gtd
 
     # == new orders ===============================================================================
-    def _new_order(self, cmd: C.NewOrder) -> None:
+    def new_order(self, cmd: C.NewOrder) -> None:
+        """The NewOrder handler (Engine.handle calls it directly: the hot path)."""
+        ledger = self.ledger
         try:
-            order = self.validate_new(cmd)
+            accepted = self.validate_new(cmd)
         except Rejected as r:
-            self.ledger.emit(V.OrderRejected(account=cmd.account, symbol=cmd.symbol, code=r.code,
-                                             msg=r.msg, client_order_id=cmd.new_client_order_id,
-                                             detail=r.detail))
+            ledger.emit(V.OrderRejected(account=cmd.account, symbol=cmd.symbol, code=r.code,
+                                        msg=r.msg, client_order_id=cmd.new_client_order_id,
+                                        detail=r.detail))
             return
-        self.ledger.emit(order)
-        if not order.rest:
-            self.match(self.ledger.pending[order.order_id])
+        ledger.out.append(accepted)  # emitted: recorded, then applied by its applier
+        order = self._accept(accepted)
+        if not accepted.rest:
+            self.match(order)
 
     def validate_new(self, cmd: C.NewOrder) -> V.OrderAccepted:
-        """Every check of a new order; the OrderAccepted to emit, or Rejected."""
+        """Every check of a new order; the OrderAccepted to emit, or Rejected. (The command's
+        fields are read once each: they are attributes of a msgspec struct.)"""
         ledger = self.ledger
-        sym = ledger.symbol(cmd.symbol)
-        acct = ledger.account(cmd.account)
+        # the command's fields in one call (a struct's attributes are generic reads for
+        # compiled code); in the order of proto.commands.NewOrder
+        fields: tuple[int, str, str, str, int, int, str | None, bool | None, str, str | None,
+                      str | None, str | None, int] = _astuple(cmd)
+        (account, symbol, side, type_, qty, sent_price, sent_tif, sent_reduce_only, cid,
+         sent_stp, sent_position_side, price_match, good_till_date) = fields
+        sym = ledger.symbol(symbol)
+        acct = ledger.account(account)
         spec = sym.spec
         book = sym.book
-        side = cmd.side
-        if cmd.type in CONDITIONAL_TYPES:
-            raise Rejected(E.STOP_ORDER_SWITCH_ALGO, f"{cmd.type} is placed with newAlgoOrder")
-        position_side, reduce_only = self.position_side(acct, side, cmd.position_side,
-                                                        cmd.reduce_only)
-        price_match = cmd.price_match if cmd.price_match != "NONE" else None
+        if type_ in CONDITIONAL_TYPES:
+            raise Rejected(E.STOP_ORDER_SWITCH_ALGO, f"{type_} is placed with newAlgoOrder")
+        position_side, reduce_only = self.position_side(acct, side, sent_position_side,
+                                                        sent_reduce_only)
+        if price_match == "NONE":
+            price_match = None
         rules = ledger.config.rules
-        if cmd.type == "LIMIT":
-            if cmd.time_in_force is None and rules >= 2:
+        if type_ == "LIMIT":
+            if sent_tif is None and rules >= 2:
                 raise Rejected(E.MANDATORY_PARAM, arg="timeInForce")
-            tif = cmd.time_in_force or "GTC"  # rules 1 defaulted to GTC
+            tif = sent_tif or "GTC"  # rules 1 defaulted to GTC
             if price_match is not None:
-                if cmd.price:
+                if sent_price:
                     raise Rejected(E.PARAM_NOT_REQUIRED, "priceMatch sets the price",
                                    arg="price")
                 price = match_price(book, side, price_match)
                 if not price:
                     raise Rejected(E.BBO_ORDER_REJECT, f"{price_match}: the book is too thin")
-            elif cmd.price == 0 and rules >= 2:
+            elif sent_price == 0 and rules >= 2:
                 raise Rejected(E.MANDATORY_PARAM, arg="price")
             else:
-                price = cmd.price
+                price = sent_price
             ref = price
         else:
-            if cmd.price:
+            if sent_price:
                 raise Rejected(E.PARAM_NOT_REQUIRED, arg="price")
-            if cmd.time_in_force is not None:
+            if sent_tif is not None:
                 raise Rejected(E.PARAM_NOT_REQUIRED, arg="timeInForce")
             if price_match is not None:
                 raise Rejected(E.PRICE_MATCH_ORDER_TYPE)
             tif = "IOC"
             price = 0
-            best = book.best_ask() if side == BUY else book.best_bid()
+            best = book.ask if side == BUY else book.bid
             ref = sym.mark or best or 0
-        gtd = self.good_till(tif, cmd.good_till_date)
-        pos = ledger.position(acct, cmd.symbol, position_side)
-        notional = self._check_price_qty(spec, sym, side, cmd.type, price, cmd.quantity,
-                                         reduce_only, ref, rules)
+        gtd = self.good_till(tif, good_till_date)
+        pos = ledger.position(acct, symbol, position_side)
+        notional = self._check_price_qty(spec, sym, side, type_, price, qty, reduce_only, ref,
+                                         rules)
         if reduce_only:
-            self._check_reduce_only(pos, side, cmd.quantity)
-        cid = cmd.new_client_order_id
+            self._check_reduce_only(pos, side, qty)
         if cid and cid in acct.client_ids:
             raise Rejected(E.CLIENT_ID_DUPLICATED, repr(cid))
-        open_orders = sum(leg.open_orders for leg in acct.legs(cmd.symbol))
+        # one-way mode: `pos` is the symbol's one position (or a fresh one, without orders)
+        open_orders = sum(leg.open_orders for leg in acct.legs(symbol)) if acct.dual_side \
+            else pos.open_orders
         if open_orders >= spec.max_num_orders:
             raise Rejected(E.MAX_OPEN_ORDERS, f"{spec.max_num_orders} open orders")
-        cost_price, loss_unit = self.order_cost(sym, side, cmd.type, price)
+        cost_price, loss_unit = self.order_cost(sym, side, type_, price)
         if not reduce_only:
             config = ledger.config
             if pos.leverage > config.new_account_max_leverage and ledger.is_young(acct):
@@ -345,22 +367,19 @@ class Orders:
                                f"accounts registered less than {config.new_account_days} days "
                                f"ago may not open or increase positions above "
                                f"{config.new_account_max_leverage}x; only reduce-only orders")
-            qty = cmd.quantity
-            self.check_leverage_and_margin(acct, pos, sym, side,
-                                           OpenOrders(qty, notional, qty * cost_price,
-                                                      qty * loss_unit))
+            trial = (pos.buys if side == BUY else pos.sells).with_order(qty, notional,
+                                                                        cost_price, loss_unit)
+            self.check_leverage_and_margin(acct, pos, sym, side, notional, trial)
         if tif == "GTX" and crosses(book, side, price):
             raise Rejected(E.GTX_WOULD_TAKE)
-        if tif == "FOK" and fillable(book, side, price, cmd.quantity) < cmd.quantity:
+        if tif == "FOK" and fillable(book, side, price, qty) < qty:
             raise Rejected(E.FOK_UNFILLABLE)
-        stp = cmd.self_trade_prevention_mode or ledger.config.default_stp
-        rest = tif in RESTING_TIF and not crosses(book, side, price)
-        return V.OrderAccepted(order_id=ledger.next_order_id, account=cmd.account,
-                               symbol=cmd.symbol, side=side, type=cmd.type, time_in_force=tif,
-                               price=price, quantity=cmd.quantity, reduce_only=reduce_only,
-                               client_order_id=cid, stp_mode=stp, rest=rest,
-                               position_side=position_side, cost_price=cost_price,
-                               loss_unit=loss_unit, good_till_date=gtd)
+        stp = sent_stp or ledger.config.default_stp
+        rest = (tif == "GTC" or tif == "GTX" or tif == "GTD") and not crosses(book, side, price)
+        # positional, in the event's field order (proto/events.py): the fastest construction
+        return _ACCEPTED(ledger.next_order_id, account, symbol, side, type_, tif, price,
+                               qty, reduce_only, cid, stp, rest, False, position_side,
+                               cost_price, loss_unit, gtd)
 
     # == matching =================================================================================
     def match(self, taker: Order) -> None:
@@ -373,7 +392,6 @@ class Orders:
         `limit` overrides the order's own price; `budget` caps what may fill beyond the
         bankruptcy price (a liquidation order with the insurance fund behind it)."""
         ledger = self.ledger
-        emit = ledger.emit
         sym = ledger.symbols[taker.symbol]
         book = sym.book
         spec = sym.spec
@@ -388,7 +406,6 @@ class Orders:
                 else:
                     limit = -(-(sym.mark * spec.multiplier_down) // SCALE)
         stp = taker.stp if taker.tif not in ("FOK", "GTX") else "NONE"
-        taker_acct = ledger.accounts[taker.account]
         liquidation_free = ledger.config.rules >= 2
         expired_in_match = False
         while taker.remaining > 0:
@@ -398,9 +415,10 @@ class Orders:
             if limit is not None and (level.price > limit if is_buy else level.price < limit):
                 break
             maker = level.head
+            assert maker is not None  # a level holds at least one order
             if maker.account == taker.account and stp != "NONE":
                 if stp in ("EXPIRE_MAKER", "EXPIRE_BOTH"):
-                    emit(V.OrderExpired(order_id=maker.order_id, account=maker.account,
+                    ledger.emit(V.OrderExpired(order_id=maker.order_id, account=maker.account,
                                         symbol=maker.symbol, quantity=maker.remaining,
                                         status="EXPIRED_IN_MATCH", reason="selfTrade"))
                 if stp in ("EXPIRE_TAKER", "EXPIRE_BOTH"):
@@ -408,17 +426,16 @@ class Orders:
                     break
                 continue
             qty = min(taker.remaining, maker.remaining)
-            maker_acct = ledger.accounts[maker.account]
-            maker_pos = ledger.position(maker_acct, maker.symbol, maker.position_side)
+            maker_pos = self._stored_position(maker)
             if maker.reduce_only:
                 allowed = reducible(maker_pos, maker.side)
                 if allowed == 0:
-                    emit(V.OrderExpired(order_id=maker.order_id, account=maker.account,
+                    ledger.emit(V.OrderExpired(order_id=maker.order_id, account=maker.account,
                                         symbol=maker.symbol, quantity=maker.remaining,
                                         status="EXPIRED", reason="reduceOnly"))
                     continue
                 qty = min(qty, allowed)
-            taker_pos = ledger.position(taker_acct, taker.symbol, taker.position_side)
+            taker_pos = self._stored_position(taker)  # a fresh one before its first fill
             if taker.reduce_only:
                 allowed = reducible(taker_pos, taker.side)
                 if allowed == 0:
@@ -445,25 +462,26 @@ class Orders:
             else:
                 maker_pnl = trade_fill(size, maker_pos.qty, maker_pos.cost, -sign * qty,
                                        price)[2]
-            emit(V.Trade(trade_id=ledger.next_trade_id, symbol=taker.symbol, price=price,
-                         quantity=qty, taker_side=taker.side,
-                         maker_order_id=maker.order_id, taker_order_id=taker.order_id,
-                         maker_account=maker.account, taker_account=taker.account,
-                         maker_fee=maker_fee, taker_fee=taker_fee,
-                         maker_realized_pnl=maker_pnl, taker_realized_pnl=taker_pnl))
+            # positional, in the event's field order (proto/events.py); recorded and applied
+            # as Ledger.emit does, with the applier called directly
+            trade = _TRADE(ledger.next_trade_id, taker.symbol, price, qty, taker.side,
+                            maker.order_id, taker.order_id, maker.account, taker.account,
+                            maker_fee, taker_fee, maker_pnl, taker_pnl)
+            ledger.out.append(trade)
+            self._on_trade(trade)
             if budget is not None:
                 budget.spend(qty, price)
             if maker.reduce_only and maker.remaining and reducible(
-                    ledger.position(maker_acct, maker.symbol, maker.position_side),
+                    self._position_of(maker, self._account_of(maker)),
                     maker.side) == 0:
-                emit(V.OrderExpired(order_id=maker.order_id, account=maker.account,
+                ledger.emit(V.OrderExpired(order_id=maker.order_id, account=maker.account,
                                     symbol=maker.symbol, quantity=maker.remaining,
                                     status="EXPIRED", reason="reduceOnly"))
         return expired_in_match
 
     def _settle_remainder(self, taker: Order, expired_in_match: bool) -> None:
         ledger = self.ledger
-        taker_acct = ledger.accounts[taker.account]
+        taker_acct = self._account_of(taker)
         if taker.remaining > 0:
             if expired_in_match:
                 ledger.emit(V.OrderExpired(order_id=taker.order_id, account=taker.account,
@@ -473,7 +491,7 @@ class Orders:
                     not taker.reduce_only or
                     reducible(ledger.position(taker_acct, taker.symbol, taker.position_side),
                               taker.side)):
-                ledger.emit(V.OrderRested(order_id=taker.order_id, quantity=taker.remaining))
+                ledger.emit(_RESTED(order_id=taker.order_id, quantity=taker.remaining))
             else:
                 reason = "reduceOnly" if taker.reduce_only and taker.tif in RESTING_TIF \
                     else taker.tif
@@ -507,7 +525,8 @@ class Orders:
             raise Rejected(E.UNKNOWN_ORDER)
         return order
 
-    def _cancel_order(self, cmd: C.CancelOrder) -> None:
+    def cancel_order(self, cmd: C.CancelOrder) -> None:
+        """The CancelOrder handler (Engine.handle calls it directly: the hot path)."""
         ledger = self.ledger
         try:
             sym = ledger.symbol(cmd.symbol)
@@ -515,8 +534,10 @@ class Orders:
             order = self._find_order(acct, sym, cmd.order_id, cmd.orig_client_order_id)
         except Rejected as r:
             return ledger.reject_command(cmd, r)
-        ledger.emit(V.OrderCanceled(order_id=order.order_id, account=order.account,
-                                    symbol=order.symbol, quantity=order.remaining))
+        canceled = _CANCELED(order.order_id, order.account, order.symbol,
+                                   order.remaining)
+        ledger.out.append(canceled)  # emitted: recorded, then applied by its applier
+        self._unrest(order, order.remaining, acct)  # what _on_order_canceled does
 
     def _cancel_all(self, cmd: C.CancelAllOrders) -> None:
         ledger = self.ledger
@@ -565,12 +586,13 @@ class Orders:
                 self._check_reduce_only(pos, order.side, new_remaining)
             else:
                 rem = order.remaining
-                self.check_leverage_and_margin(acct, pos, sym, order.side, OpenOrders(
-                    new_remaining - rem,
-                    sym.order_notional(new_remaining, cmd.price) -
-                    sym.order_notional(rem, order.price),
-                    new_remaining * cost_price - rem * order.cost_price,
-                    new_remaining * loss_unit - rem * order.loss_unit))
+                old_notional = sym.order_notional(rem, order.price)
+                new_notional = sym.order_notional(new_remaining, cmd.price)
+                trial = (pos.buys if order.side == BUY else pos.sells).with_order(
+                    -rem, -old_notional, order.cost_price, order.loss_unit)
+                trial.add(new_remaining, new_notional, cost_price, loss_unit)
+                self.check_leverage_and_margin(acct, pos, sym, order.side,
+                                               new_notional - old_notional, trial)
             if not keep and order.tif == "GTX" and crosses(sym.book, order.side, cmd.price):
                 raise Rejected(E.GTX_WOULD_TAKE)
         except Rejected as r:
@@ -585,43 +607,96 @@ class Orders:
             self.match(order)
 
     # == appliers: the only code here that mutates state ==========================================
+    def apply(self, ev: V.Event) -> bool:
+        """Apply `ev` if it is one of the order events that make up most of a log (a direct
+        call: Engine.apply_record's fast path); False if it is not one of them."""
+        kind = type(ev)
+        if kind is _ACCEPTED:
+            self._accept(ev)
+        elif kind is _TRADE:
+            self._on_trade(ev)
+        elif kind is _CANCELED:
+            self._on_order_canceled(ev)
+        elif kind is _RESTED:
+            self._on_order_rested(ev)
+        elif kind is _EXPIRED:
+            self._on_order_expired(ev)
+        else:
+            return False
+        return True
+
     def _on_order_accepted(self, ev: V.OrderAccepted) -> None:
+        self._accept(ev)
+
+    def _accept(self, ev: V.OrderAccepted) -> Order:
+        """The applier of OrderAccepted; returns the order (resting, or pending to match)."""
         ledger = self.ledger
-        order = Order(ev.order_id, ev.account, ev.symbol, ev.side, ev.price, ev.quantity,
-                      ev.time_in_force, ev.type, ev.reduce_only, ev.client_order_id, ev.stp_mode,
-                      ev.liquidation, ev.position_side, ev.cost_price, ev.loss_unit,
-                      ev.good_till_date)
-        ledger.next_order_id = ev.order_id + 1
-        acct = ledger.accounts[ev.account]
-        if ev.client_order_id:
-            acct.client_ids[ev.client_order_id] = ev.order_id
-        if ev.rest:
+        # the event's fields in one call, in the order of proto.events.OrderAccepted
+        fields: tuple[int, int, str, str, str, str, int, int, bool, str, str, bool, bool, str,
+                      int, int, int] = _astuple(ev)
+        (order_id, account, symbol, side, type_, tif, price, quantity, reduce_only, cid, stp,
+         rest, liquidation, position_side, cost_price, loss_unit, gtd) = fields
+        order = Order(order_id, account, symbol, side, price, quantity, tif, type_, reduce_only,
+                      cid, stp, liquidation, position_side, cost_price, loss_unit, gtd)
+        ledger.next_order_id = order_id + 1
+        acct = order.acct = ledger.accounts[account]
+        if cid:
+            acct.client_ids[cid] = order_id
+        if rest:
             self._rest(order, acct)
         else:
-            ledger.pending[ev.order_id] = order
+            ledger.pending[order_id] = order
+        return order
+
+    def _account_of(self, order: Order) -> Account:
+        """The order's account: kept on the order (else looked up)."""
+        acct = order.acct
+        if acct is None:
+            acct = order.acct = self.ledger.accounts[order.account]
+        return acct
+
+    def _stored_position(self, order: Order) -> Position:
+        """The order's position without storing one: the order's own (a resting order, or a
+        taker after its first fill), else the stored one or a fresh one."""
+        pos = order.pos
+        if pos is not None:
+            return pos
+        ledger = self.ledger
+        return ledger.position(ledger.accounts[order.account], order.symbol,
+                               order.position_side)
+
+    def _position_of(self, order: Order, acct: Account) -> Position:
+        """The order's stored position (stored now if it was new), kept on the order."""
+        pos = order.pos
+        if pos is None:
+            pos = order.pos = self.ledger.position_for_update(acct, order.symbol,
+                                                              order.position_side)
+        return pos
 
     def _rest(self, order: Order, acct: Account) -> None:
         sym = self.ledger.symbols[order.symbol]
         sym.book.add(order)
-        pos = self.ledger.position_for_update(acct, order.symbol, order.position_side)
+        pos = self._position_of(order, acct)
         rem = order.remaining
-        pos.add_open(order.side, rem, sym.order_notional(rem, order.price),
-                     rem * order.cost_price, rem * order.loss_unit)
+        buy = order.side == BUY
+        (pos.buys if buy else pos.sells).add(rem, sym.order_notional(rem, order.price),
+                                             order.cost_price, order.loss_unit)
         pos.open_orders += 1
-        acct.refresh_order_margin(pos)
+        acct.refresh_side(pos, buy)
         if order.gtd:
             self.gtd.add((order.gtd, order.order_id, order.symbol))
 
     def _on_order_rested(self, ev: V.OrderRested) -> None:
         order = self.ledger.pending.pop(ev.order_id)
-        self._rest(order, self.ledger.accounts[order.account])
+        self._rest(order, self._account_of(order))
 
     def _unrest(self, order: Order, qty: int, acct: Account) -> None:
         """Take `qty` of a resting order off the book and out of its account's open totals."""
-        pos = self.ledger.position_for_update(acct, order.symbol, order.position_side)
+        pos = self._position_of(order, acct)
         sym = self.ledger.symbols[order.symbol]
-        pos.add_open(order.side, -qty, -sym.order_notional(qty, order.price),
-                     -qty * order.cost_price, -qty * order.loss_unit)
+        buy = order.side == BUY
+        (pos.buys if buy else pos.sells).add(-qty, -sym.order_notional(qty, order.price),
+                                             order.cost_price, order.loss_unit)
         book = sym.book
         if qty == order.remaining:
             pos.open_orders -= 1
@@ -632,83 +707,98 @@ class Orders:
                 self.gtd.discard((order.gtd, order.order_id, order.symbol))
         else:
             book.reduce(order, qty)
-        acct.refresh_order_margin(pos)
+        acct.refresh_side(pos, buy)
 
     def _on_trade(self, ev: V.Trade) -> None:
         ledger = self.ledger
-        sym = ledger.symbols[ev.symbol]
-        maker = sym.book.orders[ev.maker_order_id]
-        taker = ledger.pending[ev.taker_order_id]
-        qty, price = ev.quantity, ev.price
-        sign = 1 if ev.taker_side == BUY else -1
-        taker_acct = ledger.accounts[ev.taker_account]
-        maker_acct = ledger.accounts[ev.maker_account]
-        tp = ledger.position_for_update(taker_acct, ev.symbol, taker.position_side)
-        tp.apply_fill(sign * qty, price)
+        # the event's fields in one call, in the order of proto.events.Trade
+        fields: tuple[int, str, int, int, str, int, int, int, int, int, int, int, int] = \
+            _astuple(ev)
+        (trade_id, symbol, price, qty, taker_side, maker_order_id, taker_order_id, maker_account,
+         taker_account, maker_fee, taker_fee, maker_pnl, taker_pnl) = fields
+        sym = ledger.symbols[symbol]
+        maker = sym.book.orders[maker_order_id]
+        taker = ledger.pending[taker_order_id]
+        dq = qty if taker_side == BUY else -qty
+        taker_acct = self._account_of(taker)  # the accounts the event names
+        maker_acct = self._account_of(maker)
+        tp = self._position_of(taker, taker_acct)
+        taker_qty = tp.qty
+        taker_acct.fill(tp, dq, price)
         asset = sym.asset
         if asset == "USDT":
-            taker_acct.wallet += ev.taker_realized_pnl - ev.taker_fee
+            taker_acct.wallet += taker_pnl - taker_fee
         else:
-            taker_acct.credit(asset, ev.taker_realized_pnl - ev.taker_fee)
-        mp = ledger.position_for_update(maker_acct, ev.symbol, maker.position_side)
-        mp.apply_fill(-sign * qty, price)
+            taker_acct.credit(asset, taker_pnl - taker_fee)
+        mp = self._position_of(maker, maker_acct)
+        maker_qty = mp.qty
+        maker_acct.fill(mp, -dq, price)
         if asset == "USDT":
-            maker_acct.wallet += ev.maker_realized_pnl - ev.maker_fee
-            ledger.fees_collected += ev.maker_fee + ev.taker_fee
+            maker_acct.wallet += maker_pnl - maker_fee
+            ledger.fees_collected += maker_fee + taker_fee
         else:
-            maker_acct.credit(asset, ev.maker_realized_pnl - ev.maker_fee)
-            ledger.add_fee(asset, ev.maker_fee + ev.taker_fee)
-        if tp.open_orders:  # the position moved: the opening part of its orders changed
-            taker_acct.refresh_order_margin(tp)
-        self._unrest(maker, qty, maker_acct)  # refreshes the maker's
-        taker.remaining -= qty
-        if taker.remaining == 0:
+            maker_acct.credit(asset, maker_pnl - maker_fee)
+            ledger.add_fee(asset, maker_fee + taker_fee)
+        # the positions moved: the opening part of their orders may have changed
+        if tp.open_orders:
+            taker_acct.refresh_after_fill(tp, taker_qty)
+        maker_buys = maker.side == BUY  # the maker's own side: _unrest refreshes it
+        maker_acct.refresh_after_fill(mp, maker_qty, not maker_buys, maker_buys)
+        self._unrest(maker, qty, maker_acct)  # the maker's side lost `qty`
+        remaining = taker.remaining - qty
+        taker.remaining = remaining
+        if remaining == 0:
             del ledger.pending[taker.order_id]
             taker_acct.forget_client_id(taker.order_id, taker.client_id)
         sym.last_price = price
-        ledger.next_trade_id = ev.trade_id + 1
-        ledger.filled(taker_acct, tp)
-        ledger.filled(maker_acct, mp)
-        ledger.price_moved(ev.symbol, LAST, price)
+        ledger.next_trade_id = trade_id + 1
+        if tp.qty == 0:
+            ledger.filled(taker_acct, tp)
+        if mp.qty == 0:
+            ledger.filled(maker_acct, mp)
+        if ledger.price_listeners:
+            ledger.price_moved(symbol, LAST, price)
 
     def _on_order_canceled(self, ev: V.OrderCanceled) -> None:
         order = self.ledger.symbols[ev.symbol].book.orders[ev.order_id]
-        self._unrest(order, order.remaining, self.ledger.accounts[order.account])
+        self._unrest(order, order.remaining, self._account_of(order))
 
     def _on_order_expired(self, ev: V.OrderExpired) -> None:
         ledger = self.ledger
         order = ledger.pending.pop(ev.order_id, None)
         if order is not None:  # the taker's remainder
-            ledger.accounts[order.account].forget_client_id(order.order_id, order.client_id)
+            self._account_of(order).forget_client_id(order.order_id, order.client_id)
             return
         order = ledger.symbols[ev.symbol].book.orders[ev.order_id]
-        self._unrest(order, order.remaining, ledger.accounts[order.account])
+        self._unrest(order, order.remaining, self._account_of(order))
 
     def _on_order_modified(self, ev: V.OrderModified) -> None:
         ledger = self.ledger
         sym = ledger.symbols[ev.symbol]
         book = sym.book
         order = book.orders[ev.order_id]
-        acct = ledger.accounts[order.account]
-        pos = ledger.position_for_update(acct, order.symbol, order.position_side)
+        acct = self._account_of(order)
+        pos = self._position_of(order, acct)
         executed = order.quantity - order.remaining
         new_remaining = ev.quantity - executed
+        buy = order.side == BUY
         if ev.kept_priority:  # same price, quantity not larger: shrink in place
             shrink = order.remaining - new_remaining
             pos.add_open(order.side, -shrink, -sym.order_notional(shrink, order.price),
-                         -shrink * order.cost_price, -shrink * order.loss_unit)
+                         order.cost_price, order.loss_unit)
             book.reduce(order, shrink)
             order.quantity = ev.quantity
-            acct.refresh_order_margin(pos)
+            order.row = None
+            acct.refresh_side(pos, buy)
             return
         rem = order.remaining
         pos.add_open(order.side, -rem, -sym.order_notional(rem, order.price),
-                     -rem * order.cost_price, -rem * order.loss_unit)
+                     order.cost_price, order.loss_unit)
         pos.open_orders -= 1
         book.remove(order)
         if order.gtd:
             self.gtd.discard((order.gtd, order.order_id, order.symbol))
-        acct.refresh_order_margin(pos)
+        acct.refresh_side(pos, buy)
         order.price = ev.price
         order.quantity = ev.quantity
         order.remaining = new_remaining

@@ -217,8 +217,8 @@ class Pricing:
         else:
             ib = F.impact_price(book, BUY, notional)
             ia = F.impact_price(book, SELL, notional)
-        bids, asks = book.bid_prices, book.ask_prices
-        mid = (bids[-1] + asks[0]) // 2 if bids and asks else 0
+        bid, ask = book.bid, book.ask
+        mid = (bid + ask) // 2 if bid is not None and ask is not None else 0
         self.ledger.emit(V.IndexPriceUpdated(symbol=name, index_price=index, impact_bid_price=ib,
                                              impact_ask_price=ia, mid_price=mid,
                                              premium_index=F.premium_index(ib, ia, index)))
@@ -401,7 +401,7 @@ class Pricing:
         acct.credit(ev.asset, ev.amount)
         pos = acct.positions[position_key(ev.symbol, ev.position_side)]
         if pos.margin_type == ISOLATED:
-            pos.isolated_margin += ev.amount
+            acct.set_isolated(pos, pos.isolated_margin + ev.amount)
 
     def _on_symbol_listed(self, ev: V.SymbolListed) -> None:
         self.listings[ev.symbol] = ev.onboard_time

@@ -73,18 +73,18 @@ def restore(catalogue: Catalogue, blob: bytes, config: EngineConfig | None = Non
                               reduce_only, client_id, stp, False, position_side, cost_price,
                               loss_unit, good_till)
                 order.remaining = remaining
+                order.acct = engine.accounts[account]
+                pos = order.acct.positions[position_key(name, position_side)]
+                order.pos = pos
                 loaded.append(order)
                 if good_till:
                     gtd.add((good_till, oid, name))
                 if cost_price or loss_unit:
-                    pos = engine.accounts[account].positions[position_key(name, position_side)]
                     totals = pos.buys if side == BUY else pos.sells
-                    totals.cost += remaining * cost_price
-                    totals.loss += remaining * loss_unit
+                    totals.add_costs(remaining, cost_price, loss_unit)
             sym.book.load_side(side, loaded)
     for acct in engine.accounts.values():
-        for pos in acct.positions.values():
-            acct.refresh_order_margin(pos)
+        acct.rederive()  # order margins, what is held per asset, the cross positions
     engine.restored()
     ledger.fees_collected, ledger.insurance_fund = fees, insurance
     ledger.total_deposits, ledger.total_withdrawals = deposits, withdrawals

@@ -20,7 +20,7 @@ import msgspec
 
 from engine.eventlog.frames import (FRAME, MAGIC, LogFormatError, decode_header, frame_decoder,
                                     read_frame)
-from proto.records import LogHeader, LogRecord
+from proto.records import LOG_FORMAT_VERSION, LogHeader, LogRecord
 
 
 @dataclass
@@ -70,6 +70,18 @@ class LogReader:
 
     def records(self) -> Iterator[tuple[int, LogRecord]]:
         """(byte offset, record) for each good record, in order."""
+        for pos, batch in self.batches():
+            n = self.count - len(batch)
+            for record in batch:
+                n += 1
+                self.count = n
+                yield pos, record
+
+    def batches(self, record_type: type | None = None) -> Iterator[tuple[int, list]]:
+        """(byte offset, records) for each good frame, in order (a batch per frame; one
+        record per frame in formats 1 and 2); `count` is then the number of its last record.
+        `record_type` (proto.records.EventsRecord or CommandRecord) reads a current-format log
+        into that lighter shape; an older log still yields LogRecords."""
         data = self.path.read_bytes()
         self.size = len(data)
         pos = self.read_header(data)
@@ -77,6 +89,8 @@ class LogReader:
             return
         try:
             decode = frame_decoder(self.header)
+            if record_type is not None and self.header.format_version == LOG_FORMAT_VERSION:
+                decode = msgspec.msgpack.Decoder(list[record_type]).decode  # type: ignore[valid-type]
         except LogFormatError as exc:
             self.problem = Problem(0, len(MAGIC), str(exc))
             return
@@ -97,10 +111,9 @@ class LogReader:
                 self.problem = Problem(n + 1, pos, "undecodable record: an empty batch")
                 return
             self.good_end = end
-            for record in batch:
-                n += 1
-                self.count = n
-                yield pos, record
+            n += len(batch)
+            self.count = n
+            yield pos, batch
             pos = end
 
 

@@ -58,6 +58,7 @@ from proto.records import LogRecord
 
 log = structlog.get_logger("gateway")
 
+DIRECT_WRITE = 64 * 1024  # a transport holding more unsent bytes is written by the sender task
 READS_IN_FLIGHT = 16  # unanswered reads per connection before the server stops reading it
 LIST_CAP = 1000  # entries in a list answer (openOrders)
 EVENTS_CAP = 1000  # events listed in one command's reply
@@ -112,6 +113,7 @@ class Connection:
     backlog_bytes: int = 0
     last_seen: float = 0.0
     wake: asyncio.Event = field(default_factory=asyncio.Event)  # the sender: something queued
+    dirty: bool = False  # something queued that the next flush writes (NativeGateway._flush_out)
     room: asyncio.Event = field(default_factory=asyncio.Event)  # the reader: below the limits
     answered: asyncio.Event = field(default_factory=asyncio.Event)  # nothing in flight
 
@@ -134,6 +136,8 @@ class NativeGateway(BatchListener):
         self._depth_cache: dict[str, tuple[int, dict[int, dict]]] = {}  # symbol: (u, by limit)
         self._server: asyncio.AbstractServer | None = None
         self._sweeper: asyncio.Task | None = None
+        self._dirty: list[Connection] = []  # connections with queued messages not yet written
+        self._flush_scheduled = False
         self.address: tuple[str, int] | None = None
 
     async def start(self, host: str, port: int) -> None:
@@ -178,6 +182,7 @@ class NativeGateway(BatchListener):
         # depth diffs are built only for symbols somebody follows
         self._depth_wanted = {s[6:] for s, subs in self.subscribers.items()
                               if subs and s.startswith("depth@")}
+        self._flush_out()  # the batch's replies and stream messages: one write per connection
 
     def _publish(self, conns, message: dict) -> None:
         encoded: dict[str, bytes] = {}  # once per framing, shared by every subscriber
@@ -220,14 +225,18 @@ class NativeGateway(BatchListener):
                 return
             conn.last_seen = loop.time()
             conn.mode = wire.detect_mode(first[0])
-            pending = first if first in (b"{", b"[") else b""  # 0x00 and blanks only select
+            frames = FrameReader(reader, conn.mode, limits.max_frame)
+            if first in (b"{", b"["):  # 0x00 and blanks only select
+                frames.buf = first
             while not conn.closed:
                 while self._blocked(conn):
                     conn.room.clear()  # backpressure: read no more until replies go out
                     await conn.room.wait()
-                body, pending = await self._read_frame(conn, pending)
+                body = frames.take()  # a request already read: no wait
                 if body is None:
-                    break
+                    body = await frames.read()
+                    if body is None:
+                        break
                 conn.last_seen = loop.time()
                 # a command request goes from its bytes straight to its command; anything
                 # else (and every malformed request) takes the generic path below
@@ -276,39 +285,6 @@ class NativeGateway(BatchListener):
             except asyncio.TimeoutError:
                 return
 
-    async def _read_frame(self, conn: Connection, pending: bytes) -> tuple[bytes | None, bytes]:
-        """One request's bytes. `pending` holds bytes read ahead (the framing probe)."""
-        limit = self.limits.max_frame
-        reader = conn.reader
-        if conn.mode == wire.MSGPACK:
-            while len(pending) < 4:
-                more = await reader.read(4 - len(pending))
-                if not more:
-                    return None, b""
-                pending += more
-            (length,) = wire.LENGTH.unpack(pending[:4])
-            if length > limit:
-                raise wire.FrameError(f"frame of {length} bytes exceeds the {limit}-byte limit")
-            body = pending[4:] + await reader.readexactly(length - len(pending) + 4) \
-                if len(pending) - 4 < length else pending[4:4 + length]
-            return body, b""
-        line = pending
-        while True:
-            if not line.endswith(b"\n"):
-                try:
-                    line += await reader.readuntil(b"\n")
-                except asyncio.LimitOverrunError:
-                    raise wire.FrameError(f"line exceeds the {limit}-byte limit") from None
-                except asyncio.IncompleteReadError as exc:
-                    if not (line + exc.partial).strip():
-                        return None, b""
-                    line += exc.partial
-            if len(line) > limit:
-                raise wire.FrameError(f"line of {len(line)} bytes exceeds the {limit}-byte limit")
-            if line.strip():
-                return line, b""
-            line = b""  # a blank line: read the next
-
     # -- sending --------------------------------------------------------------------------------
     def send(self, conn: Connection, message: dict, stream: bool = False) -> None:
         if conn.closed:
@@ -342,7 +318,39 @@ class NativeGateway(BatchListener):
             return
         conn.out.append(data)
         conn.out_bytes += len(data)
-        conn.wake.set()
+        if not conn.dirty:
+            conn.dirty = True
+            self._dirty.append(conn)
+            if not self._flush_scheduled:  # outside a batch (a login, an error): soon
+                self._flush_scheduled = True
+                asyncio.get_running_loop().call_soon(self._flush_out)
+
+    def _flush_out(self) -> None:
+        """Write what each connection has queued straight to its transport, one write per
+        connection: no task wakes up per reply. A connection whose transport still holds
+        more than DIRECT_WRITE bytes is left to its sender task, which waits for the peer
+        (and whose queue then shows a slow reader)."""
+        self._flush_scheduled = False
+        dirty, self._dirty = self._dirty, []
+        limits = self.limits
+        for conn in dirty:
+            conn.dirty = False
+            out = conn.out
+            if conn.closed or not out:
+                continue
+            transport = conn.writer.transport
+            if transport.is_closing() or transport.get_write_buffer_size() > DIRECT_WRITE:
+                conn.wake.set()
+                continue
+            data = out[0] if len(out) == 1 else b"".join(out)
+            out.clear()
+            conn.out_bytes = 0
+            try:
+                transport.write(data)
+            except (ConnectionError, RuntimeError):
+                continue  # the peer went away: its reader ends the connection
+            if conn.inflight < limits.outbound_limit // 2 and not conn.room.is_set():
+                conn.room.set()
 
     def reply(self, conn: Connection, message: dict, read: bool = False) -> None:
         conn.inflight -= 1
@@ -627,10 +635,14 @@ class NativeGateway(BatchListener):
     # -- run by the sequencing loop, between two commands ---------------------------------------
     def _command_reply(self, conn: Connection, req_id: Any, record: LogRecord) -> dict:
         events = record.events
+        order = None  # the first order event: the order whose state answers
         for ev in events:
-            if type(ev) in (V.OrderRejected, V.CommandRejected):
+            t = type(ev)
+            if t is _ORDER_REJECTED or t is _COMMAND_REJECTED:
                 self.stats["rejected"] += 1
                 return {"id": req_id, "ok": False, "code": ev.code, "msg": ev.msg}
+            if order is None and t in _ORDER_EVENTS:
+                order = ev
         result: dict = {"seq": record.seq}
         cmd = record.command
         account = getattr(cmd, "account", None)
@@ -641,8 +653,6 @@ class NativeGateway(BatchListener):
                           orders=[order_views.order_state(i, events, record.time)
                                   for i in ids[:LIST_CAP]])
             return {"id": req_id, "ok": True, "result": result}
-        order = next((e for e in events if type(e) in (V.OrderAccepted, V.OrderModified,
-                                                       V.OrderCanceled)), None)
         # not a token issuer's hedge or rebalance order caused by someone else's command
         if order is not None and order.account == account:
             # the order's state says it all; its events go to the user stream
@@ -751,9 +761,95 @@ class NativeGateway(BatchListener):
         return {"id": req_id, "ok": True, "result": result}
 
 
+_ORDER_REJECTED = V.OrderRejected
+_COMMAND_REJECTED = V.CommandRejected
+_ORDER_EVENTS = frozenset({V.OrderAccepted, V.OrderModified, V.OrderCanceled})
+
+
 def _forget(table: dict, key: Any, conn: Connection) -> None:
     subs = table.get(key)
     if subs is not None:
         subs.discard(conn)
         if not subs:
             del table[key]
+
+
+class FrameReader:
+    """A connection's requests, read from its stream in chunks and cut into frames here: many
+    requests per wake-up, and none waits while whole ones are already read. `take()` gives
+    a request already in hand (or None); `read()` waits for the next (None at the end of the
+    input). Lines (JSONL) and length-prefixed msgpack frames, with the limits and errors of
+    proto.wire: a frame above `limit` bytes is a FrameError; a blank line is skipped; the
+    input's end with a partial msgpack frame is an IncompleteReadError, with a partial line
+    that line as the last request."""
+
+    CHUNK = 64 * 1024
+
+    def __init__(self, reader: asyncio.StreamReader, mode: str, limit: int) -> None:
+        self.reader = reader
+        self.msgpack = mode == wire.MSGPACK
+        self.limit = limit
+        self.buf = b""
+        self.pos = 0
+        self.eof = False
+
+    def take(self) -> bytes | None:
+        buf, pos = self.buf, self.pos
+        if self.msgpack:
+            if len(buf) - pos < 4:
+                return None
+            (length,) = wire.LENGTH.unpack_from(buf, pos)
+            if length > self.limit:
+                raise wire.FrameError(f"frame of {length} bytes exceeds the {self.limit}-byte "
+                                      f"limit")
+            end = pos + 4 + length
+            if end > len(buf):
+                return None
+            self.pos = end
+            return buf[pos + 4:end]
+        while True:
+            nl = buf.find(b"\n", pos)
+            if nl < 0:
+                if len(buf) - pos > 2 * self.limit:
+                    raise wire.FrameError(f"line exceeds the {self.limit}-byte limit")
+                self.pos = pos
+                return None
+            line = buf[pos:nl + 1]
+            pos = nl + 1
+            if len(line) > self.limit:
+                self.pos = pos
+                raise wire.FrameError(f"line of {len(line)} bytes exceeds the {self.limit}-byte "
+                                      f"limit")
+            if line.strip():
+                self.pos = pos
+                return line
+            # a blank line: the next
+
+    async def read(self) -> bytes | None:
+        while True:
+            body = self.take()
+            if body is not None:
+                return body
+            if self.eof:
+                return self._at_end()
+            more = await self.reader.read(self.CHUNK)
+            if not more:
+                self.eof = True
+                continue
+            rest = self.buf[self.pos:]
+            self.buf = rest + more if rest else more
+            self.pos = 0
+
+    def _at_end(self) -> bytes | None:
+        rest = self.buf[self.pos:]
+        self.buf, self.pos = b"", 0
+        if self.msgpack:
+            if len(rest) < 4:
+                return None  # nothing, or a torn length: the input simply ended
+            (length,) = wire.LENGTH.unpack_from(rest, 0)
+            raise asyncio.IncompleteReadError(rest[4:], length)
+        if not rest.strip():
+            return None
+        if len(rest) > self.limit:
+            raise wire.FrameError(f"line of {len(rest)} bytes exceeds the {self.limit}-byte limit")
+        return rest  # the last line, without its newline

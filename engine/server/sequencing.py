@@ -22,10 +22,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from typing import Any, Callable
 
 import structlog
 
+from engine.core.gcpause import serving_gc
 from engine.sequencer import Sequencer
 from proto.commands import Command
 from proto.records import LogRecord
@@ -59,37 +61,60 @@ class SequencingLoop:
         self.sequencer = sequencer
         self.clock = clock
         self.batch_max = batch_max
-        self.inbox: asyncio.Queue = asyncio.Queue()
+        # what edges hand in, in order: a plain deque (an append per request) and an event the
+        # loop waits on only when it ran dry (set once per wait, not once per request)
+        self.inbox: deque = deque()
+        self._arrived = asyncio.Event()
+        self._waiting = False
         self.listeners: list[BatchListener] = []
         self.fatal = asyncio.Event()
         self.commands = 0  # sequenced since start
 
     def submit(self, cmd: Command, done: Done | None = None) -> None:
         """Sequence `cmd`; `done(record)` once its record is in the log."""
-        self.inbox.put_nowait((cmd, None, done))
+        self.inbox.append((cmd, None, done))
+        if self._waiting:
+            self._wake()
 
     def read(self, fn: Callable[[], Any], done: Done) -> None:
         """Run `fn()` between two commands; `done(result)` with the batch's replies."""
-        self.inbox.put_nowait((None, fn, done))
+        self.inbox.append((None, fn, done))
+        if self._waiting:
+            self._wake()
+
+    def _wake(self) -> None:
+        self._waiting = False
+        self._arrived.set()
 
     def idle(self) -> bool:
-        return self.inbox.empty()
+        return not self.inbox
 
     async def stop(self) -> None:
         """Finish what is queued, then end `run`."""
-        self.inbox.put_nowait(None)
+        self.inbox.append(None)
+        if self._waiting:
+            self._wake()
 
     async def run(self) -> None:
+        serving_gc()  # the state is built: keep it out of the collector's way
         loop = asyncio.get_running_loop()
         inbox = self.inbox
         sequencer = self.sequencer
         listeners = self.listeners
         stopping = False
+        arrived = self._arrived
+        batch_max = self.batch_max
         while not stopping:
-            item = await inbox.get()
-            batch = [item]
-            while len(batch) < self.batch_max and not inbox.empty():
-                batch.append(inbox.get_nowait())
+            if not inbox:
+                arrived.clear()
+                self._waiting = True
+                await arrived.wait()
+                continue
+            if len(inbox) <= batch_max:
+                batch = list(inbox)
+                inbox.clear()
+            else:
+                batch = [inbox.popleft() for _ in range(batch_max)]
             replies: list[tuple[Done, Any]] = []
             records: list[LogRecord] = []
             for it in batch:
