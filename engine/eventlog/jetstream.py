@@ -670,6 +670,18 @@ class JetStreamReader:
         return self.count
 
     def records(self) -> Iterator[tuple[int, LogRecord]]:
+        """(stream sequence, record) for each good record, in order."""
+        for seq, batch in self.batches():
+            n = self.count - len(batch)
+            for record in batch:
+                n += 1
+                self.count = n
+                yield seq, record
+
+    def batches(self, record_type: type | None = None) -> Iterator[tuple[int, list]]:
+        """(stream sequence, records) for each batch message, in order; `count` is then the
+        number of its last record. `record_type` is accepted for LogReader's interface: the
+        records here are always full LogRecords."""
         from engine.eventlog.reader import Problem
         runner = _Runner()
         log = JetStreamLog(self.spec, "perpengine-reader")
@@ -715,10 +727,9 @@ class JetStreamReader:
                         self.problem = Problem(n + 1, entry.stream_seq, entry.error)
                         return
                     self.good_end = entry.stream_seq
-                    for record in entry.records:
-                        n += 1
-                        self.count = n
-                        yield entry.stream_seq, record
+                    n += len(entry.records)
+                    self.count = n
+                    yield entry.stream_seq, entry.records
             runner.run(feed.close())
         finally:
             try:
