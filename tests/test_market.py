@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections import Counter
 from fractions import Fraction
 from pathlib import Path
@@ -487,6 +488,17 @@ def test_a_funding_settlement_within_the_test_at_speed_3600_pays_exactly_zero(tm
                 break
             time.sleep(0.5)
         assert t["clock"]["mode"] == "sim" and t["clock"]["speed"] == "3600"
+        # the Binance API reports the venue's (simulated) time too, and its default windows
+        # start from it: the week of userTrades-like queries is the simulated week
+        api = re.search(r"Binance API (http://127.0.0.1:\d+)", v.lines[1]).group(1)
+        for path, key in (("/fapi/v1/time", "serverTime"), ("/fapi/v1/exchangeInfo",
+                                                            "serverTime")):
+            with urllib.request.urlopen(api + path, timeout=10) as r:
+                when = json.loads(r.read())[key]
+            assert settled < when < parse_iso_ms("2022-09-13T00:00:00Z"), (path, iso(when))
+        with urllib.request.urlopen(api + "/fapi/v1/premiumIndex?symbol=BTCUSDT",
+                                    timeout=10) as r:
+            assert settled < json.loads(r.read())["time"] < parse_iso_ms("2022-09-13T00:00:00Z")
     finally:
         assert v.stop() == 0
     records = v.records()

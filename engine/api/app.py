@@ -157,10 +157,17 @@ class ApiServer:
             now = self.now()
             for key, account in self.listen_keys.expire(now):
                 self.ws.listen_key_expired(key, account, now)
-            self.ws.periodic(now)
+            self.ws.periodic(self.venue_now())
 
     def now(self) -> int:
+        """The wall clock in Unix ms: signed requests' timestamps, weights, listen keys."""
         return time.time_ns() // 1_000_000
+
+    def venue_now(self) -> int:
+        """The venue's time in Unix ms, the clock commands are stamped with (simulated under
+        --clock sim): what endpoints report (serverTime) and their default windows start from."""
+        clock = getattr(self.loop, "clock", None)
+        return clock() if clock is not None else self.now()
 
     # -- the sequencing loop's listener -----------------------------------------------------------
     def after_command(self, record: LogRecord) -> None:
@@ -259,7 +266,7 @@ class ApiServer:
             weight = ep.weight(params) if callable(ep.weight) else ep.weight
             self.limits.use_weight(ip, weight, now)
             product = product_of(path)
-            req = Request(params, now, product, self.symbols[product])
+            req = Request(params, self.venue_now(), product, self.symbols[product])
             if ep.security != NONE:
                 self._authenticate(api_key, req, ep.security, raw_query, body, now)
             if ep.orders and req.account is not None:

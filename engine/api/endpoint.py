@@ -18,8 +18,9 @@ def product_of(path: str) -> str:
 
 class Request:
     """An endpoint's input: its parameters, the account of the key (signed and key-only
-    endpoints), the server's time, headers to add to the response, and the product of its path
-    with that product's symbols (name -> the engine's symbol state)."""
+    endpoints), the venue's time (`now`, ms; simulated under --clock sim), headers to add to
+    the response, and the product of its path with that product's symbols (name -> the
+    engine's symbol state)."""
     __slots__ = ("params", "account", "now", "headers", "api_key", "product", "symbols")
 
     def __init__(self, params: Params, now: int, product: str = USDM,

@@ -268,11 +268,11 @@ async def symbol_config(api, req):
 # -- listen keys ---------------------------------------------------------------------------------------
 # a key per account and product: /fapi's carries the USDⓈ-M user data, /dapi's the COIN-M one
 async def listen_key_new(api, req):
-    return {"listenKey": api.listen_keys.create((req.account, req.product), req.now)}
+    return {"listenKey": api.listen_keys.create((req.account, req.product), api.now())}
 
 
 async def listen_key_keepalive(api, req):
-    key = api.listen_keys.keepalive((req.account, req.product), req.now,
+    key = api.listen_keys.keepalive((req.account, req.product), api.now(),
                                     req.params.raw("listenKey"))
     if key is None:
         raise E.invalid_listen_key()

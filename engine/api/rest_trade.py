@@ -335,7 +335,7 @@ async def batch_new(api, req):
     items = _json_list(req.params, "batchOrders", MAX_BATCH)
     if items is None:
         raise E.mandatory("batchOrders")
-    a, b = api.limits.use_orders(req.account, len(items) - 1, req.now)
+    a, b = api.limits.use_orders(req.account, len(items) - 1, api.now())
     req.headers["X-MBX-ORDER-COUNT-10S"], req.headers["X-MBX-ORDER-COUNT-1M"] = str(a), str(b)
 
     def make(p):
