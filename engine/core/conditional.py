@@ -27,14 +27,17 @@ symbol's triggerProtect (catalogue data) of the mark.
 Trailing stops: their activation and their extreme price (the highest since activation for a
 sell, the lowest for a buy) are derived from the price events as they are applied, so a rebuild
 from the log follows the same path. Active trailing stops of one direction sit in buckets that
-share an extreme: a new high moves every bucket below it into one, so a rising price updates the
-buckets it passed, not each order.
+share an extreme, and each order points at its bucket: a new high merges every bucket below it
+into the largest of them, whose extreme becomes the high, so a rising price touches the buckets
+it passed (and the orders of the smaller ones), not each order.
 
 Closing: conditional orders with closePosition or reduceOnly expire (EXPIRED) when their position
 closes; all of an account's in a symbol are canceled by cancelAllOrders and expired by a
 liquidation.
 """
 from __future__ import annotations
+
+from bisect import bisect_left, bisect_right, insort
 
 from sortedcontainers import SortedList
 
@@ -86,7 +89,7 @@ class AlgoOrder:
     __slots__ = ("algo_id", "account", "symbol", "side", "position_side", "type", "quantity",
                  "price", "trigger", "source", "price_protect", "close_position",
                  "reduce_only", "activate", "rate", "tif", "client_id", "stp", "price_match",
-                 "gtd", "direction", "active", "extreme", "created")
+                 "gtd", "direction", "active", "bucket", "created")
 
     def __init__(self, ev: V.AlgoOrderAccepted, created: int) -> None:
         self.algo_id = ev.algo_id
@@ -111,8 +114,15 @@ class AlgoOrder:
         self.gtd = ev.good_till_date
         self.direction = direction(ev.order_type, ev.side)
         self.active = False  # trailing: activation reached
-        self.extreme = 0  # trailing: the highest (sell) or lowest (buy) price since activation
+        # trailing, once active: the bucket holding its extreme (TrailBucket)
+        self.bucket: TrailBucket | None = None
         self.created = created  # ms
+
+    @property
+    def extreme(self) -> int:
+        """Trailing: the highest (sell) or lowest (buy) price since activation; 0 before."""
+        bucket = self.bucket
+        return bucket.extreme if bucket is not None else 0
 
     @property
     def trailing(self) -> bool:
@@ -132,92 +142,136 @@ class AlgoOrder:
         return self.close_position or self.reduce_only
 
 
+NO_HIGH = 1 << 62  # above every price: an empty list's "lowest"
+NO_LOW = -1  # below every price: an empty list's "highest"
+
+
+class TrailBucket:
+    """Active trailing stops of one side that share their extreme price; each order points at
+    its bucket (AlgoOrder.bucket), so a new extreme changes one field, not every order."""
+    __slots__ = ("extreme", "members")
+
+    def __init__(self, extreme: int) -> None:
+        self.extreme = extreme
+        self.members: SortedList = SortedList()  # (rate, algo id), most sensitive first
+
+
 class TrailBuckets:
-    """Active trailing stops of one side on one (symbol, working price), grouped by their shared
-    extreme. A bucket's orders are kept most sensitive first (smallest callback rate), and the
-    bucket's threshold is its first order's trigger."""
-    __slots__ = ("side", "buckets", "extremes", "thresholds")
+    """Active trailing stops of one side on one (symbol, working price), in buckets by their
+    shared extreme. A bucket's threshold is its first (most sensitive) order's trigger. The
+    extremes and thresholds are plain sorted lists searched with bisect (the buckets are few:
+    a move merges every bucket it passes), and their edges are kept as ints (`low_extreme`,
+    `high_extreme`, `edge`), so a price that passes no bucket and reaches no threshold costs
+    two comparisons."""
+    __slots__ = ("side", "buckets", "extremes", "thresholds", "low_extreme", "high_extreme",
+                 "edge")
 
     def __init__(self, side: str) -> None:
         self.side = side
-        self.buckets: dict[int, SortedList] = {}  # extreme -> SortedList of (rate, algo id)
-        self.extremes: SortedList = SortedList()
-        self.thresholds: SortedList = SortedList()  # (threshold, extreme)
+        self.buckets: dict[int, TrailBucket] = {}  # extreme -> bucket
+        self.extremes: list[int] = []  # ascending
+        self.thresholds: list[tuple[int, int]] = []  # (threshold, extreme), ascending
+        self.low_extreme = NO_HIGH
+        self.high_extreme = NO_LOW
+        # the threshold a price must reach for any order to fire: the highest for sells
+        # (they fire at or below it), the lowest for buys
+        self.edge = NO_LOW if side == SELL else NO_HIGH
 
-    def _threshold(self, extreme: int) -> tuple[int, int]:
-        rate = self.buckets[extreme][0][0]
-        return trail_threshold(extreme, rate, self.side), extreme
+    def _edges(self) -> None:
+        extremes, thresholds = self.extremes, self.thresholds
+        if extremes:
+            self.low_extreme, self.high_extreme = extremes[0], extremes[-1]
+            self.edge = thresholds[-1][0] if self.side == SELL else thresholds[0][0]
+        else:
+            self.low_extreme, self.high_extreme = NO_HIGH, NO_LOW
+            self.edge = NO_LOW if self.side == SELL else NO_HIGH
 
-    def add(self, extreme: int, rate: int, algo_id: int) -> None:
+    def _threshold(self, bucket: TrailBucket) -> tuple[int, int]:
+        rate = bucket.members[0][0]
+        return trail_threshold(bucket.extreme, rate, self.side), bucket.extreme
+
+    def _drop_threshold(self, bucket: TrailBucket) -> None:
+        thresholds = self.thresholds
+        del thresholds[bisect_left(thresholds, self._threshold(bucket))]
+
+    def add(self, extreme: int, algo: AlgoOrder) -> None:
         bucket = self.buckets.get(extreme)
         if bucket is None:
-            bucket = self.buckets[extreme] = SortedList()
-            self.extremes.add(extreme)
+            bucket = self.buckets[extreme] = TrailBucket(extreme)
+            insort(self.extremes, extreme)
         else:
-            self.thresholds.remove(self._threshold(extreme))
-        bucket.add((rate, algo_id))
-        self.thresholds.add(self._threshold(extreme))
+            self._drop_threshold(bucket)
+        bucket.members.add((algo.rate, algo.algo_id))
+        algo.bucket = bucket
+        insort(self.thresholds, self._threshold(bucket))
+        self._edges()
 
-    def remove(self, extreme: int, rate: int, algo_id: int) -> None:
-        self.thresholds.remove(self._threshold(extreme))
-        bucket = self.buckets[extreme]
-        bucket.remove((rate, algo_id))
-        if bucket:
-            self.thresholds.add(self._threshold(extreme))
+    def remove(self, algo: AlgoOrder) -> None:
+        bucket = algo.bucket
+        assert bucket is not None  # an active trailing stop is in a bucket
+        self._drop_threshold(bucket)
+        bucket.members.remove((algo.rate, algo.algo_id))
+        if bucket.members:
+            insort(self.thresholds, self._threshold(bucket))
         else:
-            del self.buckets[extreme]
-            self.extremes.remove(extreme)
+            del self.buckets[bucket.extreme]
+            extremes = self.extremes
+            del extremes[bisect_left(extremes, bucket.extreme)]
+        self._edges()
 
-    def move(self, price: int) -> list[int]:
-        """A new extreme: every bucket the price passed joins one bucket at `price`; returns
-        the ids of the orders whose extreme changed."""
+    def move(self, price: int, algos: dict[int, AlgoOrder]) -> None:
+        """A new extreme: every bucket the price passed joins one bucket at `price`. The
+        largest of them carries on as that bucket (its orders untouched); the others' orders
+        are pointed at it (smaller into larger: each order moves O(log n) times at most)."""
         extremes = self.extremes
-        if not extremes:
-            return []
         if self.side == SELL:
-            if extremes[0] >= price:  # no high below the price: the common case, O(1)
-                return []
-            passed = list(extremes.irange(maximum=price, inclusive=(True, False)))
+            if self.low_extreme >= price:  # no high below the price: the common case
+                return
+            i = bisect_left(extremes, price)  # the highs below the price
+            passed = extremes[:i]
+            del extremes[:i]
         else:
-            if extremes[-1] <= price:
-                return []
-            passed = list(extremes.irange(minimum=price, inclusive=(False, True)))
-        moved: list[int] = []
-        merged = self.buckets.get(price)
-        if merged is not None:
-            self.thresholds.remove(self._threshold(price))
-        else:
-            merged = SortedList()
-        for extreme in passed:
-            self.thresholds.remove(self._threshold(extreme))
-            self.extremes.remove(extreme)
-            bucket = self.buckets.pop(extreme)
-            moved.extend(algo_id for _, algo_id in bucket)
-            if len(bucket) > len(merged):
-                bucket, merged = merged, bucket
-            merged.update(bucket)
-        if price not in self.buckets:
-            self.extremes.add(price)
-        self.buckets[price] = merged
-        self.thresholds.add(self._threshold(price))
-        return moved
+            if self.high_extreme <= price:
+                return
+            i = bisect_right(extremes, price)  # the lows above the price
+            passed = extremes[i:]
+            del extremes[i:]
+        joining = [self.buckets.pop(extreme) for extreme in passed]
+        at_price = self.buckets.get(price)
+        if at_price is not None:
+            joining.append(at_price)
+        for bucket in joining:
+            self._drop_threshold(bucket)
+        survivor = joining[0]
+        for bucket in joining:  # the largest (the first of equals: deterministic)
+            if len(bucket.members) > len(survivor.members):
+                survivor = bucket
+        for bucket in joining:
+            if bucket is not survivor:
+                for _, algo_id in bucket.members:
+                    algos[algo_id].bucket = survivor
+                survivor.members.update(bucket.members)
+        survivor.extreme = price
+        if at_price is None:
+            insort(extremes, price)
+        self.buckets[price] = survivor
+        insort(self.thresholds, self._threshold(survivor))
+        self._edges()
 
     def reached(self, price: int) -> list[tuple[int, int]]:
         """(threshold, algo id) of every order whose trigger the price has reached."""
         out: list[tuple[int, int]] = []
         thresholds = self.thresholds
-        if not thresholds:
-            return out
         if self.side == SELL:  # fires at or below its threshold
-            if thresholds[-1][0] < price:
+            if self.edge < price:
                 return out
-            candidates = list(thresholds.irange(minimum=(price, -1)))
+            candidates = thresholds[bisect_left(thresholds, (price, -1)):]
         else:
-            if thresholds[0][0] > price:
+            if self.edge > price:
                 return out
-            candidates = list(thresholds.irange(maximum=(price, 1 << 62)))
+            candidates = thresholds[:bisect_right(thresholds, (price, NO_HIGH))]
         for _, extreme in candidates:
-            for rate, algo_id in self.buckets[extreme]:
+            for rate, algo_id in self.buckets[extreme].members:
                 threshold = trail_threshold(extreme, rate, self.side)
                 if (threshold >= price) if self.side == SELL else (threshold <= price):
                     out.append((threshold, algo_id))
@@ -227,8 +281,11 @@ class TrailBuckets:
 
 
 class TriggerBook:
-    """The waiting conditional orders of one (symbol, working price), sorted by trigger."""
-    __slots__ = ("up", "down", "activate_up", "activate_down", "trail_sell", "trail_buy")
+    """The waiting conditional orders of one (symbol, working price), sorted by trigger; each
+    list's nearest entry is kept as a plain int, so a price move that reaches nothing costs a
+    few comparisons. `count`: the orders in it (all kinds)."""
+    __slots__ = ("up", "down", "activate_up", "activate_down", "trail_sell", "trail_buy",
+                 "up_first", "down_last", "activate_up_first", "activate_down_last", "count")
 
     def __init__(self) -> None:
         self.up: SortedList = SortedList()  # (trigger, algo id): fires when price >= trigger
@@ -237,23 +294,88 @@ class TriggerBook:
         self.activate_down: SortedList = SortedList()  # trailing buys, when price <= a
         self.trail_sell = TrailBuckets(SELL)
         self.trail_buy = TrailBuckets(BUY)
+        self.up_first = NO_HIGH
+        self.down_last = NO_LOW
+        self.activate_up_first = NO_HIGH
+        self.activate_down_last = NO_LOW
+        self.count = 0
 
-    def __bool__(self) -> bool:
-        return bool(self.up or self.down or self.activate_up or self.activate_down or
-                    self.trail_sell.buckets or self.trail_buy.buckets)
+    def add_trigger(self, algo: AlgoOrder) -> None:
+        trigger = algo.trigger
+        if algo.direction == UP:
+            self.up.add((trigger, algo.algo_id))
+            if trigger < self.up_first:
+                self.up_first = trigger
+        else:
+            self.down.add((trigger, algo.algo_id))
+            if trigger > self.down_last:
+                self.down_last = trigger
+
+    def remove_trigger(self, algo: AlgoOrder) -> None:
+        trigger = algo.trigger
+        if algo.direction == UP:
+            up = self.up
+            up.remove((trigger, algo.algo_id))
+            if trigger == self.up_first:
+                self.up_first = up[0][0] if up else NO_HIGH
+        else:
+            down = self.down
+            down.remove((trigger, algo.algo_id))
+            if trigger == self.down_last:
+                self.down_last = down[-1][0] if down else NO_LOW
+
+    def add_waiting(self, algo: AlgoOrder) -> None:
+        """A trailing stop waiting for its activation price."""
+        key = algo.activation_key
+        if algo.side == SELL:
+            self.activate_up.add((key, algo.algo_id))
+            if key < self.activate_up_first:
+                self.activate_up_first = key
+        else:
+            self.activate_down.add((key, algo.algo_id))
+            if key > self.activate_down_last:
+                self.activate_down_last = key
+
+    def remove_waiting(self, algo: AlgoOrder) -> None:
+        key = algo.activation_key
+        if algo.side == SELL:
+            waiting = self.activate_up
+            waiting.remove((key, algo.algo_id))
+            if key == self.activate_up_first:
+                self.activate_up_first = waiting[0][0] if waiting else NO_HIGH
+        else:
+            waiting = self.activate_down
+            waiting.remove((key, algo.algo_id))
+            if key == self.activate_down_last:
+                self.activate_down_last = waiting[-1][0] if waiting else NO_LOW
+
+    def activated(self, price: int) -> list[int]:
+        """Take out the trailing stops whose activation `price` reached: sells (lowest
+        activation first), then buys (highest first)."""
+        out: list[int] = []
+        if self.activate_up_first <= price:
+            waiting = self.activate_up
+            while waiting and waiting[0][0] <= price:
+                out.append(waiting.pop(0)[1])
+            self.activate_up_first = waiting[0][0] if waiting else NO_HIGH
+        if self.activate_down_last >= price:
+            waiting = self.activate_down
+            while waiting and waiting[-1][0] >= price:
+                out.append(waiting.pop()[1])
+            self.activate_down_last = waiting[-1][0] if waiting else NO_LOW
+        return out
 
     def reached(self, price: int) -> list[tuple[int, int]]:
         """(trigger, algo id) of every order whose trigger the price has reached; each list is
         looked into only when its nearest trigger is reached (O(1) otherwise)."""
         out: list[tuple[int, int]] = []
-        up, down = self.up, self.down
-        if up and up[0][0] <= price:
-            out += up.irange(maximum=(price, 1 << 62))
-        if down and down[-1][0] >= price:
-            out += down.irange(minimum=(price, -1))
-        if self.trail_sell.buckets:
+        if self.up_first <= price:
+            out += self.up.irange(maximum=(price, 1 << 62))
+        if self.down_last >= price:
+            out += self.down.irange(minimum=(price, -1))
+        if self.trail_sell.edge >= price:
             out += self.trail_sell.reached(price)
-        if self.trail_buy.buckets:
+        if self.trail_buy.edge <= price:
             out += self.trail_buy.reached(price)
         return out
 
@@ -571,28 +693,26 @@ class ConditionalOrders:
         if algo.bound_to_position:
             pos_key = position_key(algo.symbol, algo.position_side)
             self.bound.setdefault((algo.account, pos_key), set()).add(algo.algo_id)
-        return self._book(algo)
+        book = self._book(algo)
+        book.count += 1
+        return book
 
     def _on_accepted(self, ev: V.AlgoOrderAccepted, created: int | None = None) -> None:
         algo = AlgoOrder(ev, self.ledger.time if created is None else created)
         self.next_algo_id = ev.algo_id + 1
         book = self._register(algo)
         if not algo.trailing:
-            (book.up if algo.direction == UP else book.down).add((algo.trigger, algo.algo_id))
+            book.add_trigger(algo)
             return
         latest = self.prices[(algo.symbol, algo.source)]
         if algo.activate == 0 and latest:  # active at once, from the latest price
             self._activate(book, algo, latest)
-        elif algo.side == SELL:
-            book.activate_up.add((algo.activation_key, algo.algo_id))
         else:
-            book.activate_down.add((algo.activation_key, algo.algo_id))
+            book.add_waiting(algo)
 
     def _activate(self, book: TriggerBook, algo: AlgoOrder, price: int) -> None:
         algo.active = True
-        algo.extreme = price
-        (book.trail_sell if algo.side == SELL else book.trail_buy).add(price, algo.rate,
-                                                                       algo.algo_id)
+        (book.trail_sell if algo.side == SELL else book.trail_buy).add(price, algo)
 
     def _on_closed(self, ev: V.Event) -> None:
         """Canceled, expired, triggered or rejected: it leaves the trigger book."""
@@ -612,15 +732,13 @@ class ConditionalOrders:
         book_key = (algo.symbol, algo.source)
         book = self.books[book_key]
         if not algo.trailing:
-            (book.up if algo.direction == UP else book.down).remove((algo.trigger, algo.algo_id))
+            book.remove_trigger(algo)
         elif algo.active:
-            (book.trail_sell if algo.side == SELL else book.trail_buy).remove(
-                algo.extreme, algo.rate, algo.algo_id)
-        elif algo.side == SELL:
-            book.activate_up.remove((algo.activation_key, algo.algo_id))
+            (book.trail_sell if algo.side == SELL else book.trail_buy).remove(algo)
         else:
-            book.activate_down.remove((algo.activation_key, algo.algo_id))
-        if not book:  # nothing waits on this price any more: stop following it
+            book.remove_waiting(algo)
+        book.count -= 1
+        if not book.count:  # nothing waits on this price any more: stop following it
             del self.books[book_key]
             del self.prices[book_key]
             if not self.books:
@@ -637,18 +755,11 @@ class ConditionalOrders:
             self.moved[key] = self.prices.get(key, price)
         self.prices[key] = price
         algos = self.algos
-        while book.activate_up and book.activate_up[0][0] <= price:
-            _, algo_id = book.activate_up.pop(0)
-            self._activate(book, algos[algo_id], price)
-        while book.activate_down and book.activate_down[-1][0] >= price:
-            _, algo_id = book.activate_down.pop()
-            self._activate(book, algos[algo_id], price)
-        if book.trail_sell.buckets:
-            for algo_id in book.trail_sell.move(price):
-                algos[algo_id].extreme = price
-        if book.trail_buy.buckets:
-            for algo_id in book.trail_buy.move(price):
-                algos[algo_id].extreme = price
+        if book.activate_up_first <= price or book.activate_down_last >= price:
+            for algo_id in book.activated(price):
+                self._activate(book, algos[algo_id], price)
+        book.trail_sell.move(price, algos)
+        book.trail_buy.move(price, algos)
 
     # == state ====================================================================================
     def canonical(self) -> list | None:
