@@ -277,8 +277,34 @@ def _request_types() -> tuple[dict, dict]:
 _REQUEST_PLANS, _REQUEST_DECODERS = _request_types()
 # per op: the (position, wire name) of every field, for the edge's range checks (proto.ranges);
 # and for LIMIT orders the positions of type, price and timeInForce
-_RANGED = {plan[0]: tuple(enumerate(plan[1].__struct_encode_fields__))
-           for plan in _REQUEST_PLANS.values()}
+
+
+def _only_text(t: Any) -> bool:
+    """A field type that cannot hold an integer or a nested value (str, bool, None, literals
+    of those): nothing to range-check."""
+    import types
+    import typing
+    if t in (str, bool, type(None)):
+        return True
+    origin = typing.get_origin(t)
+    if origin is typing.Literal:
+        return all(isinstance(a, (str, bool)) or a is None for a in typing.get_args(t))
+    if origin is typing.Union or origin is types.UnionType:
+        return all(_only_text(a) for a in typing.get_args(t))
+    return False
+
+
+def _ranged_fields(cls: type, decimal_at: tuple) -> tuple:
+    """(position, wire name, lowest, highest) of the fields that may hold an integer (decimal
+    fields hold one once parsed) or a nested value: the only ones the range check looks at."""
+    import typing
+    hints = typing.get_type_hints(cls)
+    return tuple((i, name, *ranges.bounds(name)) for i, (attr, name) in enumerate(
+        zip(cls.__struct_fields__, cls.__struct_encode_fields__))
+        if i in decimal_at or not _only_text(hints[attr]))
+
+
+_RANGED = {plan[0]: _ranged_fields(plan[1], plan[2]) for plan in _REQUEST_PLANS.values()}
 _LIMIT_FIELDS = {plan[0]: tuple(plan[1].__struct_encode_fields__.index(n)
                                 for n in ("type", "price", "timeInForce"))
                  for plan in _REQUEST_PLANS.values() if plan[0] in _LIMIT_TYPES}
@@ -326,10 +352,9 @@ def decode_request(body: bytes, mode: str, fill_account_ops: frozenset = frozens
         if not -_INT64 <= units < _INT64:
             return None
         values[i] = units
-    for i, name in _RANGED[tag]:  # an integer out of its range: the generic path names it
+    for i, name, lo, hi in _RANGED[tag]:  # an integer out of range: the generic path names it
         value = values[i]
         if type(value) is int:
-            lo, hi = ranges.bounds(name)
             if not lo <= value <= hi:
                 return None
         elif value is not None and ranges.out_of_range(value, name) is not None:
