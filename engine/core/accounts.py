@@ -79,6 +79,18 @@ def trade_fill(size: int, qty: int, cost: int, dq: int, price: int) -> tuple[int
     return fill_result(qty, cost, dq, price)
 
 
+def _add_parts(hi: int, lo: int, qty: int, unit: int) -> tuple[int, int]:
+    """(hi, lo) + qty x unit, a sum kept in two parts: whole 1e-8 units (hi) and a remainder
+    0 <= lo < SCALE (1e-16); machine-word arithmetic where one long would not be."""
+    hi += qty * (unit // SCALE)
+    lo += qty * (unit % SCALE)
+    if lo < 0 or lo >= SCALE:
+        carry = lo // SCALE
+        hi += carry
+        lo -= carry * SCALE
+    return hi, lo
+
+
 class OpenOrders:
     """The sums over one side's resting orders of a position: quantity and notional (qty x
     price) in 1e-8 units; cost (qty x assumed price) and open loss, exact in 1e-16 units, each
@@ -113,23 +125,9 @@ class OpenOrders:
     def add_costs(self, qty: int, cost_price: int, loss_unit: int) -> None:
         """cost += qty x cost_price, loss += qty x loss_unit, in parts."""
         if cost_price:
-            hi = self.cost_hi + qty * (cost_price // SCALE)
-            lo = self.cost_lo + qty * (cost_price % SCALE)
-            if lo < 0 or lo >= SCALE:
-                carry = lo // SCALE
-                hi += carry
-                lo -= carry * SCALE
-            self.cost_hi = hi
-            self.cost_lo = lo
+            self.cost_hi, self.cost_lo = _add_parts(self.cost_hi, self.cost_lo, qty, cost_price)
         if loss_unit:
-            hi = self.loss_hi + qty * (loss_unit // SCALE)
-            lo = self.loss_lo + qty * (loss_unit % SCALE)
-            if lo < 0 or lo >= SCALE:
-                carry = lo // SCALE
-                hi += carry
-                lo -= carry * SCALE
-            self.loss_hi = hi
-            self.loss_lo = lo
+            self.loss_hi, self.loss_lo = _add_parts(self.loss_hi, self.loss_lo, qty, loss_unit)
 
     def with_order(self, qty: int, notional: int, cost_price: int,
                    loss_unit: int) -> "OpenOrders":

@@ -257,27 +257,21 @@ def _insert_level(levels: list[Level], level: Level, ascending: bool) -> None:
     if n == 0 or (price > levels[n - 1].price if ascending else price < levels[n - 1].price):
         levels.append(level)  # the new best
         return
-    lo = 0
-    hi = n
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        p = levels[mid].price
-        if (p < price) if ascending else (p > price):
-            lo = mid + 1
-        else:
-            hi = mid
-    levels.insert(lo, level)
+    levels.insert(_level_index(levels, price, ascending), level)
 
 
 def _remove_level(levels: list[Level], level: Level, ascending: bool) -> None:
     """Remove an emptied level from a side's list: at the end when it was the best."""
-    n = len(levels)
-    if levels[n - 1] is level:
+    if levels[len(levels) - 1] is level:
         levels.pop()
         return
-    price = level.price
+    del levels[_level_index(levels, level.price, ascending)]
+
+
+def _level_index(levels: list[Level], price: int, ascending: bool) -> int:
+    """Where `price` stands (or would stand) in a side's list: a binary search."""
     lo = 0
-    hi = n
+    hi = len(levels)
     while lo < hi:
         mid = (lo + hi) >> 1
         p = levels[mid].price
@@ -285,7 +279,7 @@ def _remove_level(levels: list[Level], level: Level, ascending: bool) -> None:
             lo = mid + 1
         else:
             hi = mid
-    del levels[lo]
+    return lo
 
 
 def crosses(book: OrderBook, side: str, price: int | None) -> bool:
