@@ -145,8 +145,12 @@ class Engine:
                 if type(ev) is _CHECKPOINT:
                     checkpoint = ev
         # what a live command checks at its end was decided when it ran (its events say so)
-        self.conditional.moved.clear()
-        ledger.closed.clear()
+        moved = self.conditional.moved
+        if moved:
+            moved.clear()
+        closed = ledger.closed
+        if closed:
+            closed.clear()
         # live, every switch due by `time` took effect before the command ran (announced, or
         # silently on a first command): a rebuilt core must not announce it again
         if self._next_switch is not None and time >= self._next_switch:
