@@ -60,6 +60,17 @@ def http(server, method, path, params=None, key=None, body=None, sign=True, quer
         return e.code, dict(e.headers), json.loads(e.read())
 
 
+def call(server, key, method, path, **params):
+    """(status, body) of a signed request."""
+    status, _, body = http(server, method, path, params, key=key)
+    return status, body
+
+
+def err(code: int, msg: str) -> tuple[int, dict]:
+    """Binance's error answer: HTTP 400 with its code and message."""
+    return 400, {"code": code, "msg": msg}
+
+
 def test_public_endpoints_in_binances_shapes(server):
     status, headers, info = http(server, "GET", "/fapi/v1/exchangeInfo")
     assert status == 200 and int(headers["X-MBX-USED-WEIGHT-1M"]) >= 1

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import time
 
-import ccxt
 import pytest
 from binance.client import Client as BinanceClient
 
-from tests.api_harness import ApiServerProcess, ccxt_urls
-from tests.test_api import http
+from tests.api_harness import ApiServerProcess
+from tests.test_api import call, ccxt_sync, err
 from tests.test_api_streams import Rest
 
 S = "BTC/USDT:USDT"
@@ -26,21 +25,6 @@ def server(tmp_path_factory):
     s.set_mark("ETHUSDT", "2000")
     yield s
     assert s.stop() == 0
-
-
-def ccxt_sync(server, key):
-    return ccxt.binanceusdm({"apiKey": key["apiKey"], "secret": key["secret"],
-                             "urls": ccxt_urls(server.url)})
-
-
-def call(server, key, method, path, **params):
-    """(status, body) of a signed request."""
-    status, _, body = http(server, method, path, params, key=key)
-    return status, body
-
-
-def err(code: int, msg: str) -> tuple[int, dict]:
-    return 400, {"code": code, "msg": msg}
 
 
 def test_ccxt_stop_loss_triggers_on_a_mark_move_and_closes_the_position(server):

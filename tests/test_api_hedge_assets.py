@@ -11,8 +11,8 @@ import pytest
 from binance.client import Client as BinanceClient
 from binance.exceptions import BinanceAPIException
 
-from tests.api_harness import ApiServerProcess, ccxt_urls
-from tests.test_api import http
+from tests.api_harness import ApiServerProcess
+from tests.test_api import call, ccxt_sync, err, http
 from tests.test_api_streams import Rest
 
 S = "BTC/USDT:USDT"
@@ -26,20 +26,6 @@ def server(tmp_path_factory):
     s.set_mark("ETHUSDT", "2000")
     yield s
     assert s.stop() == 0
-
-
-def ccxt_sync(server, key):
-    return ccxt.binanceusdm({"apiKey": key["apiKey"], "secret": key["secret"],
-                             "urls": ccxt_urls(server.url)})
-
-
-def call(server, key, method, path, **params):
-    status, _, body = http(server, method, path, params, key=key)
-    return status, body
-
-
-def err(code: int, msg: str) -> tuple[int, dict]:
-    return 400, {"code": code, "msg": msg}
 
 
 def test_hedge_mode_round_trip_through_ccxt(server):

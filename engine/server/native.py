@@ -4,8 +4,9 @@
   A request is authorised by the role of the key the connection logged in with
   (engine.server.auth), decoded to a command (proto.json_edge, which range-checks every
   field; a command request goes straight from its bytes, one typed decoder per op, anything
-  else through a dict) and handed to the sequencing loop (engine.server.sequencing); its reply goes out once its
-  record is in the log. A connection logs in once; a second login is refused.
+  else through a dict) and handed to the sequencing loop (engine.server.sequencing); its
+  reply (engine.server.answers) goes out once its record is in the log. Frames are cut by
+  engine.server.framing. A connection logs in once; a second login is refused.
 * What one connection may hold is bounded in messages and in bytes. Messages are encoded when
   they are queued, so the queue's bytes are known: the server stops reading a connection
   while its unanswered requests plus queued messages reach `outbound_limit`, its queued bytes
@@ -20,8 +21,8 @@
   Binance): depth 2/5/10/20 by limit, openOrders 1 (40 without a symbol), positionRisk and
   account 5, ... Past either: -1003, and the request changes nothing. Answers are capped:
   depth to Binance's limits (5, 10, 20, 50, 100, 500, 1000; 500 by default), list answers to
-  LIST_CAP entries, the events listed in a reply to EVENTS_CAP. A depth answer is built once
-  per book state and limit and reused.
+  LIST_CAP entries, the events listed in a reply to EVENTS_CAP (engine.server.answers). A
+  depth answer is built once per book state and limit and reused.
 * `max_connections` connections at most (the next one is told and closed); a connection that
   sends nothing for `idle_timeout_s` seconds and follows no stream is told and closed
   (`ping` keeps one open; the risk consumer's is exempt).
@@ -45,14 +46,9 @@ from engine.server import auth
 from engine.server.auth import KeyStore
 from engine.server.ratelimit import TokenBucket
 from engine.server.sequencing import BatchListener, SequencingLoop
-from engine.server.streams import StreamPublisher, involved, own_events
-from engine.views import funding as funding_views
-from engine.views import markets as market_views
-from engine.views import orders as order_views
-from engine.views import positions as position_views
-from engine.views import tokens as token_views
-from proto import commands as C
-from proto import events as V
+from engine.server import answers
+from engine.server.framing import FrameReader
+from engine.server.streams import StreamPublisher
 from proto import json_edge, wire
 from proto.records import LogRecord
 
@@ -60,8 +56,6 @@ log = structlog.get_logger("gateway")
 
 DIRECT_WRITE = 64 * 1024  # a transport holding more unsent bytes is written by the sender task
 READS_IN_FLIGHT = 16  # unanswered reads per connection before the server stops reading it
-LIST_CAP = 1000  # entries in a list answer (openOrders)
-EVENTS_CAP = 1000  # events listed in one command's reply
 DEPTH_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
 DEPTH_DEFAULT = 500
 # Binance's request weights (GET /fapi/v1/...); commands weigh 0 here (the request rate
@@ -629,55 +623,17 @@ class NativeGateway(BatchListener):
             return
         conn.inflight += 1
         conn.reads += 1
-        self.loop.read(lambda: self._query(req_id, name, account, symbol, limit),
+        self.loop.read(lambda: answers.query(self.engine, self.loop.clock, self._depth_snapshot,
+                                             req_id, name, account, symbol, limit),
                        lambda reply: self.reply(conn, reply, read=True))
 
     # -- run by the sequencing loop, between two commands ---------------------------------------
     def _command_reply(self, conn: Connection, req_id: Any, record: LogRecord) -> dict:
-        events = record.events
-        order = None  # the first order event: the order whose state answers
-        for ev in events:
-            t = type(ev)
-            if t is _ORDER_REJECTED or t is _COMMAND_REJECTED:
-                self.stats["rejected"] += 1
-                return {"id": req_id, "ok": False, "code": ev.code, "msg": ev.msg}
-            if order is None and t in _ORDER_EVENTS:
-                order = ev
-        result: dict = {"seq": record.seq}
-        cmd = record.command
-        account = getattr(cmd, "account", None)
-        if type(cmd) is C.CancelAllOrders:  # Binance's answer, and every order it cancelled
-            ids = [e.order_id for e in events
-                   if type(e) is V.OrderCanceled and e.account == account]
-            result.update(code=200, msg="The operation of cancel all open order is done.",
-                          orders=[order_views.order_state(i, events, record.time)
-                                  for i in ids[:LIST_CAP]])
-            return {"id": req_id, "ok": True, "result": result}
-        # not a token issuer's hedge or rebalance order caused by someone else's command
-        if order is not None and order.account == account:
-            # the order's state says it all; its events go to the user stream
-            result.update(order_views.order_state(order.order_id, events, record.time))
-        else:
-            viewer = None if conn.admin or conn.risk else conn.account
-            shown = self._visible(events, viewer)
-            result["events"] = shown[:EVENTS_CAP]
-            if len(shown) > EVENTS_CAP:
-                result["moreEvents"] = len(shown) - EVENTS_CAP
-        return {"id": req_id, "ok": True, "result": result}
-
-    @staticmethod
-    def _visible(events: list, viewer: int | None) -> list[dict]:
-        """Every event for an admin (viewer None); for an account, market data and its own
-        events, a trade by its own side only."""
-        if viewer is None:
-            return [json_edge.to_wire(e) for e in events]
-        out: list[dict] = []
-        for ev in events:
-            if involved(ev):
-                out += own_events(ev, viewer)
-            else:
-                out.append(json_edge.to_wire(ev))
-        return out
+        viewer = None if conn.admin or conn.risk else conn.account
+        answer = answers.command_reply(req_id, record, viewer)
+        if not answer["ok"]:
+            self.stats["rejected"] += 1
+        return answer
 
     def _subscribe(self, conn: Connection, req_id: Any, streams: list[str]) -> dict:
         snapshots = {}
@@ -706,150 +662,9 @@ class NativeGateway(BatchListener):
             result = cached[1][limit] = self.publisher.snapshot(symbol, limit)
         return result
 
-    def _query(self, req_id: Any, name: str, account: int | None, symbol: str | None,
-               limit: Any) -> dict:
-        engine = self.engine
-        try:
-            if name == "depth":
-                result: Any = self._depth_snapshot(symbol, limit)
-            elif name == "time":  # the venue's clock (simulated under --clock sim)
-                clock = self.loop.clock
-                result = {"serverTime": clock(), "clock": getattr(clock, "describe", dict)()}
-            elif name == "state":
-                result = {"seq": engine.seq, "stateHash": engine.state_hash()}
-            elif name == "premiumIndex":
-                result = funding_views.premium_index(engine, symbol)
-            elif name == "fundingRate":
-                result = funding_views.funding_rate_history(engine, symbol, limit)
-            elif name == "indexInfo":
-                result = funding_views.composite_index(engine)
-            elif name == "tokenInfo":
-                result = token_views.token_info(engine, symbol, account)
-            elif name == "userLimit":
-                result = token_views.user_limit(engine, account, symbol)
-            elif name == "spotAccount":
-                result = token_views.spot_account(engine, account)
-            elif name == "positionRisk":
-                result = position_views.position_risk(engine, account, symbol)
-            elif name == "account":
-                result = position_views.account_info(engine, account)
-            elif name == "balance":
-                result = position_views.balances(engine, account)
-            elif name == "multiAssetsMargin":
-                result = position_views.multi_assets_margin(engine, account)
-            elif name == "coinmAccount":
-                result = position_views.coinm_account_info(engine, account)
-            elif name == "coinmBalance":
-                result = position_views.coinm_balances(engine, account)
-            elif name == "coinmPositionRisk":
-                result = position_views.coinm_position_risk(engine, account, symbol)
-            elif name == "assetIndex":
-                result = position_views.asset_index(engine, symbol)
-            elif name == "coinmExchangeInfo":
-                result = market_views.coinm_exchange_info(engine)
-            elif name == "coinmLeverageBracket":
-                result = market_views.coinm_leverage_brackets(engine, symbol)
-            else:
-                result = order_views.open_orders(engine, account, symbol, LIST_CAP)
-        except KeyError as exc:
-            return {"id": req_id, "ok": False, "code": auth.UNAUTHORISED,
-                    "msg": str(exc.args[0])}
-        except Exception as exc:  # a read; the state is untouched
-            log.exception("query failed", query=name)
-            return {"id": req_id, "ok": False, "code": -1000,
-                    "msg": f"query failed: {type(exc).__name__}"}
-        return {"id": req_id, "ok": True, "result": result}
-
-
-_ORDER_REJECTED = V.OrderRejected
-_COMMAND_REJECTED = V.CommandRejected
-_ORDER_EVENTS = frozenset({V.OrderAccepted, V.OrderModified, V.OrderCanceled})
-
-
 def _forget(table: dict, key: Any, conn: Connection) -> None:
     subs = table.get(key)
     if subs is not None:
         subs.discard(conn)
         if not subs:
             del table[key]
-
-
-class FrameReader:
-    """A connection's requests, read from its stream in chunks and cut into frames here: many
-    requests per wake-up, and none waits while whole ones are already read. `take()` gives
-    a request already in hand (or None); `read()` waits for the next (None at the end of the
-    input). Lines (JSONL) and length-prefixed msgpack frames, with the limits and errors of
-    proto.wire: a frame above `limit` bytes is a FrameError; a blank line is skipped; the
-    input's end with a partial msgpack frame is an IncompleteReadError, with a partial line
-    that line as the last request."""
-
-    CHUNK = 64 * 1024
-
-    def __init__(self, reader: asyncio.StreamReader, mode: str, limit: int) -> None:
-        self.reader = reader
-        self.msgpack = mode == wire.MSGPACK
-        self.limit = limit
-        self.buf = b""
-        self.pos = 0
-        self.eof = False
-
-    def take(self) -> bytes | None:
-        buf, pos = self.buf, self.pos
-        if self.msgpack:
-            if len(buf) - pos < 4:
-                return None
-            (length,) = wire.LENGTH.unpack_from(buf, pos)
-            if length > self.limit:
-                raise wire.FrameError(f"frame of {length} bytes exceeds the {self.limit}-byte "
-                                      f"limit")
-            end = pos + 4 + length
-            if end > len(buf):
-                return None
-            self.pos = end
-            return buf[pos + 4:end]
-        while True:
-            nl = buf.find(b"\n", pos)
-            if nl < 0:
-                if len(buf) - pos > 2 * self.limit:
-                    raise wire.FrameError(f"line exceeds the {self.limit}-byte limit")
-                self.pos = pos
-                return None
-            line = buf[pos:nl + 1]
-            pos = nl + 1
-            if len(line) > self.limit:
-                self.pos = pos
-                raise wire.FrameError(f"line of {len(line)} bytes exceeds the {self.limit}-byte "
-                                      f"limit")
-            if line.strip():
-                self.pos = pos
-                return line
-            # a blank line: the next
-
-    async def read(self) -> bytes | None:
-        while True:
-            body = self.take()
-            if body is not None:
-                return body
-            if self.eof:
-                return self._at_end()
-            more = await self.reader.read(self.CHUNK)
-            if not more:
-                self.eof = True
-                continue
-            rest = self.buf[self.pos:]
-            self.buf = rest + more if rest else more
-            self.pos = 0
-
-    def _at_end(self) -> bytes | None:
-        rest = self.buf[self.pos:]
-        self.buf, self.pos = b"", 0
-        if self.msgpack:
-            if len(rest) < 4:
-                return None  # nothing, or a torn length: the input simply ended
-            (length,) = wire.LENGTH.unpack_from(rest, 0)
-            raise asyncio.IncompleteReadError(rest[4:], length)
-        if not rest.strip():
-            return None
-        if len(rest) > self.limit:
-            raise wire.FrameError(f"line of {len(rest)} bytes exceeds the {self.limit}-byte limit")
-        return rest  # the last line, without its newline
